@@ -50,6 +50,10 @@ const (
 	// An argument is out of range (a quantity below 1, an empty ID). Nothing
 	// changed; detail says which.
 	Outcome_OUTCOME_INVALID Outcome = 6
+	// The change could not be made durable (the journal failed, or the actor
+	// restarted before it was). It may or may not have been written; retry
+	// with the same ID to find out.
+	Outcome_OUTCOME_UNAVAILABLE Outcome = 7
 )
 
 // Enum value maps for Outcome.
@@ -62,6 +66,7 @@ var (
 		4: "OUTCOME_UNKNOWN_RESERVATION",
 		5: "OUTCOME_CONFLICT",
 		6: "OUTCOME_INVALID",
+		7: "OUTCOME_UNAVAILABLE",
 	}
 	Outcome_value = map[string]int32{
 		"OUTCOME_UNSPECIFIED":         0,
@@ -71,6 +76,7 @@ var (
 		"OUTCOME_UNKNOWN_RESERVATION": 4,
 		"OUTCOME_CONFLICT":            5,
 		"OUTCOME_INVALID":             6,
+		"OUTCOME_UNAVAILABLE":         7,
 	}
 )
 
@@ -332,9 +338,10 @@ func (x *Remove) GetQuantity() int64 {
 
 // ReserveStock asks a SKU actor to hold Quantity units for an order until
 // the deadline. Sent by the order actor; the reply is StockResult.
-// Idempotent on order_id: a retry gets the first answer (ALREADY_DONE for a
-// reservation that exists or existed; a different quantity is CONFLICT).
-// An INSUFFICIENT answer is not remembered: a retry is decided afresh.
+// Idempotent on order_id: a retry gets ALREADY_DONE while the reservation
+// is held or committed; a different quantity, or an order whose reservation
+// was already released, gets CONFLICT (hold tells which). An INSUFFICIENT
+// answer is not remembered: a retry is decided afresh.
 type ReserveStock struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	OrderId  string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
@@ -400,7 +407,9 @@ func (x *ReserveStock) GetDeadlineUnixNano() int64 {
 // CommitReservation turns an order's reserved units into sold units.
 // Sent by the order actor when the order is paid; the reply is StockResult.
 // Idempotent on order_id: committing a committed reservation answers
-// ALREADY_DONE; committing a released one answers CONFLICT.
+// ALREADY_DONE. A reservation the SKU released by itself (safety expiry)
+// is taken again from available stock if there is enough; one the order
+// released, or one with too little stock left, answers CONFLICT.
 type CommitReservation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
@@ -448,8 +457,9 @@ func (x *CommitReservation) GetOrderId() string {
 // ReleaseReservation returns an order's reserved units to available.
 // Sent by the order actor on rejection, cancellation or expiry; the reply is
 // StockResult. Idempotent on order_id: releasing a released reservation
-// answers ALREADY_DONE, an unknown one UNKNOWN_RESERVATION (nothing to do),
-// a committed one CONFLICT (use ReturnStock).
+// answers ALREADY_DONE, a committed one CONFLICT (use ReturnStock). An
+// unknown one answers UNKNOWN_RESERVATION and leaves a tombstone, so that a
+// ReserveStock for the order that arrives late is refused, not applied.
 type ReleaseReservation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
@@ -712,8 +722,11 @@ type StockResult struct {
 	Outcome Outcome                `protobuf:"varint,1,opt,name=outcome,proto3,enum=orderengine.v1.Outcome" json:"outcome,omitempty"`
 	// The SKU after the command (or as it was, when nothing changed).
 	View *SkuView `protobuf:"bytes,2,opt,name=view,proto3" json:"view,omitempty"`
-	// A human-readable reason for CONFLICT and INVALID.
-	Detail        string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// A human-readable reason for CONFLICT, INVALID and UNAVAILABLE.
+	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// For order commands: where the order's units are on this SKU after the
+	// command (HOLD_STATE_UNSPECIFIED when the SKU never saw the order).
+	Hold          HoldState `protobuf:"varint,4,opt,name=hold,proto3,enum=orderengine.v1.HoldState" json:"hold,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -767,6 +780,13 @@ func (x *StockResult) GetDetail() string {
 		return x.Detail
 	}
 	return ""
+}
+
+func (x *StockResult) GetHold() HoldState {
+	if x != nil {
+		return x.Hold
+	}
+	return HoldState_HOLD_STATE_UNSPECIFIED
 }
 
 // SkuEvent is one journaled change of a SKU. Exactly one body is set.
@@ -1251,8 +1271,10 @@ type Hold struct {
 	Quantity         int64                  `protobuf:"varint,1,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	DeadlineUnixNano int64                  `protobuf:"varint,2,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
 	State            HoldState              `protobuf:"varint,3,opt,name=state,proto3,enum=orderengine.v1.HoldState" json:"state,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Why a released hold was released.
+	ReleaseReason ReleaseReason `protobuf:"varint,4,opt,name=release_reason,json=releaseReason,proto3,enum=orderengine.v1.ReleaseReason" json:"release_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hold) Reset() {
@@ -1304,6 +1326,13 @@ func (x *Hold) GetState() HoldState {
 		return x.State
 	}
 	return HoldState_HOLD_STATE_UNSPECIFIED
+}
+
+func (x *Hold) GetReleaseReason() ReleaseReason {
+	if x != nil {
+		return x.ReleaseReason
+	}
+	return ReleaseReason_RELEASE_REASON_UNSPECIFIED
 }
 
 // SkuSnapshot is the whole state of a SKU actor as of a journal sequence.
@@ -1463,11 +1492,12 @@ const file_sku_proto_rawDesc = "" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x1a\n" +
 	"\breserved\x18\x03 \x01(\x03R\breserved\x12\x12\n" +
 	"\x04sold\x18\x04 \x01(\x03R\x04sold\x12\x14\n" +
-	"\x05known\x18\x05 \x01(\bR\x05known\"\x85\x01\n" +
+	"\x05known\x18\x05 \x01(\bR\x05known\"\xb4\x01\n" +
 	"\vStockResult\x121\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x17.orderengine.v1.OutcomeR\aoutcome\x12+\n" +
 	"\x04view\x18\x02 \x01(\v2\x17.orderengine.v1.SkuViewR\x04view\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xd8\x03\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12-\n" +
+	"\x04hold\x18\x04 \x01(\x0e2\x19.orderengine.v1.HoldStateR\x04hold\"\xd8\x03\n" +
 	"\bSkuEvent\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12 \n" +
 	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
@@ -1496,11 +1526,12 @@ const file_sku_proto_rawDesc = "" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x125\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x1d.orderengine.v1.ReleaseReasonR\x06reason\"*\n" +
 	"\rStockReturned\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"\x81\x01\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\"\xc7\x01\n" +
 	"\x04Hold\x12\x1a\n" +
 	"\bquantity\x18\x01 \x01(\x03R\bquantity\x12,\n" +
 	"\x12deadline_unix_nano\x18\x02 \x01(\x03R\x10deadlineUnixNano\x12/\n" +
-	"\x05state\x18\x03 \x01(\x0e2\x19.orderengine.v1.HoldStateR\x05state\"\x86\x05\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x19.orderengine.v1.HoldStateR\x05state\x12D\n" +
+	"\x0erelease_reason\x18\x04 \x01(\x0e2\x1d.orderengine.v1.ReleaseReasonR\rreleaseReason\"\x86\x05\n" +
 	"\vSkuSnapshot\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x10\n" +
 	"\x03sku\x18\x02 \x01(\tR\x03sku\x12\x1a\n" +
@@ -1525,7 +1556,7 @@ const file_sku_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a<\n" +
 	"\x0eRemoveOpsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xb7\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xd0\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_APPLIED\x10\x01\x12\x18\n" +
@@ -1533,7 +1564,8 @@ const file_sku_proto_rawDesc = "" +
 	"\x14OUTCOME_INSUFFICIENT\x10\x03\x12\x1f\n" +
 	"\x1bOUTCOME_UNKNOWN_RESERVATION\x10\x04\x12\x14\n" +
 	"\x10OUTCOME_CONFLICT\x10\x05\x12\x13\n" +
-	"\x0fOUTCOME_INVALID\x10\x06*\xa8\x01\n" +
+	"\x0fOUTCOME_INVALID\x10\x06\x12\x17\n" +
+	"\x13OUTCOME_UNAVAILABLE\x10\a*\xa8\x01\n" +
 	"\rReleaseReason\x12\x1e\n" +
 	"\x1aRELEASE_REASON_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17RELEASE_REASON_REJECTED\x10\x01\x12\x1c\n" +
@@ -1592,23 +1624,25 @@ var file_sku_proto_depIdxs = []int32{
 	1,  // 0: orderengine.v1.ReleaseReservation.reason:type_name -> orderengine.v1.ReleaseReason
 	0,  // 1: orderengine.v1.StockResult.outcome:type_name -> orderengine.v1.Outcome
 	11, // 2: orderengine.v1.StockResult.view:type_name -> orderengine.v1.SkuView
-	14, // 3: orderengine.v1.SkuEvent.restocked:type_name -> orderengine.v1.StockRestocked
-	15, // 4: orderengine.v1.SkuEvent.removed:type_name -> orderengine.v1.StockRemoved
-	16, // 5: orderengine.v1.SkuEvent.reserved:type_name -> orderengine.v1.StockReserved
-	17, // 6: orderengine.v1.SkuEvent.committed:type_name -> orderengine.v1.ReservationCommitted
-	18, // 7: orderengine.v1.SkuEvent.released:type_name -> orderengine.v1.ReservationReleased
-	19, // 8: orderengine.v1.SkuEvent.returned:type_name -> orderengine.v1.StockReturned
-	1,  // 9: orderengine.v1.ReservationReleased.reason:type_name -> orderengine.v1.ReleaseReason
-	2,  // 10: orderengine.v1.Hold.state:type_name -> orderengine.v1.HoldState
-	22, // 11: orderengine.v1.SkuSnapshot.holds:type_name -> orderengine.v1.SkuSnapshot.HoldsEntry
-	23, // 12: orderengine.v1.SkuSnapshot.restock_ops:type_name -> orderengine.v1.SkuSnapshot.RestockOpsEntry
-	24, // 13: orderengine.v1.SkuSnapshot.remove_ops:type_name -> orderengine.v1.SkuSnapshot.RemoveOpsEntry
-	20, // 14: orderengine.v1.SkuSnapshot.HoldsEntry.value:type_name -> orderengine.v1.Hold
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	2,  // 3: orderengine.v1.StockResult.hold:type_name -> orderengine.v1.HoldState
+	14, // 4: orderengine.v1.SkuEvent.restocked:type_name -> orderengine.v1.StockRestocked
+	15, // 5: orderengine.v1.SkuEvent.removed:type_name -> orderengine.v1.StockRemoved
+	16, // 6: orderengine.v1.SkuEvent.reserved:type_name -> orderengine.v1.StockReserved
+	17, // 7: orderengine.v1.SkuEvent.committed:type_name -> orderengine.v1.ReservationCommitted
+	18, // 8: orderengine.v1.SkuEvent.released:type_name -> orderengine.v1.ReservationReleased
+	19, // 9: orderengine.v1.SkuEvent.returned:type_name -> orderengine.v1.StockReturned
+	1,  // 10: orderengine.v1.ReservationReleased.reason:type_name -> orderengine.v1.ReleaseReason
+	2,  // 11: orderengine.v1.Hold.state:type_name -> orderengine.v1.HoldState
+	1,  // 12: orderengine.v1.Hold.release_reason:type_name -> orderengine.v1.ReleaseReason
+	22, // 13: orderengine.v1.SkuSnapshot.holds:type_name -> orderengine.v1.SkuSnapshot.HoldsEntry
+	23, // 14: orderengine.v1.SkuSnapshot.restock_ops:type_name -> orderengine.v1.SkuSnapshot.RestockOpsEntry
+	24, // 15: orderengine.v1.SkuSnapshot.remove_ops:type_name -> orderengine.v1.SkuSnapshot.RemoveOpsEntry
+	20, // 16: orderengine.v1.SkuSnapshot.HoldsEntry.value:type_name -> orderengine.v1.Hold
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_sku_proto_init() }
