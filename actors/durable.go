@@ -1,0 +1,183 @@
+package actors
+
+import (
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// durableLog is the part of an actor shell that journals events and holds
+// replies until they may be sent. Its rule: a reply leaves only once every
+// event applied before it is durable. Commands keep being applied while a
+// journal write is in flight; their events wait in a buffer and go out
+// together as the next write, so a busy actor makes one journal write per
+// flush, not one per message.
+//
+// At most one append per actor is in flight. If it fails, nothing after it
+// was submitted, so the journal has no gap: the shell fails every held
+// reply, drops its state and reloads from what is durable.
+//
+// The log is used only from its actor's Receive; the journal's callbacks
+// reach it as messages (*appendDone, *snapshotDone).
+type durableLog struct {
+	id      string
+	journal Journal
+	// incarnation tells this activation's notices from those of an earlier
+	// one that shared the PID (after a restart).
+	incarnation uint64
+	root        *actor.RootContext
+	self        *actor.PID
+
+	applied   uint64   // last sequence applied in memory
+	submitted uint64   // last sequence handed to the journal
+	durable   uint64   // last sequence the journal confirmed
+	buffer    [][]byte // encoded events after submitted
+	held      []heldReply
+
+	snapshotted  uint64 // sequence of the latest durable snapshot
+	snapshotting bool   // a snapshot write is in flight
+
+	// failed turns a held reply into the reply its caller gets when the
+	// events behind it could not be made durable.
+	failed func(reply any, detail string) any
+}
+
+type heldReply struct {
+	to    *actor.PID
+	reply any
+	need  uint64 // the reply waits until durable >= need
+}
+
+// appendDone is the journal's answer to one append, sent to the actor.
+type appendDone struct {
+	incarnation uint64
+	last        uint64
+	err         error
+}
+
+// snapshotDone is the journal's answer to one snapshot write.
+type snapshotDone struct {
+	incarnation uint64
+	seq         uint64
+	err         error
+}
+
+var incarnations atomic.Uint64
+
+func newDurableLog(id string, j Journal, failed func(reply any, detail string) any) *durableLog {
+	return &durableLog{id: id, journal: j, failed: failed}
+}
+
+// start binds the log to a new activation whose state was recovered up to
+// seq, with a snapshot at snap.
+func (l *durableLog) start(ctx actor.Context, seq, snap uint64) {
+	l.incarnation = incarnations.Add(1)
+	l.root, l.self = ctx.ActorSystem().Root, ctx.Self()
+	l.applied, l.submitted, l.durable, l.snapshotted = seq, seq, seq, snap
+	l.buffer, l.held, l.snapshotting = nil, nil, false
+}
+
+// record adds the encoded event that was just applied as sequence
+// applied+1.
+func (l *durableLog) record(ev []byte) {
+	l.applied++
+	l.buffer = append(l.buffer, ev)
+}
+
+// reply sends msg to the caller now if nothing it depends on is still
+// pending, or holds it until the journal confirms.
+func (l *durableLog) reply(ctx actor.Context, to *actor.PID, msg any) {
+	if to == nil || msg == nil {
+		return
+	}
+	if l.applied == l.durable {
+		ctx.Send(to, msg)
+		return
+	}
+	l.held = append(l.held, heldReply{to: to, reply: msg, need: l.applied})
+}
+
+// flush submits the buffered events unless an append is already in
+// flight; the buffer then goes out when that one completes.
+func (l *durableLog) flush() {
+	if l.submitted != l.durable || len(l.buffer) == 0 {
+		return
+	}
+	first, events := l.submitted+1, l.buffer
+	l.buffer = nil
+	l.submitted = l.applied
+	inc, last, root, self := l.incarnation, l.submitted, l.root, l.self
+	l.journal.Append(l.id, first, events, func(err error) {
+		root.Send(self, &appendDone{incarnation: inc, last: last, err: err})
+	})
+}
+
+// appended handles the journal's answer. It returns false when the append
+// failed: the held replies have been failed and the caller must reload its
+// state from the journal. Notices of an earlier activation are ignored.
+func (l *durableLog) appended(ctx actor.Context, m *appendDone) bool {
+	if m.incarnation != l.incarnation {
+		return true
+	}
+	if m.err != nil {
+		l.failAll(ctx, "journal write failed: "+m.err.Error())
+		return false
+	}
+	l.durable = m.last
+	n := 0
+	for n < len(l.held) && l.held[n].need <= l.durable {
+		ctx.Send(l.held[n].to, l.held[n].reply)
+		n++
+	}
+	l.held = l.held[n:]
+	if len(l.held) == 0 {
+		l.held = nil // let the backing array go after a burst
+	}
+	l.flush()
+	return true
+}
+
+// failAll answers every held reply with its failure form.
+func (l *durableLog) failAll(ctx actor.Context, detail string) {
+	for _, h := range l.held {
+		ctx.Send(h.to, l.failed(h.reply, detail))
+	}
+	l.held, l.buffer = nil, nil
+}
+
+// idle reports whether nothing is buffered, in flight or held.
+func (l *durableLog) idle() bool {
+	return l.submitted == l.durable && len(l.buffer) == 0 && len(l.held) == 0
+}
+
+// idleJournal reports whether no append is in flight.
+func (l *durableLog) idleJournal() bool { return l.submitted == l.durable }
+
+// snapshotDue reports whether a snapshot should be taken now: every
+// event it covers is durable and at least every events came since the last.
+func (l *durableLog) snapshotDue(every uint64) bool {
+	return every > 0 && !l.snapshotting && l.applied == l.durable && l.durable >= l.snapshotted+every
+}
+
+// saveSnapshot writes state as of the durable sequence.
+func (l *durableLog) saveSnapshot(state []byte) {
+	l.snapshotting = true
+	inc, seq, root, self := l.incarnation, l.durable, l.root, l.self
+	l.journal.SaveSnapshot(l.id, seq, state, func(err error) {
+		root.Send(self, &snapshotDone{incarnation: inc, seq: seq, err: err})
+	})
+}
+
+// snapshotSaved records the journal's answer to a snapshot write and
+// reports whether it is this activation's and succeeded.
+func (l *durableLog) snapshotSaved(m *snapshotDone) bool {
+	if m.incarnation != l.incarnation {
+		return false
+	}
+	l.snapshotting = false
+	if m.err != nil {
+		return false
+	}
+	l.snapshotted = max(l.snapshotted, m.seq)
+	return true
+}

@@ -1,0 +1,100 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/orderengine/orderengine/actors/pb"
+)
+
+// Registry finds the actor of an identity on this node and activates it on
+// first use. An actor that passivated is activated again by the next
+// request. Activation is by name in the actor system's process registry,
+// so two concurrent first requests still make one actor.
+type Registry struct {
+	system *actor.ActorSystem
+	sku    SkuConfig
+}
+
+// NewRegistry returns a registry that activates SKU actors with cfg.
+func NewRegistry(system *actor.ActorSystem, sku SkuConfig) *Registry {
+	return &Registry{system: system, sku: sku.withDefaults()}
+}
+
+// System returns the actor system the registry spawns into.
+func (r *Registry) System() *actor.ActorSystem { return r.system }
+
+// SkuPID returns the PID of the SKU's actor, activating it if needed.
+func (r *Registry) SkuPID(sku string) *actor.PID {
+	return r.activate(skuActorName(sku), func() *actor.Props { return SkuProps(sku, r.sku) })
+}
+
+func skuActorName(sku string) string { return "sku/" + sku }
+
+func (r *Registry) activate(name string, props func() *actor.Props) *actor.PID {
+	if _, ok := r.system.ProcessRegistry.GetLocal(name); ok {
+		return actor.NewPID(r.system.Address(), name)
+	}
+	pid, err := r.system.Root.SpawnNamed(props(), name)
+	if err != nil && !errors.Is(err, actor.ErrNameExists) {
+		// SpawnNamed fails only on a taken name; anything else is a bug.
+		panic(fmt.Sprintf("activate %s: %v", name, err))
+	}
+	return pid
+}
+
+// Errors of actor requests.
+var (
+	// ErrTimeout: the actor did not answer in time. The command may or may
+	// not have been applied; retrying with the same ID is safe.
+	ErrTimeout = errors.New("actor request timed out")
+	// ErrUnexpectedReply is a reply of the wrong type: a bug.
+	ErrUnexpectedReply = errors.New("unexpected actor reply")
+)
+
+// requestAttemptsMax bounds retries of a request that reached an actor as
+// it passivated (a dead letter).
+const requestAttemptsMax = 3
+
+// AskSku sends a command to a SKU actor and waits for its StockResult
+// until ctx is done. The SKU commands are idempotent, so a request that met
+// a passivating actor is sent again to its next activation.
+func (r *Registry) AskSku(ctx context.Context, sku string, cmd any) (*pb.StockResult, error) {
+	reply, err := r.ask(ctx, func() *actor.PID { return r.SkuPID(sku) }, cmd)
+	if err != nil {
+		return nil, err
+	}
+	res, ok := reply.(*pb.StockResult)
+	if !ok {
+		return nil, fmt.Errorf("%w: %T from sku %s", ErrUnexpectedReply, reply, sku)
+	}
+	return res, nil
+}
+
+// ask is a request-reply bounded by ctx, retried on dead letters.
+func (r *Registry) ask(ctx context.Context, pid func() *actor.PID, cmd any) (any, error) {
+	for attempt := 1; ; attempt++ {
+		timeout := time.Minute
+		if d, ok := ctx.Deadline(); ok {
+			timeout = time.Until(d)
+		}
+		if timeout <= 0 {
+			return nil, ErrTimeout
+		}
+		reply, err := r.system.Root.RequestFuture(pid(), cmd, timeout).Result()
+		switch {
+		case err == nil:
+			return reply, nil
+		case errors.Is(err, actor.ErrTimeout):
+			return nil, ErrTimeout
+		case errors.Is(err, actor.ErrDeadLetter) && attempt < requestAttemptsMax:
+			continue
+		default:
+			return nil, fmt.Errorf("actor request: %w", err)
+		}
+	}
+}

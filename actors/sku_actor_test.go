@@ -1,0 +1,266 @@
+package actors_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/orderengine/orderengine/actors"
+	"github.com/orderengine/orderengine/actors/pb"
+	"github.com/orderengine/orderengine/actors/testkit"
+)
+
+func deadline(k *testkit.Kit) int64 { return k.Clock.Now().Add(15 * time.Minute).UnixNano() }
+
+// Hundreds of goroutines race for one SKU's stock through its actor:
+// exactly stock of them succeed, and the journal agrees.
+func TestConcurrentReservesNeverOversell(t *testing.T) {
+	const stock, callers, perCaller = 100, 300, 3
+	k := testkit.New(t)
+	k.Journal.SetFlushDelay(200 * time.Microsecond)
+	k.AskSku("HOT", &pb.Restock{OpId: "r", Quantity: stock})
+
+	var won, lost atomic.Int64
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			for i := range perCaller {
+				order := fmt.Sprintf("o-%d-%d", c, i)
+				res, err := k.TryAskSku("HOT", &pb.ReserveStock{OrderId: order, Quantity: 1, DeadlineUnixNano: deadline(k)})
+				switch {
+				case err != nil:
+					t.Errorf("%s: %v", order, err)
+				case res.Outcome == pb.Outcome_OUTCOME_APPLIED:
+					won.Add(1)
+				case res.Outcome == pb.Outcome_OUTCOME_INSUFFICIENT:
+					lost.Add(1)
+				default:
+					t.Errorf("%s: outcome %v", order, res.Outcome)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != stock || lost.Load() != callers*perCaller-stock {
+		t.Fatalf("%d reservations succeeded and %d failed; want %d and %d", won.Load(), lost.Load(), stock, callers*perCaller-stock)
+	}
+	v := k.AskSku("HOT", &pb.GetStock{}).View
+	if v.Available != 0 || v.Reserved != stock {
+		t.Fatalf("view %v", v)
+	}
+	durable := k.SkuState("HOT")
+	if durable.Available != 0 || durable.Reserved != stock || len(durable.Holds) != stock {
+		t.Fatalf("journal says available %d reserved %d holds %d", durable.Available, durable.Reserved, len(durable.Holds))
+	}
+	if f := k.Journal.Flushes(); f >= stock+1 {
+		t.Fatalf("%d flushes for %d reservations: the actor is not batching", f, stock)
+	}
+}
+
+// No caller hears of success before its events are durable.
+func TestNoReplyBeforeDurable(t *testing.T) {
+	k := testkit.New(t)
+	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 5})
+	k.Journal.Pause()
+
+	replies := make(chan *pb.StockResult, 3)
+	for i := range 3 {
+		go func() {
+			res, err := k.TryAskSku("A", &pb.ReserveStock{OrderId: fmt.Sprint("o", i), Quantity: 1, DeadlineUnixNano: deadline(k)})
+			if err != nil {
+				t.Error(err)
+			}
+			replies <- res
+		}()
+	}
+	waitFor(t, func() bool { return k.Journal.Pending() > 0 })
+	select {
+	case r := <-replies:
+		t.Fatalf("a caller got %v while its events were not durable", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if n := len(k.SkuEvents("A")); n != 1 {
+		t.Fatalf("%d durable events while paused, want only the restock", n)
+	}
+	k.Journal.Resume()
+	for range 3 {
+		if r := <-replies; r.Outcome != pb.Outcome_OUTCOME_APPLIED {
+			t.Fatalf("after resume: %v", r)
+		}
+	}
+	if n := len(k.SkuEvents("A")); n != 4 {
+		t.Fatalf("%d durable events, want 4", n)
+	}
+}
+
+// A failed flush fails the callers waiting on it, and the actor goes on
+// from what is durable: the lost reservation is not in its state.
+func TestFailedFlushFailsWaitersAndRecovers(t *testing.T) {
+	k := testkit.New(t)
+	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 5})
+	k.Journal.FailNext(errors.New("disk on fire"))
+
+	res := k.AskSku("A", &pb.ReserveStock{OrderId: "o1", Quantity: 2, DeadlineUnixNano: deadline(k)})
+	if res.Outcome != pb.Outcome_OUTCOME_UNAVAILABLE {
+		t.Fatalf("reserve during failed flush: %v", res)
+	}
+	if v := k.AskSku("A", &pb.GetStock{}).View; v.Available != 5 || v.Reserved != 0 {
+		t.Fatalf("after failed flush the actor shows %v, want the durable state", v)
+	}
+	res = k.AskSku("A", &pb.ReserveStock{OrderId: "o1", Quantity: 2, DeadlineUnixNano: deadline(k)})
+	if res.Outcome != pb.Outcome_OUTCOME_APPLIED || res.View.Available != 3 {
+		t.Fatalf("retry after recovery: %v", res)
+	}
+	if n := len(k.SkuEvents("A")); n != 2 {
+		t.Fatalf("%d durable events, want 2", n)
+	}
+}
+
+// Under a slow journal, many callers share each flush, and every one that
+// was told APPLIED is in the journal.
+func TestSlowJournalBatchesAndLosesNothingAcknowledged(t *testing.T) {
+	k := testkit.New(t)
+	k.Journal.SetFlushDelay(2 * time.Millisecond)
+	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 1000})
+	var acked sync.Map
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			id := fmt.Sprint("o", i)
+			res, err := k.TryAskSku("A", &pb.ReserveStock{OrderId: id, Quantity: 1, DeadlineUnixNano: deadline(k)})
+			if err == nil && res.Outcome == pb.Outcome_OUTCOME_APPLIED {
+				acked.Store(id, true)
+			}
+		})
+	}
+	wg.Wait()
+	durable := k.SkuState("A")
+	n := 0
+	acked.Range(func(id, _ any) bool {
+		n++
+		if durable.Holds[id.(string)] == nil {
+			t.Errorf("acknowledged %s is not in the journal", id)
+		}
+		return true
+	})
+	if n != 200 {
+		t.Fatalf("%d of 200 acknowledged", n)
+	}
+	if f := k.Journal.Flushes(); f > 100 {
+		t.Fatalf("%d flushes for 200 reservations", f)
+	}
+}
+
+// A crash loses what was applied but not durable, and nothing else.
+func TestCrashRecoversFromJournal(t *testing.T) {
+	k := testkit.New(t)
+	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 10})
+	k.AskSku("A", &pb.ReserveStock{OrderId: "o1", Quantity: 4, DeadlineUnixNano: deadline(k)})
+	k.AskSku("A", &pb.CommitReservation{OrderId: "o1"})
+	before := k.AskSku("A", &pb.GetStock{}).View
+
+	k.CrashSku("A")
+	after := k.AskSku("A", &pb.GetStock{}).View
+	if after.Available != before.Available || after.Sold != before.Sold || after.Sold != 4 {
+		t.Fatalf("after crash %v, before %v", after, before)
+	}
+	if r := k.AskSku("A", &pb.CommitReservation{OrderId: "o1"}); r.Outcome != pb.Outcome_OUTCOME_ALREADY_DONE {
+		t.Fatalf("idempotency lost in the crash: %v", r)
+	}
+}
+
+// A reservation the order never settles is released by the SKU once the
+// clock passes deadline plus grace.
+func TestSafetyExpiryOnTheInjectedClock(t *testing.T) {
+	k := testkit.New(t, testkit.WithSkuConfig(actors.SkuConfig{Rules: actors.SkuRules{Grace: time.Minute, SweepMax: 10}}))
+	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 3})
+	k.AskSku("A", &pb.ReserveStock{OrderId: "o1", Quantity: 3, DeadlineUnixNano: k.Clock.Now().Add(time.Minute).UnixNano()})
+
+	k.Advance(time.Minute + 30*time.Second)
+	if v := k.AskSku("A", &pb.GetStock{}).View; v.Reserved != 3 {
+		t.Fatalf("released before deadline+grace: %v", v)
+	}
+	k.Advance(time.Minute)
+	if v := k.AskSku("A", &pb.GetStock{}).View; v.Reserved != 0 || v.Available != 3 {
+		t.Fatalf("not released after deadline+grace: %v", v)
+	}
+	evs := k.SkuEvents("A")
+	if got := evs[len(evs)-1].GetReleased().GetReason(); got != pb.ReleaseReason_RELEASE_REASON_SAFETY_EXPIRY {
+		t.Fatalf("last event %v", evs[len(evs)-1])
+	}
+}
+
+// An idle SKU passivates after a snapshot and comes back on its next
+// message with its state.
+func TestPassivationSnapshotsAndReactivates(t *testing.T) {
+	k := testkit.New(t, testkit.WithSkuConfig(actors.SkuConfig{PassivateAfter: 50 * time.Millisecond, SnapshotEvery: 1000}))
+	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 10})
+	k.AskSku("A", &pb.Remove{OpId: "m", Quantity: 3})
+	waitFor(t, func() bool {
+		seq, _, _ := k.Journal.LoadSnapshot("sku/A")
+		_, alive := k.System.ProcessRegistry.GetLocal("sku/A")
+		return seq == 2 && !alive
+	})
+	if v := k.AskSku("A", &pb.GetStock{}).View; v.Available != 7 {
+		t.Fatalf("after reactivation %v", v)
+	}
+	if r := k.AskSku("A", &pb.Remove{OpId: "m", Quantity: 3}); r.Outcome != pb.Outcome_OUTCOME_ALREADY_DONE {
+		t.Fatalf("operation IDs lost across passivation: %v", r)
+	}
+}
+
+func TestPeriodicSnapshots(t *testing.T) {
+	k := testkit.New(t, testkit.WithSkuConfig(actors.SkuConfig{SnapshotEvery: 10}))
+	for i := range 25 {
+		k.AskSku("A", &pb.Restock{OpId: fmt.Sprint("r", i), Quantity: 1})
+	}
+	waitFor(t, func() bool { seq, _, _ := k.Journal.LoadSnapshot("sku/A"); return seq == 20 })
+	if s := k.SkuState("A"); s.Available != 25 || s.Sequence != 25 {
+		t.Fatalf("snapshot plus tail gives available %d at %d", s.Available, s.Sequence)
+	}
+}
+
+// waitFor polls cond until it holds or a deadline passes.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within 5s")
+}
+
+// A crash while a write is in flight: the waiting caller is told
+// UNAVAILABLE (the outcome is unknown to it), the write may still land, and
+// a retry with the same order ID finds out without applying twice.
+func TestCrashWithWriteInFlight(t *testing.T) {
+	k := testkit.New(t)
+	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 10})
+	k.Journal.Pause()
+	got := make(chan *pb.StockResult, 1)
+	go func() {
+		res, err := k.TryAskSku("A", &pb.ReserveStock{OrderId: "o2", Quantity: 2, DeadlineUnixNano: deadline(k)})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- res
+	}()
+	waitFor(t, func() bool { return k.Journal.Pending() > 0 })
+	k.CrashSku("A")
+	if r := <-got; r.Outcome != pb.Outcome_OUTCOME_UNAVAILABLE {
+		t.Fatalf("caller waiting through a crash got %v", r)
+	}
+	k.Journal.Resume() // the write that was in flight lands now
+	waitFor(t, func() bool { return k.Journal.Pending() == 0 })
+	r := k.AskSku("A", &pb.ReserveStock{OrderId: "o2", Quantity: 2, DeadlineUnixNano: deadline(k)})
+	if r.Outcome != pb.Outcome_OUTCOME_ALREADY_DONE || r.View.Reserved != 2 || r.View.Available != 8 {
+		t.Fatalf("retry after crash: %v", r)
+	}
+	if s := k.SkuState("A"); s.Reserved != 2 || s.Sequence != 2 {
+		t.Fatalf("journal: reserved %d at %d", s.Reserved, s.Sequence)
+	}
+}

@@ -1,0 +1,178 @@
+package actors
+
+import (
+	"testing"
+	"time"
+
+	"github.com/orderengine/orderengine/actors/pb"
+)
+
+var testNow = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+// skuWith returns a SKU restocked with 10 units, holding: o-res (3,
+// reserved), o-com (2, committed), o-rel (1, released by its order), o-exp
+// (4, released by safety expiry) and o-ret (1, returned).
+func skuWith(t *testing.T) *SkuState {
+	t.Helper()
+	s := NewSkuState("A-1")
+	dl := testNow.Add(time.Minute).UnixNano()
+	for _, cmd := range []any{
+		&pb.Restock{OpId: "r1", Quantity: 10},
+		&pb.Remove{OpId: "m1", Quantity: 0 + 1},
+		&pb.Restock{OpId: "r2", Quantity: 1},
+		&pb.ReserveStock{OrderId: "o-res", Quantity: 3, DeadlineUnixNano: dl},
+		&pb.ReserveStock{OrderId: "o-com", Quantity: 2, DeadlineUnixNano: dl},
+		&pb.CommitReservation{OrderId: "o-com"},
+		&pb.ReserveStock{OrderId: "o-rel", Quantity: 1, DeadlineUnixNano: dl},
+		&pb.ReleaseReservation{OrderId: "o-rel", Reason: pb.ReleaseReason_RELEASE_REASON_CANCELLED},
+		&pb.ReserveStock{OrderId: "o-exp", Quantity: 4, DeadlineUnixNano: dl},
+		&pb.ReleaseReservation{OrderId: "o-exp", Reason: pb.ReleaseReason_RELEASE_REASON_SAFETY_EXPIRY},
+		&pb.ReserveStock{OrderId: "o-ret", Quantity: 1, DeadlineUnixNano: dl},
+		&pb.CommitReservation{OrderId: "o-ret"},
+		&pb.ReturnStock{OrderId: "o-ret"},
+	} {
+		if _, r := s.Step(cmd, testNow, DefaultSkuRules); r.Outcome != pb.Outcome_OUTCOME_APPLIED {
+			t.Fatalf("setup %T: %v %s", cmd, r.Outcome, r.Detail)
+		}
+	}
+	// available 10-1+1-3-2 = 5, reserved 3, sold 2
+	return s
+}
+
+func TestDecideSku(t *testing.T) {
+	const (
+		applied      = pb.Outcome_OUTCOME_APPLIED
+		done         = pb.Outcome_OUTCOME_ALREADY_DONE
+		insufficient = pb.Outcome_OUTCOME_INSUFFICIENT
+		unknown      = pb.Outcome_OUTCOME_UNKNOWN_RESERVATION
+		conflict     = pb.Outcome_OUTCOME_CONFLICT
+		invalid      = pb.Outcome_OUTCOME_INVALID
+	)
+	dl := testNow.Add(time.Minute).UnixNano()
+	tests := []struct {
+		name       string
+		give       any
+		wantResult pb.Outcome
+		wantEvents int
+		wantView   [3]int64 // available, reserved, sold after the command
+		wantHold   pb.HoldState
+	}{
+		{"restock new op", &pb.Restock{OpId: "r3", Quantity: 5}, applied, 1, [3]int64{10, 3, 2}, 0},
+		{"restock repeat", &pb.Restock{OpId: "r1", Quantity: 10}, done, 0, [3]int64{5, 3, 2}, 0},
+		{"restock op reused with other quantity", &pb.Restock{OpId: "r1", Quantity: 9}, conflict, 0, [3]int64{5, 3, 2}, 0},
+		{"restock zero", &pb.Restock{OpId: "r4", Quantity: 0}, invalid, 0, [3]int64{5, 3, 2}, 0},
+		{"restock negative", &pb.Restock{OpId: "r4", Quantity: -3}, invalid, 0, [3]int64{5, 3, 2}, 0},
+		{"restock too many", &pb.Restock{OpId: "r4", Quantity: stockQuantityMax + 1}, invalid, 0, [3]int64{5, 3, 2}, 0},
+		{"restock without op id", &pb.Restock{Quantity: 1}, invalid, 0, [3]int64{5, 3, 2}, 0},
+		{"remove available", &pb.Remove{OpId: "m2", Quantity: 5}, applied, 1, [3]int64{0, 3, 2}, 0},
+		{"remove more than available", &pb.Remove{OpId: "m2", Quantity: 6}, insufficient, 0, [3]int64{5, 3, 2}, 0},
+		{"remove repeat", &pb.Remove{OpId: "m1", Quantity: 1}, done, 0, [3]int64{5, 3, 2}, 0},
+		{"remove op reused", &pb.Remove{OpId: "m1", Quantity: 2}, conflict, 0, [3]int64{5, 3, 2}, 0},
+		{"remove zero", &pb.Remove{OpId: "m3", Quantity: 0}, invalid, 0, [3]int64{5, 3, 2}, 0},
+		{"reserve", &pb.ReserveStock{OrderId: "o-new", Quantity: 5, DeadlineUnixNano: dl}, applied, 1, [3]int64{0, 8, 2}, pb.HoldState_HOLD_STATE_RESERVED},
+		{"reserve more than available", &pb.ReserveStock{OrderId: "o-new", Quantity: 6, DeadlineUnixNano: dl}, insufficient, 0, [3]int64{5, 3, 2}, 0},
+		{"reserve repeat", &pb.ReserveStock{OrderId: "o-res", Quantity: 3, DeadlineUnixNano: dl}, done, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_RESERVED},
+		{"reserve repeat other quantity", &pb.ReserveStock{OrderId: "o-res", Quantity: 2, DeadlineUnixNano: dl}, conflict, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_RESERVED},
+		{"reserve after commit", &pb.ReserveStock{OrderId: "o-com", Quantity: 2, DeadlineUnixNano: dl}, done, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_COMMITTED},
+		{"reserve after release", &pb.ReserveStock{OrderId: "o-rel", Quantity: 1, DeadlineUnixNano: dl}, conflict, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_RELEASED},
+		{"reserve after return", &pb.ReserveStock{OrderId: "o-ret", Quantity: 1, DeadlineUnixNano: dl}, conflict, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_RETURNED},
+		{"reserve zero", &pb.ReserveStock{OrderId: "o-new", Quantity: 0, DeadlineUnixNano: dl}, invalid, 0, [3]int64{5, 3, 2}, 0},
+		{"reserve without order", &pb.ReserveStock{Quantity: 1, DeadlineUnixNano: dl}, invalid, 0, [3]int64{5, 3, 2}, 0},
+		{"commit reserved", &pb.CommitReservation{OrderId: "o-res"}, applied, 1, [3]int64{5, 0, 5}, pb.HoldState_HOLD_STATE_COMMITTED},
+		{"commit repeat", &pb.CommitReservation{OrderId: "o-com"}, done, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_COMMITTED},
+		{"commit unknown", &pb.CommitReservation{OrderId: "o-none"}, unknown, 0, [3]int64{5, 3, 2}, 0},
+		{"commit released by order", &pb.CommitReservation{OrderId: "o-rel"}, conflict, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_RELEASED},
+		{"commit after safety expiry takes units again", &pb.CommitReservation{OrderId: "o-exp"}, applied, 1, [3]int64{1, 3, 6}, pb.HoldState_HOLD_STATE_COMMITTED},
+		{"commit returned", &pb.CommitReservation{OrderId: "o-ret"}, conflict, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_RETURNED},
+		{"release reserved", &pb.ReleaseReservation{OrderId: "o-res"}, applied, 1, [3]int64{8, 0, 2}, pb.HoldState_HOLD_STATE_RELEASED},
+		{"release repeat", &pb.ReleaseReservation{OrderId: "o-rel"}, done, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_RELEASED},
+		{"release unknown leaves tombstone", &pb.ReleaseReservation{OrderId: "o-none"}, unknown, 1, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_RELEASED},
+		{"release committed", &pb.ReleaseReservation{OrderId: "o-com"}, conflict, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_COMMITTED},
+		{"release without order", &pb.ReleaseReservation{}, invalid, 0, [3]int64{5, 3, 2}, 0},
+		{"return committed", &pb.ReturnStock{OrderId: "o-com"}, applied, 1, [3]int64{7, 3, 0}, pb.HoldState_HOLD_STATE_RETURNED},
+		{"return repeat", &pb.ReturnStock{OrderId: "o-ret"}, done, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_RETURNED},
+		{"return reserved", &pb.ReturnStock{OrderId: "o-res"}, conflict, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_RESERVED},
+		{"return unknown", &pb.ReturnStock{OrderId: "o-none"}, unknown, 0, [3]int64{5, 3, 2}, 0},
+		{"get", &pb.GetStock{}, applied, 0, [3]int64{5, 3, 2}, 0},
+		{"unknown command", &pb.SkuView{}, invalid, 0, [3]int64{5, 3, 2}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := skuWith(t)
+			before := s.Sequence
+			events, r := s.Step(tt.give, testNow, DefaultSkuRules)
+			if r.Outcome != tt.wantResult {
+				t.Fatalf("outcome %v (%s), want %v", r.Outcome, r.Detail, tt.wantResult)
+			}
+			if len(events) != tt.wantEvents || s.Sequence != before+uint64(tt.wantEvents) {
+				t.Fatalf("%d events, sequence %d->%d; want %d events", len(events), before, s.Sequence, tt.wantEvents)
+			}
+			got := [3]int64{r.View.Available, r.View.Reserved, r.View.Sold}
+			if got != tt.wantView {
+				t.Fatalf("view %v, want %v", got, tt.wantView)
+			}
+			if r.Hold != tt.wantHold {
+				t.Fatalf("hold %v, want %v", r.Hold, tt.wantHold)
+			}
+			if err := s.CheckHolds(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestRemoveOnNeverRestockedSku(t *testing.T) {
+	s := NewSkuState("B")
+	_, r := s.Step(&pb.Remove{OpId: "m", Quantity: 1}, testNow, DefaultSkuRules)
+	if r.Outcome != pb.Outcome_OUTCOME_INSUFFICIENT || r.View.Available != 0 || r.View.Known {
+		t.Fatalf("got %v", r)
+	}
+}
+
+func TestLateReserveAfterTombstoneIsRefused(t *testing.T) {
+	s := skuWith(t)
+	s.Step(&pb.ReleaseReservation{OrderId: "o-late", Reason: pb.ReleaseReason_RELEASE_REASON_REJECTED}, testNow, DefaultSkuRules)
+	_, r := s.Step(&pb.ReserveStock{OrderId: "o-late", Quantity: 1, DeadlineUnixNano: 1}, testNow, DefaultSkuRules)
+	if r.Outcome != pb.Outcome_OUTCOME_CONFLICT || r.View.Reserved != 3 {
+		t.Fatalf("late reserve after release: %v", r)
+	}
+}
+
+func TestSweepReleasesExpiredReservationsBoundedPerTurn(t *testing.T) {
+	rules := SkuRules{Grace: time.Minute, SweepMax: 3}
+	s := NewSkuState("C")
+	s.Step(&pb.Restock{OpId: "r", Quantity: 100}, testNow, rules)
+	for i := range 5 {
+		dl := testNow.Add(time.Duration(i) * time.Second).UnixNano()
+		s.Step(&pb.ReserveStock{OrderId: string(rune('a' + i)), Quantity: 1, DeadlineUnixNano: dl}, testNow, rules)
+	}
+	s.Step(&pb.ReserveStock{OrderId: "late", Quantity: 1, DeadlineUnixNano: testNow.Add(time.Hour).UnixNano()}, testNow, rules)
+
+	if ev, _ := s.Step(&pb.SweepReservations{}, testNow.Add(59*time.Second), rules); len(ev) != 0 {
+		t.Fatalf("swept %d before deadline+grace", len(ev))
+	}
+	ev, r := s.Step(&pb.SweepReservations{}, testNow.Add(2*time.Minute), rules)
+	if r != nil || len(ev) != 3 {
+		t.Fatalf("first sweep: %d events, reply %v; want 3 and none", len(ev), r)
+	}
+	if got := ev[0].GetReleased().OrderId; got != "a" {
+		t.Fatalf("earliest deadline first: got %s", got)
+	}
+	ev, _ = s.Step(&pb.SweepReservations{}, testNow.Add(2*time.Minute), rules)
+	if len(ev) != 2 || s.Reserved != 1 || s.Available != 99 {
+		t.Fatalf("second sweep: %d events, reserved %d available %d", len(ev), s.Reserved, s.Available)
+	}
+	if s.Holds["a"].ReleaseReason != pb.ReleaseReason_RELEASE_REASON_SAFETY_EXPIRY {
+		t.Fatalf("reason %v", s.Holds["a"].ReleaseReason)
+	}
+}
+
+func TestApplyPanicsOnBrokenInvariant(t *testing.T) {
+	s := NewSkuState("D")
+	defer func() {
+		if recover() == nil {
+			t.Fatal("reserving stock that is not there did not panic")
+		}
+	}()
+	s.apply(1, &pb.SkuEvent{SchemaVersion: 1, Body: &pb.SkuEvent_Reserved{Reserved: &pb.StockReserved{OrderId: "o", Quantity: 1}}})
+}
