@@ -1,0 +1,36 @@
+// Package gateway is the HTTP API of the order engine: fasthttp handlers,
+// request validation, RFC 9457 problem responses, admin authentication,
+// admission control and metrics. The contract it implements is the checkout
+// API (shared/API.md, docs/openapi.yaml).
+//
+// The gateway declares the Engine interface it calls and knows nothing about
+// actors, so its tests run against an in-memory fake. cmd/orderd wires a real
+// engine in.
+//
+// # Request pipeline
+//
+// Every request runs the checks in the order the contract fixes, and the
+// first that fails answers: route (404, 405), admin token (401, before the
+// body is looked at), body size (413), content type (415), JSON syntax (400),
+// fields (422), then admission (429) and the engine (404, 409, 503). A
+// refused request never reaches the engine, so it changes nothing.
+//
+// # JSON rules
+//
+// Bodies must be a single JSON object (anything else that is valid JSON is
+// 400 invalid-json). Field names match exactly (case-sensitive). Unknown
+// fields are ignored. A known field that appears twice is 422 invalid-field
+// naming it: taking the first or the last occurrence silently would let two
+// parsers read one request differently. null is the same as an absent field.
+// Quantities and ttl_seconds must be integer literals (no fraction, no
+// exponent); strings, fractions and out-of-range values are 422.
+//
+// # Admission
+//
+// Admission is counted, never queued: a request is admitted when the node has
+// fewer than InFlightMax engine calls running and each SKU it touches has
+// fewer than SKUQueueMax; otherwise it is answered 429 overloaded with
+// Retry-After at once. Every engine call gets a context with the
+// RequestTimeout deadline; an engine that gives up on it answers 503
+// unavailable with Retry-After.
+package gateway

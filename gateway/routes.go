@@ -1,0 +1,212 @@
+package gateway
+
+import "bytes"
+
+// routeID names a route of the API. Routing is a switch over path segments:
+// no allocation, no regular expressions.
+type routeID uint8
+
+const (
+	routeNone routeID = iota // no route matched (404 or 405)
+	routeHealthz
+	routeReadyz
+	routeMetrics
+	routeCluster
+	routeSKURestock
+	routeSKURemove
+	routeSKUGet
+	routeOrderPlace
+	routeOrderGet
+	routeOrderPay
+	routeOrderCancel
+	routeOrderShip
+	routeOrderComplete
+	routeCount // count, keep last
+)
+
+// bodyKind says what a route does with a request body.
+type bodyKind uint8
+
+const (
+	bodyIgnored  bodyKind = iota // GET: a body is not looked at
+	bodyRequired                 // a JSON object is expected (415 without the JSON type)
+	bodyOptional                 // none is expected; one that is present must be JSON
+)
+
+// routeSpec describes one route. statuses lists every status code the route
+// can answer; docs/openapi.yaml must document exactly these (openapi_test.go
+// checks it, and checks that the tests never see another).
+type routeSpec struct {
+	method   string
+	pattern  string
+	admin    bool
+	body     bodyKind
+	statuses []int
+}
+
+// label is the metrics label and log attribute of the route.
+func (r routeSpec) label() string {
+	if r.method == "" {
+		return r.pattern
+	}
+	return r.method + " " + r.pattern
+}
+
+// Statuses that routes share: 413 for a big body, 429 and 503 for load and
+// shutdown, 500 for an engine error the problem table does not know, 400 for
+// an HTTP request that could not be read.
+var (
+	engineStatuses = []int{413, 429, 500, 503}
+	opsStatuses    = []int{400, 413, 503}
+)
+
+func statuses(own []int, common []int) []int { return append(append([]int(nil), own...), common...) }
+
+var routeTable = [routeCount]routeSpec{
+	routeNone:          {method: "", pattern: "unmatched", statuses: []int{400, 404, 405, 413}},
+	routeHealthz:       {method: "GET", pattern: "/healthz", statuses: []int{200, 400, 413}},
+	routeReadyz:        {method: "GET", pattern: "/readyz", statuses: statuses([]int{200}, opsStatuses)},
+	routeMetrics:       {method: "GET", pattern: "/metrics", statuses: statuses([]int{200}, opsStatuses)},
+	routeCluster:       {method: "GET", pattern: "/v1/cluster", statuses: statuses([]int{200, 500}, opsStatuses)},
+	routeSKURestock:    {method: "POST", pattern: "/v1/skus/{sku}/restock", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 415, 422}, engineStatuses)},
+	routeSKURemove:     {method: "POST", pattern: "/v1/skus/{sku}/remove", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 409, 415, 422}, engineStatuses)},
+	routeSKUGet:        {method: "GET", pattern: "/v1/skus/{sku}", statuses: statuses([]int{200, 400, 404, 422}, engineStatuses)},
+	routeOrderPlace:    {method: "POST", pattern: "/v1/orders", body: bodyRequired, statuses: statuses([]int{201, 400, 409, 415, 422}, engineStatuses)},
+	routeOrderGet:      {method: "GET", pattern: "/v1/orders/{id}", statuses: statuses([]int{200, 400, 404}, engineStatuses)},
+	routeOrderPay:      {method: "POST", pattern: "/v1/orders/{id}/pay", body: bodyRequired, statuses: statuses([]int{200, 400, 404, 409, 415, 422}, engineStatuses)},
+	routeOrderCancel:   {method: "POST", pattern: "/v1/orders/{id}/cancel", body: bodyOptional, statuses: statuses([]int{200, 400, 404, 409, 415}, engineStatuses)},
+	routeOrderShip:     {method: "POST", pattern: "/v1/orders/{id}/ship", admin: true, body: bodyOptional, statuses: statuses([]int{200, 400, 401, 404, 409, 415}, engineStatuses)},
+	routeOrderComplete: {method: "POST", pattern: "/v1/orders/{id}/complete", admin: true, body: bodyOptional, statuses: statuses([]int{200, 400, 401, 404, 409, 415}, engineStatuses)},
+}
+
+// match finds the route of method and the raw (still percent-encoded) path.
+// param is the raw {sku} or {id} segment. When the path exists but not with
+// this method, id is routeNone and allow lists the methods it has.
+func match(method, path []byte) (id routeID, param []byte, allow string) {
+	id, param = matchPath(path)
+	if id == routeNone {
+		return routeNone, nil, ""
+	}
+	if string(method) == routeTable[id].method {
+		return id, param, ""
+	}
+	// /v1/skus/{sku} and /v1/orders/{id} are GET; everything else has one
+	// method, so the Allow header is that method.
+	return routeNone, nil, routeTable[id].method
+}
+
+// matchPath matches the path alone.
+func matchPath(path []byte) (routeID, []byte) {
+	switch string(path) {
+	case "/healthz":
+		return routeHealthz, nil
+	case "/readyz":
+		return routeReadyz, nil
+	case "/metrics":
+		return routeMetrics, nil
+	case "/v1/cluster":
+		return routeCluster, nil
+	case "/v1/orders":
+		return routeOrderPlace, nil
+	}
+	var rest []byte
+	var skus bool
+	switch {
+	case bytes.HasPrefix(path, []byte("/v1/skus/")):
+		rest, skus = path[len("/v1/skus/"):], true
+	case bytes.HasPrefix(path, []byte("/v1/orders/")):
+		rest = path[len("/v1/orders/"):]
+	default:
+		return routeNone, nil
+	}
+	param, action := rest, []byte(nil)
+	if i := bytes.IndexByte(rest, '/'); i >= 0 {
+		param, action = rest[:i], rest[i+1:]
+		if len(action) == 0 { // trailing slash
+			return routeNone, nil
+		}
+	}
+	if len(param) == 0 {
+		return routeNone, nil
+	}
+	if skus {
+		switch {
+		case action == nil:
+			return routeSKUGet, param
+		case string(action) == "restock":
+			return routeSKURestock, param
+		case string(action) == "remove":
+			return routeSKURemove, param
+		}
+		return routeNone, nil
+	}
+	switch {
+	case action == nil:
+		return routeOrderGet, param
+	case string(action) == "pay":
+		return routeOrderPay, param
+	case string(action) == "cancel":
+		return routeOrderCancel, param
+	case string(action) == "ship":
+		return routeOrderShip, param
+	case string(action) == "complete":
+		return routeOrderComplete, param
+	}
+	return routeNone, nil
+}
+
+// unescapeSegment appends the percent-decoded path segment seg to dst. ok is
+// false for a malformed escape.
+func unescapeSegment(dst, seg []byte) (out []byte, ok bool) {
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		if c != '%' {
+			dst = append(dst, c)
+			continue
+		}
+		if i+2 >= len(seg) {
+			return dst, false
+		}
+		h, l := unhex(seg[i+1]), unhex(seg[i+2])
+		if h < 0 || l < 0 {
+			return dst, false
+		}
+		dst = append(dst, byte(h<<4|l))
+		i += 2
+	}
+	return dst, true
+}
+
+func unhex(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c - 'a' + 10)
+	case 'A' <= c && c <= 'F':
+		return int(c - 'A' + 10)
+	}
+	return -1
+}
+
+// jsonContentType reports whether a Content-Type is application/json, with
+// at most a charset parameter that says UTF-8 (other parameters are ignored).
+func jsonContentType(ct []byte) bool {
+	mediaType, params, _ := bytes.Cut(ct, []byte(";"))
+	if !bytes.EqualFold(bytes.TrimSpace(mediaType), []byte("application/json")) {
+		return false
+	}
+	for len(params) > 0 {
+		var p []byte
+		p, params, _ = bytes.Cut(params, []byte(";"))
+		name, value, _ := bytes.Cut(p, []byte("="))
+		if !bytes.EqualFold(bytes.TrimSpace(name), []byte("charset")) {
+			continue
+		}
+		value = bytes.Trim(bytes.TrimSpace(value), `"`)
+		if !bytes.EqualFold(value, []byte("utf-8")) && !bytes.EqualFold(value, []byte("utf8")) {
+			return false
+		}
+	}
+	return true
+}

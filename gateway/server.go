@@ -1,0 +1,248 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// Server is the HTTP API of one node.
+type Server struct {
+	cfg       Config
+	engine    Engine
+	tokenSum  [sha256.Size]byte // of the admin token
+	admit     *admission
+	metrics   *metrics
+	srv       *fasthttp.Server
+	metricsH  fasthttp.RequestHandler
+	draining  atomic.Bool
+	base      context.Context // parent of every engine call; never cancelled
+	ridPrefix string
+	ridSeq    atomic.Uint64
+	scratch   sync.Pool // *exchange
+}
+
+// exchange is the per-request scratch space, pooled so that a request
+// allocates nothing of its own on the happy path.
+type exchange struct {
+	ctx       *fasthttp.RequestCtx
+	route     routeID
+	requestID []byte
+	buf       []byte // response body
+	seg       []byte // unescaped path parameter
+	hdr       []byte // Location
+}
+
+// New checks cfg, registers the gateway's metrics on cfg.Registry and
+// returns a Server that is not yet serving.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: registering metrics: %w", err)
+	}
+	var prefix [4]byte
+	_, _ = rand.Read(prefix[:]) // never fails (crypto/rand contract)
+	s := &Server{
+		cfg:       cfg,
+		engine:    cfg.Engine,
+		tokenSum:  sha256.Sum256([]byte(cfg.AdminToken)),
+		admit:     newAdmission(cfg.InFlightMax, cfg.SKUQueueMax),
+		metrics:   m,
+		base:      context.Background(),
+		ridPrefix: hex.EncodeToString(prefix[:]) + "-",
+	}
+	s.scratch.New = func() any { return &exchange{buf: make([]byte, 0, 512)} }
+	s.metricsH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	s.srv = &fasthttp.Server{
+		Handler:               s.handle,
+		ErrorHandler:          s.handleReadError,
+		Name:                  "orderengine",
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		MaxRequestBodySize:    requestBodyBytesMax,
+		ReadBufferSize:        headerBytesMax,
+		NoDefaultContentType:  true,
+		NoDefaultServerHeader: true,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{cfg.Logger},
+	}
+	return s, nil
+}
+
+// Handler returns the request handler, for use with another fasthttp.Server
+// or in tests. It checks the body limit itself, so it is safe under a server
+// that allows bigger bodies.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+// Serve answers requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// ListenAndServe listens on the TCP address addr and serves it.
+func (s *Server) ListenAndServe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Shutdown stops admitting requests (new ones are answered 503 unavailable),
+// waits for those in flight to finish, and closes the listeners and
+// connections. It returns ctx's error if ctx ends first.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	return s.srv.ShutdownWithContext(ctx)
+}
+
+// handle is the fasthttp handler: request ID, routing, the checks in the
+// contract's order, the route, metrics.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	x := s.begin(ctx)
+	defer s.finish(x, start)
+
+	id, param, allow := match(ctx.Method(), ctx.URI().PathOriginal())
+	x.route = id
+	if id == routeNone {
+		s.routeMiss(x, allow)
+		return
+	}
+	spec := &routeTable[id]
+	if s.draining.Load() && id != routeHealthz {
+		s.metrics.shed[admitted].Inc()
+		s.problem(x, problem{kind: probUnavailable, detail: "the node is shutting down"})
+		return
+	}
+	if spec.admin && !s.authorized(ctx) {
+		s.problem(x, problem{kind: probUnauthorized, detail: "this endpoint needs Authorization: Bearer <admin token>"})
+		return
+	}
+	body := ctx.PostBody()
+	if len(body) > requestBodyBytesMax {
+		s.problem(x, tooLarge)
+		return
+	}
+	switch spec.body {
+	case bodyRequired:
+		if !jsonContentType(ctx.Request.Header.ContentType()) {
+			s.problem(x, unsupportedMedia)
+			return
+		}
+	case bodyOptional:
+		if len(body) > 0 && !jsonContentType(ctx.Request.Header.ContentType()) {
+			s.problem(x, unsupportedMedia)
+			return
+		}
+	}
+	s.serveRoute(x, id, param, body)
+}
+
+var (
+	tooLarge = problem{kind: probPayloadTooLarge,
+		detail: "request bodies are at most " + strconv.Itoa(requestBodyBytesMax) + " bytes"}
+	unsupportedMedia = problem{kind: probUnsupportedMediaType,
+		detail: "send Content-Type: application/json (charset utf-8 if any)"}
+)
+
+func (s *Server) routeMiss(x *exchange, allow string) {
+	if allow != "" {
+		x.ctx.Response.Header.Set("Allow", allow)
+		s.problem(x, problem{kind: probMethodNotAllowed, detail: "this path accepts " + allow})
+		return
+	}
+	s.problem(x, problem{kind: probNotFound, detail: "no such route"})
+}
+
+// handleReadError answers requests that fasthttp could not read. A body over
+// MaxRequestBodySize lands here before the handler: it still gets the checks
+// that come before the size in the contract (route, token), then 413.
+func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
+	start := time.Now()
+	x := s.begin(ctx)
+	defer s.finish(x, start)
+	if !errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		s.problem(x, problem{kind: probBadRequest, detail: "the HTTP request could not be read"})
+		return
+	}
+	// fasthttp resets the request when a chunked body runs over the limit,
+	// so there is no route or token left to check: such requests get 413
+	// whatever their route (bodies with a Content-Length keep the order).
+	if ctx.Request.Header.Len() == 0 {
+		s.problem(x, tooLarge)
+		return
+	}
+	id, _, allow := match(ctx.Method(), ctx.URI().PathOriginal())
+	x.route = id
+	switch {
+	case id == routeNone:
+		s.routeMiss(x, allow)
+	case routeTable[id].admin && !s.authorized(ctx):
+		s.problem(x, problem{kind: probUnauthorized, detail: "this endpoint needs Authorization: Bearer <admin token>"})
+	default:
+		s.problem(x, tooLarge)
+	}
+}
+
+func (s *Server) begin(ctx *fasthttp.RequestCtx) *exchange {
+	x := s.scratch.Get().(*exchange)
+	x.ctx = ctx
+	x.route = routeNone
+	x.requestID = x.requestID[:0]
+	if rid := ctx.Request.Header.Peek("X-Request-ID"); validIdentifier(rid, requestIDBytesMax) {
+		x.requestID = append(x.requestID, rid...)
+	} else {
+		x.requestID = append(x.requestID, s.ridPrefix...)
+		x.requestID = strconv.AppendUint(x.requestID, s.ridSeq.Add(1), 36)
+	}
+	ctx.Response.Header.SetBytesV("X-Request-ID", x.requestID)
+	return x
+}
+
+func (s *Server) finish(x *exchange, start time.Time) {
+	s.metrics.observe(x.route, x.ctx.Response.StatusCode(), time.Since(start))
+	x.ctx = nil
+	if cap(x.buf) <= requestBodyBytesMax { // do not keep rare huge buffers
+		s.scratch.Put(x)
+	}
+}
+
+// authorized checks the bearer token. It compares digests in constant time,
+// so neither the content nor the length of the token leaks through timing.
+func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
+	h := ctx.Request.Header.Peek("Authorization")
+	const scheme = "Bearer "
+	if len(h) <= len(scheme) || !bytes.EqualFold(h[:len(scheme)], []byte(scheme)) {
+		return false
+	}
+	sum := sha256.Sum256(h[len(scheme):])
+	return subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1
+}
+
+// fasthttpLogger sends fasthttp's own messages (connection errors that the
+// ErrorHandler has already answered) to slog at debug level.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	if f.l.Enabled(context.Background(), slog.LevelDebug) {
+		f.l.Debug("fasthttp", slog.String("msg", fmt.Sprintf(format, args...)))
+	}
+}
