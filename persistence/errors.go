@@ -1,0 +1,38 @@
+package persistence
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrClosed is returned for requests submitted after Close began.
+	ErrClosed = errors.New("journal is closed")
+
+	// ErrDirectoryLocked is returned by Open when another process, or another
+	// Journal in this process, holds the data directory.
+	ErrDirectoryLocked = errors.New("another orderd is using this data directory")
+
+	// ErrEarlierAppendFailed fails an append that was queued behind a failed
+	// append of the same identity: its sequence assumed events that were not
+	// written. The actor reloads and continues from the durable sequence.
+	ErrEarlierAppendFailed = errors.New("an earlier append of this identity failed")
+
+	// ErrInvalidRequest is wrapped by every refusal of a malformed request
+	// (empty id, no events, sizes beyond their limits).
+	ErrInvalidRequest = errors.New("invalid journal request")
+)
+
+// SequenceError refuses an append that does not continue its identity's
+// sequence, or a snapshot of events that are not durable. It means two
+// activations of one identity, or an actor that did not recover after a
+// failed append.
+type SequenceError struct {
+	ID   string
+	Want uint64 // the first sequence the journal would accept
+	Got  uint64
+}
+
+func (e *SequenceError) Error() string {
+	return fmt.Sprintf("sequence conflict for %q: got %d, want %d", e.ID, e.Got, e.Want)
+}

@@ -1,0 +1,102 @@
+package persistence
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// waitMax bounds every wait in these tests.
+const waitMax = 20 * time.Second
+
+func testOptions(t testing.TB) Options {
+	o := DefaultOptions()
+	o.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return o
+}
+
+func openTest(t testing.TB, dir string, opts Options) *Journal {
+	t.Helper()
+	j, err := Open(dir, opts)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := j.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return j
+}
+
+// result is a done function and the channel it reports to.
+func result() (func(error), chan error) {
+	ch := make(chan error, 1)
+	return func(err error) { ch <- err }, ch
+}
+
+func wait(t testing.TB, ch chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(waitMax):
+		t.Fatal("done not called in time")
+		return nil
+	}
+}
+
+func appendSync(t testing.TB, j *Journal, id string, first uint64, events ...[]byte) error {
+	t.Helper()
+	done, ch := result()
+	j.Append(id, first, events, done)
+	return wait(t, ch)
+}
+
+func snapshotSync(t testing.TB, j *Journal, id string, seq uint64, state []byte) error {
+	t.Helper()
+	done, ch := result()
+	j.SaveSnapshot(id, seq, state, done)
+	return wait(t, ch)
+}
+
+type event struct {
+	seq  uint64
+	data string
+}
+
+func replayAll(t testing.TB, j *Journal, id string, after uint64) []event {
+	t.Helper()
+	var got []event
+	if err := j.Replay(id, after, func(seq uint64, e []byte) error {
+		got = append(got, event{seq, string(e)})
+		return nil
+	}); err != nil {
+		t.Fatalf("replay %q: %v", id, err)
+	}
+	return got
+}
+
+func asCorrupt(err error) (*CorruptRecordError, bool) {
+	var c *CorruptRecordError
+	ok := errors.As(err, &c)
+	return c, ok
+}
+
+// testSeed returns PERSISTENCE_SEED when set, to replay a failure, or a
+// fresh seed; either way it is logged.
+func testSeed(t testing.TB) uint64 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("PERSISTENCE_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("PERSISTENCE_SEED: %v", err)
+		}
+	}
+	t.Logf("seed %d (rerun with PERSISTENCE_SEED=%d)", seed, seed)
+	return seed
+}

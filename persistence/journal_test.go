@@ -1,0 +1,589 @@
+package persistence
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestAppendReplayRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	j := openTest(t, dir, testOptions(t))
+	if err := appendSync(t, j, "sku-1", 1, []byte("a"), []byte{}, []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := appendSync(t, j, "sku-1", 4, []byte("d")); err != nil {
+		t.Fatal(err)
+	}
+	want := []event{{1, "a"}, {2, ""}, {3, "c"}, {4, "d"}}
+	if got := replayAll(t, j, "sku-1", 0); !slices.Equal(got, want) {
+		t.Fatalf("replay: got %v, want %v", got, want)
+	}
+	if got := replayAll(t, j, "sku-1", 2); !slices.Equal(got, want[2:]) {
+		t.Fatalf("replay after 2: got %v, want %v", got, want[2:])
+	}
+	if got := replayAll(t, j, "other", 0); len(got) != 0 {
+		t.Fatalf("unknown id replayed %v", got)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j2 := openTest(t, dir, testOptions(t))
+	if got := replayAll(t, j2, "sku-1", 0); !slices.Equal(got, want) {
+		t.Fatalf("after reopen: got %v, want %v", got, want)
+	}
+	if last, err := j2.LastSequence("sku-1"); err != nil || last != 4 {
+		t.Fatalf("last sequence: %d, %v; want 4", last, err)
+	}
+}
+
+func TestReplayStopsAtCallbackError(t *testing.T) {
+	j := openTest(t, t.TempDir(), testOptions(t))
+	if err := appendSync(t, j, "x", 1, []byte("1"), []byte("2"), []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err := j.Replay("x", 0, func(uint64, []byte) error {
+		calls++
+		return stop
+	})
+	if err != stop || calls != 1 {
+		t.Fatalf("got %v after %d calls, want the callback's error after 1", err, calls)
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions(t)
+	o.RetainEvents = true
+	j := openTest(t, dir, o)
+	if seq, state, err := j.LoadSnapshot("s"); seq != 0 || state != nil || err != nil {
+		t.Fatalf("no snapshot: got %d %q %v", seq, state, err)
+	}
+	for i := uint64(1); i <= 5; i++ {
+		if err := appendSync(t, j, "s", i, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := snapshotSync(t, j, "s", 3, []byte("three")); err != nil {
+		t.Fatal(err)
+	}
+	if err := snapshotSync(t, j, "s", 5, []byte("five")); err != nil {
+		t.Fatal(err)
+	}
+	if err := snapshotSync(t, j, "s", 4, []byte("older")); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("older snapshot: got %v, want ErrInvalidRequest", err)
+	}
+	if err := snapshotSync(t, j, "s", 6, []byte("future")); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("snapshot beyond durable: got %v, want ErrInvalidRequest", err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j2 := openTest(t, dir, o)
+	if seq, state, err := j2.LoadSnapshot("s"); seq != 5 || string(state) != "five" || err != nil {
+		t.Fatalf("got %d %q %v, want 5 five", seq, state, err)
+	}
+}
+
+func TestAppendsCompleteInSubmissionOrder(t *testing.T) {
+	for _, wait := range []time.Duration{0, 2 * time.Millisecond} {
+		t.Run(fmt.Sprintf("flush-wait=%v", wait), func(t *testing.T) {
+			o := testOptions(t)
+			o.FlushWait = wait
+			testSubmissionOrder(t, openTest(t, t.TempDir(), o))
+		})
+	}
+}
+
+func testSubmissionOrder(t *testing.T, j *Journal) {
+	const n = 2000
+	var mu sync.Mutex
+	var order []int
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := range n {
+		j.Append("hot", uint64(i+1), [][]byte{fmt.Appendf(nil, "e%d", i+1)}, func(err error) {
+			if err != nil {
+				t.Errorf("append %d: %v", i+1, err)
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if !slices.IsSorted(order) {
+		t.Fatal("completions out of submission order")
+	}
+	got := replayAll(t, j, "hot", 0)
+	if len(got) != n || got[n-1] != (event{n, fmt.Sprintf("e%d", n)}) {
+		t.Fatalf("replayed %d events, last %v", len(got), got[len(got)-1])
+	}
+	if s := j.Stats(); s.Flushes >= n || s.Entries != n {
+		t.Fatalf("no group commit: %+v", s)
+	}
+}
+
+func TestManyIdentitiesConcurrently(t *testing.T) {
+	dir := t.TempDir()
+	j := openTest(t, dir, testOptions(t))
+	const workers, idsPer, appends = 8, 10, 30
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for a := range appends {
+				for k := range idsPer {
+					id := fmt.Sprintf("w%d/id%d", w, k) // '/' in ids on purpose
+					events := [][]byte{fmt.Appendf(nil, "%s:%d", id, 2*a+1), fmt.Appendf(nil, "%s:%d", id, 2*a+2)}
+					if err := appendSync(t, j, id, uint64(2*a+1), events...); err != nil {
+						t.Errorf("append %s: %v", id, err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j2 := openTest(t, dir, testOptions(t))
+	for w := range workers {
+		for k := range idsPer {
+			id := fmt.Sprintf("w%d/id%d", w, k)
+			got := replayAll(t, j2, id, 0)
+			if len(got) != 2*appends {
+				t.Fatalf("%s: %d events, want %d", id, len(got), 2*appends)
+			}
+			for i, e := range got {
+				if e.seq != uint64(i+1) || e.data != fmt.Sprintf("%s:%d", id, i+1) {
+					t.Fatalf("%s: event %d is %v", id, i, e)
+				}
+			}
+		}
+	}
+}
+
+func TestIDsCannotBeConfused(t *testing.T) {
+	j := openTest(t, t.TempDir(), testOptions(t))
+	ids := []string{"a", "a/b", "a/", "a\x00", "ab", strings.Repeat("z", idBytesMax)}
+	for _, id := range ids {
+		if err := appendSync(t, j, id, 1, []byte(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range ids {
+		if got := replayAll(t, j, id, 0); !slices.Equal(got, []event{{1, id}}) {
+			t.Fatalf("%q: got %v", id, got)
+		}
+	}
+}
+
+func TestSequenceConflictIsRefused(t *testing.T) {
+	j := openTest(t, t.TempDir(), testOptions(t))
+	if err := appendSync(t, j, "x", 1, []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	for _, first := range []uint64{1, 3} {
+		err := appendSync(t, j, "x", first, []byte("dup"))
+		var se *SequenceError
+		if !errors.As(err, &se) || se.Want != 2 || se.Got != first {
+			t.Fatalf("append at %d: got %v, want a SequenceError wanting 2", first, err)
+		}
+	}
+	if got := replayAll(t, j, "x", 0); !slices.Equal(got, []event{{1, "1"}}) {
+		t.Fatalf("a refused append wrote something: %v", got)
+	}
+	// A second activation racing the first: the pending append counts.
+	done, ch := result()
+	j.Append("x", 2, [][]byte{[]byte("2")}, done)
+	if err := appendSync(t, j, "x", 2, []byte("2'")); err == nil {
+		t.Fatal("second append at a pending sequence was accepted")
+	}
+	if err := wait(t, ch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInvalidRequestsAreRefused(t *testing.T) {
+	j := openTest(t, t.TempDir(), testOptions(t))
+	cases := map[string]func(func(error)){
+		"empty id":    func(d func(error)) { j.Append("", 1, [][]byte{{1}}, d) },
+		"long id":     func(d func(error)) { j.Append(strings.Repeat("x", idBytesMax+1), 1, [][]byte{{1}}, d) },
+		"no events":   func(d func(error)) { j.Append("x", 1, nil, d) },
+		"sequence 0":  func(d func(error)) { j.Append("x", 0, [][]byte{{1}}, d) },
+		"big event":   func(d func(error)) { j.Append("x", 1, [][]byte{make([]byte, eventBytesMax+1)}, d) },
+		"snapshot 0":  func(d func(error)) { j.SaveSnapshot("x", 0, nil, d) },
+		"big state":   func(d func(error)) { j.SaveSnapshot("x", 1, make([]byte, snapshotBytesMax+1), d) },
+		"not durable": func(d func(error)) { j.SaveSnapshot("x", 1, nil, d) },
+	}
+	for name, submit := range cases {
+		done, ch := result()
+		submit(done)
+		if err := wait(t, ch); !errors.Is(err, ErrInvalidRequest) {
+			t.Errorf("%s: got %v, want ErrInvalidRequest", name, err)
+		}
+	}
+}
+
+func TestFailedCommitRollsBackPendingSequences(t *testing.T) {
+	j := openTest(t, t.TempDir(), testOptions(t))
+	if err := appendSync(t, j, "x", 1, []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	boom := errors.New("disk on fire")
+	j.beforeCommit = func() error {
+		fail := false
+		once.Do(func() { fail = true; close(entered); <-release })
+		if fail {
+			return boom
+		}
+		return nil
+	}
+	d1, c1 := result()
+	j.Append("x", 2, [][]byte{[]byte("2"), []byte("3")}, d1)
+	<-entered // the writer is committing 2..3; queue more behind it
+	d2, c2 := result()
+	j.Append("x", 4, [][]byte{[]byte("4")}, d2)
+	d3, c3 := result()
+	j.Append("y", 1, [][]byte{[]byte("y1")}, d3)
+	close(release)
+	if err := wait(t, c1); !errors.Is(err, boom) {
+		t.Fatalf("failed batch: got %v, want %v", err, boom)
+	}
+	if err := wait(t, c2); !errors.Is(err, ErrEarlierAppendFailed) {
+		t.Fatalf("append queued behind the failure: got %v", err)
+	}
+	if err := wait(t, c3); err != nil {
+		t.Fatalf("other identity: %v", err)
+	}
+	if last, _ := j.LastSequence("x"); last != 1 {
+		t.Fatalf("last sequence %d after failure, want 1", last)
+	}
+	// The actor reloads and continues from what is durable.
+	if err := appendSync(t, j, "x", 2, []byte("2b")); err != nil {
+		t.Fatal(err)
+	}
+	if got := replayAll(t, j, "x", 0); !slices.Equal(got, []event{{1, "1"}, {2, "2b"}}) {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestCloseFlushesQueueAndRefusesLater(t *testing.T) {
+	dir := t.TempDir()
+	j, err := Open(dir, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	errs := make(chan error, n)
+	for i := range n {
+		j.Append("x", uint64(i+1), [][]byte{{byte(i)}}, func(err error) { errs <- err })
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("append queued before Close: %v", err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if err := appendSync(t, j, "x", n+1, []byte("late")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: got %v", err)
+	}
+	if err := snapshotSync(t, j, "x", 1, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("snapshot after close: got %v", err)
+	}
+	if err := j.Replay("x", 0, func(uint64, []byte) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("replay after close: got %v", err)
+	}
+	j2 := openTest(t, dir, testOptions(t))
+	if last, err := j2.LastSequence("x"); last != n || err != nil {
+		t.Fatalf("after reopen: last %d, %v; want %d", last, err, n)
+	}
+}
+
+func TestFullQueueBlocksSubmitterUntilSpace(t *testing.T) {
+	o := testOptions(t)
+	o.QueueEntries = 1
+	j := openTest(t, t.TempDir(), o)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	j.beforeCommit = func() error {
+		once.Do(func() { close(entered); <-release })
+		return nil
+	}
+	d1, c1 := result()
+	j.Append("a", 1, [][]byte{{1}}, d1)
+	<-entered
+	d2, c2 := result()
+	j.Append("b", 1, [][]byte{{1}}, d2) // fills the queue
+	returned := make(chan struct{})
+	d3, c3 := result()
+	go func() {
+		j.Append("c", 1, [][]byte{{1}}, d3)
+		close(returned)
+	}()
+	select {
+	case <-returned:
+		t.Fatal("Append returned while the queue was full")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	for _, c := range []chan error{c1, c2, c3} {
+		if err := wait(t, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-returned
+}
+
+func TestCloseReleasesBlockedSubmitter(t *testing.T) {
+	o := testOptions(t)
+	o.QueueEntries = 1
+	j, err := Open(t.TempDir(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	j.beforeCommit = func() error {
+		once.Do(func() { close(entered); <-release })
+		return nil
+	}
+	d1, c1 := result()
+	j.Append("a", 1, [][]byte{{1}}, d1)
+	<-entered
+	d2, c2 := result()
+	j.Append("b", 1, [][]byte{{1}}, d2)
+	d3, c3 := result()
+	go j.Append("c", 1, [][]byte{{1}}, d3) // blocks on the full queue
+	time.Sleep(20 * time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- j.Close() }()
+	if err := wait(t, c3); !errors.Is(err, ErrClosed) {
+		t.Fatalf("blocked submitter: got %v, want ErrClosed", err)
+	}
+	close(release)
+	for _, c := range []chan error{c1, c2, closed} {
+		if err := wait(t, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestSecondOpenerGetsClearError(t *testing.T) {
+	dir := t.TempDir()
+	openTest(t, dir, testOptions(t))
+	_, err := Open(dir, testOptions(t))
+	if !errors.Is(err, ErrDirectoryLocked) {
+		t.Fatalf("got %v, want ErrDirectoryLocked", err)
+	}
+	if !strings.Contains(err.Error(), "another orderd is using this data directory") {
+		t.Fatalf("unclear error: %v", err)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	if err := (Options{}).Validate(); err != nil {
+		t.Fatalf("zero options (defaults): %v", err)
+	}
+	if err := DefaultOptions().Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	bad := map[string]func(*Options){
+		"batch entries":  func(o *Options) { o.BatchEntries = batchEntriesMax + 1 },
+		"batch bytes":    func(o *Options) { o.BatchBytes = 8 << 20 },
+		"queue":          func(o *Options) { o.QueueEntries = -1 },
+		"flush wait":     func(o *Options) { o.FlushWait = time.Second },
+		"memtable":       func(o *Options) { o.MemTableBytes = 4 << 20 },
+		"block cache":    func(o *Options) { o.BlockCacheBytes = -1 },
+		"value log":      func(o *Options) { o.ValueLogFileBytes = 1 << 10 },
+		"threshold":      func(o *Options) { o.ValueThresholdBytes = 2 << 20 },
+		"compact keys":   func(o *Options) { o.CompactKeys = -5 },
+		"gc interval":    func(o *Options) { o.ValueLogGCInterval = -time.Second },
+		"index cache":    func(o *Options) { o.IndexCacheBytes = -1 },
+		"compact period": func(o *Options) { o.CompactInterval = -time.Second },
+	}
+	for name, mutate := range bad {
+		o := DefaultOptions()
+		mutate(&o)
+		err := o.Validate()
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		if _, err := Open(t.TempDir(), o); err == nil {
+			t.Errorf("%s: Open accepted it", name)
+		}
+	}
+}
+
+func TestOversizedBatchIsSplitAcrossTransactions(t *testing.T) {
+	o := testOptions(t)
+	o.BatchEntries = batchEntriesMax
+	o.BatchBytes = int(o.MemTableBytes * txnSharePercentMax / 100)
+	j := openTest(t, t.TempDir(), o)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	j.beforeCommit = func() error {
+		once.Do(func() { close(entered); <-release })
+		return nil
+	}
+	d0, c0 := result()
+	j.Append("warm", 1, [][]byte{{1}}, d0)
+	<-entered // the writer is held: what follows lands in one batch
+	// 16 x 1024 tiny events exceed Badger's entry count per transaction
+	// (15% of the memtable / skiplist node size, about 13 k for 8 MiB).
+	const appends, per = 16, 1024
+	chans := make([]chan error, appends)
+	for a := range appends {
+		events := make([][]byte, per)
+		for i := range events {
+			events[i] = []byte{byte(a), byte(i)}
+		}
+		var done func(error)
+		done, chans[a] = result()
+		j.Append("big", uint64(a*per+1), events, done)
+	}
+	before := j.Stats().Flushes
+	close(release)
+	for _, c := range append([]chan error{c0}, chans...) {
+		if err := wait(t, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(replayAll(t, j, "big", 0)); got != appends*per {
+		t.Fatalf("replayed %d events, want %d", got, appends*per)
+	}
+	if s := j.Stats(); s.Flushes-before < 3 || s.FlushFailures != 0 {
+		t.Fatalf("want the held batch split into at least two transactions: %+v", s)
+	}
+}
+
+// A kill right after Badger creates a memtable file leaves it empty; the
+// crash test found that the next Open then fails (badger issue 2207).
+func TestOpenSurvivesEmptyMemtableFile(t *testing.T) {
+	dir := t.TempDir()
+	j := openTest(t, dir, testOptions(t))
+	if err := appendSync(t, j, "x", 1, []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "00099.mem"), nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	j2 := openTest(t, dir, testOptions(t))
+	if got := replayAll(t, j2, "x", 0); !slices.Equal(got, []event{{1, "kept"}}) {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestEvictedIdentitiesReloadTheirSequences(t *testing.T) {
+	j := openTest(t, t.TempDir(), testOptions(t))
+	j.mu.Lock()
+	j.idsMax = 2
+	j.mu.Unlock()
+	const ids = 10
+	for round := range 3 {
+		for k := range ids {
+			id := fmt.Sprintf("order-%d", k)
+			if err := appendSync(t, j, id, uint64(round+1), fmt.Appendf(nil, "%d", round)); err != nil {
+				t.Fatalf("%s round %d: %v", id, round, err)
+			}
+		}
+	}
+	j.mu.Lock()
+	tracked := len(j.ids)
+	j.mu.Unlock()
+	if tracked > 3 {
+		t.Fatalf("%d identities tracked, want at most 3", tracked)
+	}
+	var se *SequenceError
+	if err := appendSync(t, j, "order-0", 2, []byte("dup")); !errors.As(err, &se) || se.Want != 4 {
+		t.Fatalf("stale append to an evicted identity: got %v", err)
+	}
+	if last, err := j.LastSequence("order-5"); last != 3 || err != nil {
+		t.Fatalf("last %d, %v", last, err)
+	}
+}
+
+// Close racing with appends and reads must fail them cleanly, never let a
+// read touch a closed Badger.
+func TestCloseDuringLoad(t *testing.T) {
+	j, err := Open(t.TempDir(), testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Go(func() {
+			id := fmt.Sprintf("load-%d", w)
+			for seq := uint64(1); ; seq++ {
+				err := appendSync(t, j, id, seq, []byte("x"))
+				if err == nil {
+					err = j.Replay(id, seq-1, func(uint64, []byte) error { return nil })
+				}
+				if err == nil {
+					_, err = j.LastSequence(fmt.Sprintf("new-%d-%d", w, seq))
+				}
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("%s: %v", id, err)
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+}
+
+func TestOnFlushSeesEveryCommit(t *testing.T) {
+	o := testOptions(t)
+	var mu sync.Mutex
+	var flushes, requests, entries int
+	o.OnFlush = func(r, e, _ int, d time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil && d > 0 {
+			flushes, requests, entries = flushes+1, requests+r, entries+e
+		}
+	}
+	j := openTest(t, t.TempDir(), o)
+	for i := uint64(1); i <= 20; i++ {
+		if err := appendSync(t, j, "f", 2*i-1, []byte("a"), []byte("b")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := snapshotSync(t, j, "f", 40, []byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	s := j.Stats()
+	mu.Lock()
+	defer mu.Unlock()
+	if uint64(flushes) != s.Flushes || requests != 21 || entries != 41 || s.Entries != 41 {
+		t.Fatalf("hook saw %d flushes, %d requests, %d entries; stats %+v", flushes, requests, entries, s)
+	}
+}

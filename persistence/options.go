@@ -1,0 +1,209 @@
+package persistence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Hard limits that Options are validated against. Badger panics on some
+// invalid settings instead of returning an error, so nothing reaches it
+// before Validate has passed.
+const (
+	idBytesMax        = 1024     // longest identity; keys stay small
+	eventBytesMax     = 1 << 20  // largest single event
+	snapshotBytesMax  = 16 << 20 // largest snapshot state
+	memTableBytesMin  = 8 << 20  // below this Badger refuses its default value threshold
+	memTableBytesMax  = 1 << 30  //
+	valueLogBytesMin  = 1 << 20  // Badger's own bounds on a value-log file
+	valueLogBytesMax  = 1<<30 - 1
+	batchEntriesMax   = 16384 // a batch beyond Badger's per-txn count is split
+	queueEntriesMax   = 1 << 20
+	flushWaitMax      = 10 * time.Millisecond
+	valueThresholdMax = 1 << 20
+	// txnShareMax: Badger refuses a txn above 15% of the memtable; a batch
+	// takes at most half of that so key overheads never push it over.
+	txnSharePercentMax = 7
+)
+
+// Options configure a Journal. The zero value of a field means its default;
+// DefaultOptions returns the defaults spelled out.
+type Options struct {
+	// Logger receives the journal's and Badger's logs. Default: discard.
+	Logger *slog.Logger
+
+	// BatchEntries and BatchBytes bound one group commit (one synced
+	// transaction). A single request larger than BatchBytes is committed on
+	// its own. Defaults 1024 entries and 256 KiB.
+	BatchEntries int
+	BatchBytes   int
+
+	// QueueEntries bounds the requests waiting for the writer; beyond it
+	// submitters block (backpressure). Default 8192.
+	QueueEntries int
+
+	// FlushWait lets the writer, when it is busy (requests were waiting as
+	// its previous commit ended), linger this long for more before
+	// committing a batch that is not full. An idle writer never lingers.
+	// Default 0: commit at once, and let batches grow while the previous
+	// commit is in progress.
+	FlushWait time.Duration
+
+	// RetainEvents keeps events that a snapshot covers. Default false: the
+	// compactor deletes them.
+	RetainEvents bool
+
+	// CompactInterval is the pause between compaction passes, and
+	// CompactKeys the most events one pass deletes. Defaults 1 s and 10 000.
+	CompactInterval time.Duration
+	CompactKeys     int
+
+	// ValueLogGCInterval is the pause between value-log GC runs. Default 5 min.
+	ValueLogGCInterval time.Duration
+
+	// OnFlush, when set, is called by the writer after every commit with the
+	// number of requests, entries and bytes it carried, how long the synced
+	// commit took, and its error. It must be quick (a Prometheus observe).
+	OnFlush func(requests, entries, bytes int, d time.Duration, err error)
+
+	// Badger memory and file sizes, trimmed for a small node (NOTES.md):
+	// MemTableBytes 8 MiB, BlockCacheBytes 16 MiB, IndexCacheBytes 8 MiB,
+	// ValueLogFileBytes 64 MiB, ValueThresholdBytes 32 KiB (larger values,
+	// such as big snapshots, go to the value log).
+	MemTableBytes       int64
+	BlockCacheBytes     int64
+	IndexCacheBytes     int64
+	ValueLogFileBytes   int64
+	ValueThresholdBytes int64
+}
+
+// DefaultOptions returns the defaults for a small node.
+func DefaultOptions() Options {
+	return Options{
+		BatchEntries:        1024,
+		BatchBytes:          256 << 10,
+		QueueEntries:        8192,
+		CompactInterval:     time.Second,
+		CompactKeys:         10000,
+		ValueLogGCInterval:  5 * time.Minute,
+		MemTableBytes:       8 << 20,
+		BlockCacheBytes:     16 << 20,
+		IndexCacheBytes:     8 << 20,
+		ValueLogFileBytes:   64 << 20,
+		ValueThresholdBytes: 32 << 10,
+	}
+}
+
+// withDefaults fills every zero field with its default.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	setDefault(&o.BatchEntries, d.BatchEntries)
+	setDefault(&o.BatchBytes, d.BatchBytes)
+	setDefault(&o.QueueEntries, d.QueueEntries)
+	setDefault(&o.CompactInterval, d.CompactInterval)
+	setDefault(&o.CompactKeys, d.CompactKeys)
+	setDefault(&o.ValueLogGCInterval, d.ValueLogGCInterval)
+	setDefault(&o.MemTableBytes, d.MemTableBytes)
+	setDefault(&o.BlockCacheBytes, d.BlockCacheBytes)
+	setDefault(&o.IndexCacheBytes, d.IndexCacheBytes)
+	setDefault(&o.ValueLogFileBytes, d.ValueLogFileBytes)
+	setDefault(&o.ValueThresholdBytes, d.ValueThresholdBytes)
+	return o
+}
+
+func setDefault[T int | int64 | time.Duration](v *T, d T) {
+	if *v == 0 {
+		*v = d
+	}
+}
+
+// Validate reports every option that is out of range, after defaults are
+// applied. Open calls it before Badger sees any setting.
+func (o Options) Validate() error {
+	o = o.withDefaults()
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(o.BatchEntries > 0 && o.BatchEntries <= batchEntriesMax,
+		"batch entries %d: want 1..%d", o.BatchEntries, batchEntriesMax)
+	check(o.QueueEntries > 0 && o.QueueEntries <= queueEntriesMax,
+		"queue entries %d: want 1..%d", o.QueueEntries, queueEntriesMax)
+	check(o.FlushWait >= 0 && o.FlushWait <= flushWaitMax,
+		"flush wait %v: want 0..%v", o.FlushWait, flushWaitMax)
+	check(o.CompactInterval > 0, "compact interval %v: want > 0", o.CompactInterval)
+	check(o.CompactKeys > 0, "compact keys %d: want > 0", o.CompactKeys)
+	check(o.ValueLogGCInterval > 0, "value-log gc interval %v: want > 0", o.ValueLogGCInterval)
+	check(o.MemTableBytes >= memTableBytesMin && o.MemTableBytes <= memTableBytesMax,
+		"memtable bytes %d: want %d..%d", o.MemTableBytes, memTableBytesMin, memTableBytesMax)
+	check(o.BlockCacheBytes > 0,
+		"block cache bytes %d: want > 0 (badger compresses blocks)", o.BlockCacheBytes)
+	check(o.IndexCacheBytes >= 0, "index cache bytes %d: want >= 0", o.IndexCacheBytes)
+	check(o.ValueLogFileBytes >= valueLogBytesMin && o.ValueLogFileBytes <= valueLogBytesMax,
+		"value log file bytes %d: want %d..%d", o.ValueLogFileBytes, valueLogBytesMin, valueLogBytesMax)
+	txnBytesMax := o.MemTableBytes * txnSharePercentMax / 100
+	check(o.BatchBytes > 0 && int64(o.BatchBytes) <= txnBytesMax,
+		"batch bytes %d: want 1..%d (%d%% of memtable bytes)", o.BatchBytes, txnBytesMax, txnSharePercentMax)
+	check(o.ValueThresholdBytes > 0 && o.ValueThresholdBytes <= valueThresholdMax &&
+		o.ValueThresholdBytes <= txnBytesMax,
+		"value threshold bytes %d: want 1..%d and at most %d%% of memtable bytes",
+		o.ValueThresholdBytes, valueThresholdMax, txnSharePercentMax)
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid journal options: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// badgerOptions translates validated Options into Badger's. Every append
+// must be durable when acknowledged, so SyncWrites is on: each commit of the
+// writer is one fsync.
+func (o Options) badgerOptions(dir string) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithLogger(badgerLogger{o.Logger}).
+		WithMemTableSize(o.MemTableBytes).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBlockCacheSize(o.BlockCacheBytes).
+		WithIndexCacheSize(o.IndexCacheBytes).
+		WithValueLogFileSize(o.ValueLogFileBytes).
+		WithValueThreshold(o.ValueThresholdBytes).
+		WithNumCompactors(2).
+		WithCompression(options.Snappy).
+		WithNumVersionsToKeep(1).
+		WithDetectConflicts(false) // one writer; nothing to detect
+}
+
+// badgerLogger routes Badger's printf-style logs into slog. Badger's info
+// messages are routine (compactions, table flushes), so they go to debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("badger", "msg", fmt.Sprintf(f, a...))
+}
+
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("badger", "msg", fmt.Sprintf(f, a...))
+}
+
+func (b badgerLogger) Infof(f string, a ...any) { b.debug(f, a...) }
+
+func (b badgerLogger) Debugf(f string, a ...any) { b.debug(f, a...) }
+
+// debug formats only when debug logging is on: Badger logs a lot at info.
+func (b badgerLogger) debug(f string, a ...any) {
+	if b.l.Enabled(context.Background(), slog.LevelDebug) {
+		b.l.Debug("badger", "msg", fmt.Sprintf(f, a...))
+	}
+}
