@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -18,7 +21,16 @@ import (
 type Registry struct {
 	system *actor.ActorSystem
 	sku    SkuConfig
+	// spawning serializes lookup and activation per name (by hash shard).
+	// protoactor registers a name before its mailbox can take messages,
+	// so a send by name to an actor another goroutine is still spawning
+	// would race; under the shard's lock a name is either absent or ready.
+	spawning [activationShards]sync.Mutex
 }
+
+// activationShards spreads activation locks so unrelated names rarely wait
+// for each other.
+const activationShards = 256
 
 // NewRegistry returns a registry that activates SKU actors with cfg.
 func NewRegistry(system *actor.ActorSystem, sku SkuConfig) *Registry {
@@ -36,6 +48,11 @@ func (r *Registry) SkuPID(sku string) *actor.PID {
 func skuActorName(sku string) string { return "sku/" + sku }
 
 func (r *Registry) activate(name string, props func() *actor.Props) *actor.PID {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	mu := &r.spawning[h.Sum32()%activationShards]
+	mu.Lock()
+	defer mu.Unlock()
 	if _, ok := r.system.ProcessRegistry.GetLocal(name); ok {
 		return actor.NewPID(r.system.Address(), name)
 	}
@@ -97,4 +114,48 @@ func (r *Registry) ask(ctx context.Context, pid func() *actor.PID, cmd any) (any
 			return nil, fmt.Errorf("actor request: %w", err)
 		}
 	}
+}
+
+// Count returns how many SKU and order actors are live on this node.
+func (r *Registry) Count() (skus, orders int) {
+	for _, name := range r.localNames() {
+		switch {
+		case strings.HasPrefix(name, "sku/"):
+			skus++
+		case strings.HasPrefix(name, "order/"):
+			orders++
+		}
+	}
+	return skus, orders
+}
+
+// StopAll stops every SKU and order actor of the node, each after the
+// messages already in its mailbox, and waits until they have stopped or
+// ctx is done. Actors snapshot their state as they stop, so the next start
+// reads short tails. Orders stop first, so SKU answers to their last
+// commands can still arrive.
+func (r *Registry) StopAll(ctx context.Context) error {
+	for _, prefix := range []string{"order/", "sku/"} {
+		var futures []*actor.Future
+		for _, name := range r.localNames() {
+			if strings.HasPrefix(name, prefix) {
+				futures = append(futures, r.system.Root.PoisonFuture(actor.NewPID(r.system.Address(), name)))
+			}
+		}
+		for _, f := range futures {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("stop actors: %w", err)
+			}
+			_ = f.Wait() // a timeout or dead letter means it is gone already
+		}
+	}
+	return nil
+}
+
+func (r *Registry) localNames() []string {
+	var names []string
+	for _, bucket := range r.system.ProcessRegistry.LocalPIDs.LocalPIDs {
+		names = append(names, bucket.Keys()...)
+	}
+	return names
 }

@@ -126,6 +126,7 @@ func (a *skuActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.log.failAll(ctx, "sku actor stopped")
 		a.stopSweep()
+		a.snapshotOnStop()
 	case *appendDone:
 		if m.incarnation == a.carry.inflight && m.incarnation != 0 {
 			a.carry.inflight = 0
@@ -249,6 +250,20 @@ func (a *skuActor) passivate(ctx actor.Context) {
 		return
 	}
 	a.afterDurable(ctx)
+}
+
+// snapshotOnStop hands the journal a snapshot of a state with nothing in
+// flight; the journal writes it even though the actor will not hear back
+// (closing the journal drains its queue).
+func (a *skuActor) snapshotOnStop() {
+	if a.state == nil || !a.log.idleJournal() || a.log.durable <= a.log.snapshotted || a.log.snapshotting {
+		return
+	}
+	a.cfg.Journal.SaveSnapshot(a.log.id, a.log.durable, a.snapshotBytes(), func(err error) {
+		if err != nil {
+			a.cfg.Logger.Warn("sku snapshot at stop failed", "sku", a.sku, "err", err)
+		}
+	})
 }
 
 func (a *skuActor) snapshotBytes() []byte {

@@ -49,45 +49,17 @@ func DecodeSkuSnapshot(sku string, b []byte) (*SkuState, error) {
 // LoadSkuState rebuilds a SKU's state from the journal: the latest snapshot
 // plus every event after it. It returns the snapshot's sequence too.
 func LoadSkuState(j Journal, sku string) (*SkuState, uint64, error) {
-	id := skuJournalID(sku)
-	snapSeq, snap, err := j.LoadSnapshot(id)
-	if err != nil {
-		return nil, 0, fmt.Errorf("load sku %s snapshot: %w", sku, err)
-	}
-	s := NewSkuState(sku)
-	if snap != nil {
-		if s, err = DecodeSkuSnapshot(sku, snap); err != nil {
-			return nil, 0, err
-		}
-		if s.Sequence != snapSeq {
-			return nil, 0, fmt.Errorf("sku %s: snapshot says sequence %d, journal says %d", sku, s.Sequence, snapSeq)
-		}
-	}
-	err = j.Replay(id, s.Sequence, func(seq uint64, b []byte) error {
-		ev, err := DecodeSkuEvent(b)
-		if err != nil {
-			return fmt.Errorf("sku %s event %d: %w", sku, seq, err)
-		}
-		if seq != s.Sequence+1 {
-			return fmt.Errorf("sku %s: journal jumps from %d to %d", sku, s.Sequence, seq)
-		}
-		return applySafely(s, seq, ev)
+	return loadState(j, skuJournalID(sku), sku, stateLoader[*SkuState]{
+		kind:     "sku",
+		fresh:    func() *SkuState { return NewSkuState(sku) },
+		sequence: func(s *SkuState) uint64 { return s.Sequence },
+		snapshot: func(b []byte) (*SkuState, error) { return DecodeSkuSnapshot(sku, b) },
+		apply: func(s *SkuState, seq uint64, b []byte) error {
+			ev, err := DecodeSkuEvent(b)
+			if err != nil {
+				return fmt.Errorf("event %d: %w", seq, err)
+			}
+			return applyRecovered(seq, func() { s.apply(seq, ev) })
+		},
 	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("replay sku %s: %w", sku, err)
-	}
-	return s, snapSeq, nil
-}
-
-// applySafely turns a panic of apply (an event that does not fit) into an
-// error, so a bad journal is reported instead of crashing recovery in a
-// loop.
-func applySafely(s *SkuState, seq uint64, ev *pb.SkuEvent) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("event %d does not apply: %v", seq, r)
-		}
-	}()
-	s.apply(seq, ev)
-	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -30,6 +31,9 @@ type Kit struct {
 	Journal  *Journal
 	Clock    *Clock
 	Registry *actors.Registry
+	// Logger is what the kit's actors log to: the test's output, warnings
+	// and above.
+	Logger *slog.Logger
 	// Timeout bounds every request the kit makes.
 	Timeout time.Duration
 
@@ -60,8 +64,12 @@ func New(t TB, opts ...Option) *Kit {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// Actors outlive the test by a little; what they log after it ends is
+	// dropped, since writing to a finished test's output is a data race.
+	logs := &untilDone{Handler: slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}), done: &atomic.Bool{}}
+	logger := slog.New(logs)
 	k := &Kit{
+		Logger:  logger,
 		T:       t,
 		Journal: NewJournal(),
 		Clock:   NewClock(cfg.start),
@@ -73,6 +81,12 @@ func New(t TB, opts ...Option) *Kit {
 	skuCfg.Journal, skuCfg.Clock, skuCfg.Logger = k.Journal, k.Clock, logger
 	k.Registry = actors.NewRegistry(k.System, skuCfg)
 	t.Cleanup(func() {
+		// protoactor's Shutdown leaves actors and their timers running, which
+		// slows every later test: stop them first.
+		ctx, cancel := context.WithTimeout(context.Background(), k.Timeout)
+		defer cancel()
+		_ = k.Registry.StopAll(ctx) // bounded; leftovers only cost time
+		logs.done.Store(true)
 		k.System.Shutdown()
 		k.Journal.Close()
 	})

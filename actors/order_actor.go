@@ -1,0 +1,465 @@
+package actors
+
+import (
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/orderengine/orderengine/actors/pb"
+)
+
+// OrderSkuLink finds the actor to send a SKU's commands to. The Registry
+// is one; the test kit puts a link in between that drops, duplicates,
+// delays and reorders messages.
+type OrderSkuLink interface {
+	SkuPID(sku string) *actor.PID
+}
+
+// OrderConfig is what an order actor needs from the node.
+type OrderConfig struct {
+	Journal Journal
+	Clock   Clock
+	// Skus routes SKU commands; Orders fills in its Registry when nil.
+	Skus OrderSkuLink
+	// Index is the node's order index (Orders spawns it); nil runs without
+	// one, and then nothing wakes an open order after a node restart.
+	Index *actor.PID
+	// SnapshotEvery is the number of events between snapshots; 0 turns
+	// periodic snapshots off. Orders are short, so 0 is a fine default.
+	SnapshotEvery uint64
+	// PassivateAfter stops an idle order whose saga owes nothing and which
+	// cannot expire any more; 0 keeps actors forever.
+	PassivateAfter time.Duration
+	// RequestTimeout bounds one SKU request in real time. An unanswered
+	// command is sent again at its backoff time on Clock, whatever this
+	// says; the timeout only frees the request.
+	RequestTimeout time.Duration
+	// TickInterval is the shortest wait, in real time, before an order
+	// with SKU commands in flight checks whether one is overdue on Clock.
+	TickInterval time.Duration
+	Logger       *slog.Logger
+}
+
+// Defaults of OrderConfig.
+const (
+	DefaultOrderRequestTimeout = 5 * time.Second
+	DefaultOrderTickInterval   = 250 * time.Millisecond
+	// orderDeferredMax bounds the commands held while a restarted order
+	// actor waits for its predecessor's append.
+	orderDeferredMax = 1_000
+	// orderWaitersMax bounds the PlaceOrder callers waiting for one saga.
+	orderWaitersMax = 1_000
+)
+
+func (c OrderConfig) withDefaults() OrderConfig {
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultOrderRequestTimeout
+	}
+	if c.TickInterval <= 0 {
+		c.TickInterval = DefaultOrderTickInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// OrderProps returns the props of the actor for one order ID.
+func OrderProps(orderID string, cfg OrderConfig) *actor.Props {
+	cfg = cfg.withDefaults()
+	carry := &restartCarry{}
+	return actor.PropsFromProducer(func() actor.Actor { return newOrderActor(orderID, cfg, carry) })
+}
+
+// orderActor is the shell around OrderState: it journals what the pure
+// layer decides, answers once that is durable, and sends the SKU commands
+// the state says are owed once the decision behind them is durable.
+type orderActor struct {
+	id    string
+	cfg   OrderConfig
+	state *OrderState
+	log   *durableLog
+	sends OrderSends
+	// waiting are PlaceOrder callers answered when the saga ends.
+	waiting     []*actor.PID
+	loadErr     error
+	loadTried   time.Time
+	carry       *restartCarry
+	deferred    []envelope
+	expiry      *time.Timer
+	retry       *time.Timer
+	rng         *rand.Rand
+	passivating bool
+	// indexed: the index holds this order as open, so SKU commands may go
+	// out; indexing: the OpenOrder is in flight; closed: CloseOrder sent.
+	indexed, indexing, closed bool
+}
+
+func newOrderActor(id string, cfg OrderConfig, carry *restartCarry) *orderActor {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	a := &orderActor{id: id, cfg: cfg, carry: carry, rng: rand.New(rand.NewPCG(h.Sum64(), 0x5a6a))}
+	a.log = newDurableLog(orderJournalID(id), cfg.Journal, failedOrderResult)
+	return a
+}
+
+// failedOrderResult is what a caller gets when its command's events were
+// not made durable.
+func failedOrderResult(reply any, detail string) any {
+	r := proto.Clone(reply.(*pb.OrderResult)).(*pb.OrderResult)
+	r.Code, r.Detail = pb.OrderCode_ORDER_CODE_UNAVAILABLE, detail
+	return r
+}
+
+// orderStockReply carries a SKU's answer from a request's continuation to
+// the actor as a message, so that it reaches the current instance even
+// when the one that sent the request has been restarted since.
+type orderStockReply struct {
+	sku    string
+	step   pb.SkuStep
+	result *pb.StockResult
+}
+
+// orderIndexed is the index's answer to OpenOrder.
+type orderIndexed struct{ ok bool }
+
+// orderRetryTick and orderExpiryTick wake the actor; they do not count as
+// activity for passivation.
+type (
+	orderRetryTick  struct{}
+	orderExpiryTick struct{}
+)
+
+func (*orderRetryTick) NotInfluenceReceiveTimeout()  {}
+func (*orderExpiryTick) NotInfluenceReceiveTimeout() {}
+
+// Receive is the actor's message loop.
+func (a *orderActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		if a.carry.inflight == 0 {
+			a.load(ctx)
+		}
+		if a.cfg.PassivateAfter > 0 {
+			ctx.SetReceiveTimeout(a.cfg.PassivateAfter)
+		}
+	case *actor.Restarting:
+		if !a.log.idleJournal() {
+			a.carry.inflight = a.log.incarnation
+		}
+		a.failAll(ctx, "order actor restarted")
+		a.stopTimers()
+	case *actor.Stopping:
+		a.failAll(ctx, "order actor stopped")
+		a.stopTimers()
+		a.snapshotOnStop()
+	case *appendDone:
+		if m.incarnation == a.carry.inflight && m.incarnation != 0 {
+			a.carry.inflight = 0
+			a.load(ctx)
+			a.runDeferred(ctx)
+			return
+		}
+		if !a.log.appended(ctx, m) {
+			a.cfg.Logger.Warn("order journal write failed; reloading", "order_id", a.id, "err", m.err)
+			a.failWaiting(ctx, "journal write failed")
+			a.load(ctx)
+		}
+		a.afterDurable(ctx)
+	case *snapshotDone:
+		if !a.log.snapshotSaved(m) && m.err != nil {
+			a.cfg.Logger.Warn("order snapshot failed", "order_id", a.id, "err", m.err)
+		}
+		a.afterDurable(ctx)
+	case *orderStockReply:
+		r := m.result
+		a.command(ctx, &pb.StockAnswered{Sku: m.sku, Step: m.step, Outcome: r.Outcome,
+			Available: r.GetView().GetAvailable(), Detail: r.Detail, Hold: r.Hold}, nil)
+	case *orderRetryTick:
+		a.retry = nil
+		a.pump(ctx)
+	case *orderIndexed:
+		a.indexing, a.indexed = false, m.ok
+		a.pump(ctx)
+		if !m.ok {
+			a.retryIn(ctx, a.cfg.TickInterval)
+		}
+	case *orderExpiryTick:
+		a.expiry = nil
+		a.command(ctx, &pb.ExpireOrder{}, nil)
+	case *actor.ReceiveTimeout:
+		a.passivate(ctx)
+	case Crash:
+		panic("order " + a.id + ": crash requested")
+	case *pb.RetryOrderSaga:
+		a.pump(ctx)
+	case *pb.PlaceOrder, *pb.PayOrder, *pb.CancelOrder, *pb.ShipOrder, *pb.CompleteOrder,
+		*pb.GetOrder, *pb.ExpireOrder, *pb.StockAnswered:
+		a.command(ctx, m, ctx.Sender())
+	}
+}
+
+// command runs one command through the pure layer.
+func (a *orderActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
+	if a.carry.inflight != 0 {
+		if len(a.deferred) < orderDeferredMax {
+			a.deferred = append(a.deferred, envelope{cmd, sender})
+			return
+		}
+		a.unavailable(ctx, sender, "order actor is recovering")
+		return
+	}
+	if a.state == nil && !a.retryLoad(ctx) {
+		a.unavailable(ctx, sender, "order journal unreadable: "+a.loadErr.Error())
+		return
+	}
+	a.passivating = false
+	reserving := a.state.Status == pb.OrderStatus_ORDER_STATUS_RESERVING
+	d := a.state.Step(cmd, a.cfg.Clock.Now())
+	for _, ev := range d.Events {
+		a.log.record(encodeOrderEvent(ev))
+	}
+	switch {
+	case d.Wait && sender != nil && len(a.waiting) < orderWaitersMax:
+		a.waiting = append(a.waiting, sender)
+	case d.Wait && sender != nil:
+		a.unavailable(ctx, sender, "too many callers wait for this order")
+	case d.Reply != nil:
+		a.log.reply(ctx, sender, d.Reply)
+	}
+	if (reserving || d.Wait) && a.state.Status != pb.OrderStatus_ORDER_STATUS_RESERVING {
+		a.answerWaiting(ctx)
+	}
+	if a.cfg.Index != nil && !a.indexed && !OrderSettled(a.state) {
+		// In parallel with the journal write: an index entry for an order
+		// whose OrderPlaced was lost costs one needless activation.
+		a.openInIndex(ctx)
+	}
+	a.log.flush()
+	a.pump(ctx)
+	a.scheduleExpiry(ctx)
+}
+
+// answerWaiting gives every waiting PlaceOrder caller the saga's outcome,
+// held until the events behind it are durable.
+func (a *orderActor) answerWaiting(ctx actor.Context) {
+	if len(a.waiting) == 0 {
+		return
+	}
+	outcome := OrderPlaceOutcome(a.state, false)
+	for _, w := range a.waiting {
+		a.log.reply(ctx, w, proto.Clone(outcome))
+	}
+	a.waiting = nil
+}
+
+func (a *orderActor) unavailable(ctx actor.Context, sender *actor.PID, detail string) {
+	if sender != nil {
+		ctx.Send(sender, &pb.OrderResult{Code: pb.OrderCode_ORDER_CODE_UNAVAILABLE, Detail: detail})
+	}
+}
+
+func (a *orderActor) failWaiting(ctx actor.Context, detail string) {
+	for _, w := range a.waiting {
+		a.unavailable(ctx, w, detail)
+	}
+	a.waiting = nil
+}
+
+func (a *orderActor) failAll(ctx actor.Context, detail string) {
+	a.log.failAll(ctx, detail)
+	a.failWaiting(ctx, detail)
+}
+
+// pump sends the SKU commands that are owed and not in flight, or overdue.
+// Nothing is sent while an applied event is not yet durable: a crash could
+// still undo the decision that makes the command owed (an OrderPaid, say),
+// and the SKU must never run ahead of the order's journal. The append's
+// completion calls pump again.
+//
+// Before its first SKU command an order is opened in the node's index;
+// once it owes nothing and cannot expire, it is closed there.
+func (a *orderActor) pump(ctx actor.Context) {
+	if a.state == nil || a.log.applied != a.log.durable {
+		return
+	}
+	if a.cfg.Index != nil && !a.indexed && !OrderSettled(a.state) {
+		a.openInIndex(ctx)
+		return
+	}
+	for _, c := range a.sends.Due(a.state, a.cfg.Clock.Now(), a.rng.Float64) {
+		a.send(ctx, c)
+	}
+	a.scheduleRetry(ctx)
+	if a.cfg.Index != nil && !a.closed && OrderSettled(a.state) && !orderUnpaid(a.state.Status) {
+		a.closed = true
+		ctx.Send(a.cfg.Index, &pb.CloseOrder{OrderId: a.id})
+	}
+}
+
+// openInIndex asks the index to record the order as open; its answer
+// comes back as orderIndexed.
+func (a *orderActor) openInIndex(ctx actor.Context) {
+	if a.indexing {
+		return
+	}
+	a.indexing, a.closed = true, false
+	f := ctx.RequestFuture(a.cfg.Index, &pb.OpenOrder{OrderId: a.id}, a.cfg.RequestTimeout)
+	ctx.ReenterAfter(f, func(res any, err error) {
+		r, ok := res.(*pb.OrderIndexResult)
+		ctx.Send(ctx.Self(), &orderIndexed{ok: err == nil && ok && r.Ok})
+	})
+}
+
+// send makes one SKU request. Its answer comes back as an orderStockReply;
+// a request that times out is simply sent again when it is overdue.
+func (a *orderActor) send(ctx actor.Context, c OrderSkuCommand) {
+	f := ctx.RequestFuture(a.cfg.Skus.SkuPID(c.SKU), c.Msg, a.cfg.RequestTimeout)
+	sku, step := c.SKU, c.Step
+	ctx.ReenterAfter(f, func(res any, err error) {
+		if r, ok := res.(*pb.StockResult); ok && err == nil {
+			ctx.Send(ctx.Self(), &orderStockReply{sku: sku, step: step, result: r})
+		}
+	})
+}
+
+// scheduleRetry wakes the actor when the first command in flight becomes
+// overdue on Clock, or after TickInterval if that is later, so an order
+// whose SKU is down costs a wake-up per backoff, not per tick.
+func (a *orderActor) scheduleRetry(ctx actor.Context) {
+	next, ok := a.sends.NextDue()
+	if a.retry != nil || !ok {
+		return
+	}
+	a.retryIn(ctx, min(max(next.Sub(a.cfg.Clock.Now()), a.cfg.TickInterval), orderRetryMax))
+}
+
+func (a *orderActor) retryIn(ctx actor.Context, wait time.Duration) {
+	if a.retry != nil {
+		return
+	}
+	root, self := ctx.ActorSystem().Root, ctx.Self()
+	a.retry = time.AfterFunc(wait, func() { root.Send(self, &orderRetryTick{}) })
+}
+
+// scheduleExpiry arms a timer for expires_at while the order is unpaid.
+// The timer only wakes the actor; whether the order expires is decided on
+// the injected clock, so tests send ExpireOrder after moving their clock.
+func (a *orderActor) scheduleExpiry(ctx actor.Context) {
+	at, ok := orderNextExpiry(a.state)
+	if a.expiry != nil || !ok {
+		return
+	}
+	root, self := ctx.ActorSystem().Root, ctx.Self()
+	wait := max(at.Sub(a.cfg.Clock.Now()), 0)
+	a.expiry = time.AfterFunc(wait, func() { root.Send(self, &orderExpiryTick{}) })
+}
+
+func (a *orderActor) stopTimers() {
+	for _, t := range []**time.Timer{&a.retry, &a.expiry} {
+		if *t != nil {
+			(*t).Stop()
+			*t = nil
+		}
+	}
+}
+
+// load (re)builds the state from the journal and finishes what the saga
+// owes: a recovered reserving order re-sends its reservations (and then
+// completes or compensates), a paid one its unacknowledged commits, an
+// unpaid one past its TTL expires at once.
+func (a *orderActor) load(ctx actor.Context) {
+	a.loadTried = a.cfg.Clock.Now()
+	state, snap, err := LoadOrderState(a.cfg.Journal, a.id)
+	if err != nil {
+		a.state, a.loadErr = nil, err
+		a.cfg.Logger.Error("order recovery failed", "order_id", a.id, "err", err)
+		return
+	}
+	a.state, a.loadErr = state, nil
+	a.log.start(ctx, state.Sequence, snap)
+	a.sends.Reset()
+	a.indexed, a.indexing, a.closed = false, false, false
+	a.stopTimers()
+	if orderExpiryDue(a.state, a.cfg.Clock.Now()) {
+		a.command(ctx, &pb.ExpireOrder{}, nil)
+		return
+	}
+	a.pump(ctx)
+	a.scheduleExpiry(ctx)
+}
+
+func (a *orderActor) retryLoad(ctx actor.Context) bool {
+	if a.cfg.Clock.Now().Sub(a.loadTried) >= loadRetryInterval {
+		a.load(ctx)
+	}
+	return a.state != nil
+}
+
+func (a *orderActor) runDeferred(ctx actor.Context) {
+	deferred := a.deferred
+	a.deferred = nil
+	for _, e := range deferred {
+		a.command(ctx, e.msg, e.sender)
+	}
+}
+
+// afterDurable sends what became owed, takes a periodic snapshot once
+// everything is durable, and finishes a passivation waiting for it.
+func (a *orderActor) afterDurable(ctx actor.Context) {
+	if a.state == nil {
+		return
+	}
+	a.pump(ctx)
+	if a.log.snapshotDue(a.cfg.SnapshotEvery) {
+		a.log.saveSnapshot(a.snapshotBytes())
+		return
+	}
+	if a.passivating && a.log.idle() && !a.log.snapshotting {
+		ctx.Stop(ctx.Self())
+	}
+}
+
+// passivate stops an idle order that owes nothing and cannot expire: its
+// next command activates it again from the journal.
+func (a *orderActor) passivate(ctx actor.Context) {
+	if a.state == nil || !a.log.idle() || len(a.waiting) > 0 || !OrderSettled(a.state) || orderUnpaid(a.state.Status) {
+		return
+	}
+	a.passivating = true
+	if a.log.durable > a.log.snapshotted && !a.log.snapshotting && a.state.Status != pb.OrderStatus_ORDER_STATUS_UNSPECIFIED {
+		a.log.saveSnapshot(a.snapshotBytes())
+		return
+	}
+	a.afterDurable(ctx)
+}
+
+// snapshotOnStop hands the journal a snapshot of a state with nothing in
+// flight, so the next activation reads one record; the journal writes it
+// although the actor will not hear back.
+func (a *orderActor) snapshotOnStop() {
+	if a.state == nil || a.state.Status == pb.OrderStatus_ORDER_STATUS_UNSPECIFIED || !a.log.idleJournal() ||
+		a.log.durable <= a.log.snapshotted || a.log.snapshotting || a.log.applied != a.log.durable {
+		return
+	}
+	a.cfg.Journal.SaveSnapshot(a.log.id, a.log.durable, a.snapshotBytes(), func(err error) {
+		if err != nil {
+			a.cfg.Logger.Warn("order snapshot at stop failed", "order_id", a.id, "err", err)
+		}
+	})
+}
+
+func (a *orderActor) snapshotBytes() []byte {
+	b, err := proto.Marshal(a.state.Snapshot())
+	if err != nil {
+		panic("encode order snapshot: " + err.Error())
+	}
+	return b
+}

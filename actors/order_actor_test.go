@@ -1,0 +1,345 @@
+package actors_test
+
+import (
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/orderengine/orderengine/actors"
+	"github.com/orderengine/orderengine/actors/pb"
+	"github.com/orderengine/orderengine/actors/testkit"
+)
+
+const orderTTL = 60 // seconds
+
+func newCheckout(t *testing.T, stock map[string]int64) *testkit.Checkout {
+	t.Helper()
+	c := testkit.NewCheckout(t, actors.OrderConfig{})
+	for sku, n := range stock {
+		c.AskSku(sku, &pb.Restock{OpId: "r-" + sku, Quantity: n})
+	}
+	return c
+}
+
+func placeCmd(id string, kv ...any) *pb.PlaceOrder {
+	cmd := &pb.PlaceOrder{OrderId: id, Customer: "c-1", TtlSeconds: orderTTL}
+	for i := 0; i < len(kv); i += 2 {
+		cmd.Items = append(cmd.Items, &pb.OrderLine{Sku: kv[i].(string), Quantity: int64(kv[i+1].(int))})
+	}
+	return cmd
+}
+
+// skuIs waits until the SKU shows available, reserved and sold.
+func skuIs(t *testing.T, c *testkit.Checkout, sku string, available, reserved, sold int64) {
+	t.Helper()
+	var v *pb.SkuView
+	c.Eventually(sku+" stock", func() bool {
+		v = c.AskSku(sku, &pb.GetStock{}).View
+		return v.Available == available && v.Reserved == reserved && v.Sold == sold
+	})
+	if err := c.SkuState(sku).CheckHolds(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func settled(t *testing.T, c *testkit.Checkout, id string) {
+	t.Helper()
+	c.Eventually("order "+id+" settled", func() bool { return c.Settled(id) })
+}
+
+func wantCode(t *testing.T, r *pb.OrderResult, code pb.OrderCode, status pb.OrderStatus) {
+	t.Helper()
+	if r == nil || r.Code != code || r.GetOrder().GetStatus() != status {
+		t.Fatalf("got %v, want %v with status %v", r, code, status)
+	}
+}
+
+func TestCheckoutAllLinesReservedPaidShipped(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 10, "B": 5})
+	id := actors.KeyedOrderID("c-1", "k-1")
+	wantCode(t, c.AskOrder(id, placeCmd(id, "A", 2, "B", 1)), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_RESERVED)
+	skuIs(t, c, "A", 8, 2, 0)
+	skuIs(t, c, "B", 4, 1, 0)
+
+	wantCode(t, c.AskOrder(id, placeCmd(id, "A", 2, "B", 1)), pb.OrderCode_ORDER_CODE_ALREADY_DONE, pb.OrderStatus_ORDER_STATUS_RESERVED)
+	reused := c.AskOrder(id, placeCmd(id, "A", 3, "B", 1))
+	if reused.Code != pb.OrderCode_ORDER_CODE_IDEMPOTENCY_KEY_REUSED {
+		t.Fatalf("same key, other body: %v", reused.Code)
+	}
+
+	wantCode(t, c.AskOrder(id, &pb.PayOrder{OrderId: id, PaymentRef: "pay-1"}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_PAID)
+	skuIs(t, c, "A", 8, 0, 2)
+	skuIs(t, c, "B", 4, 0, 1)
+	settled(t, c, id)
+	wantCode(t, c.AskOrder(id, &pb.ShipOrder{OrderId: id}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_SHIPPED)
+	wantCode(t, c.AskOrder(id, &pb.CompleteOrder{OrderId: id}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_COMPLETED)
+	wantCode(t, c.AskOrder(id, &pb.CompleteOrder{OrderId: id}), pb.OrderCode_ORDER_CODE_ALREADY_DONE, pb.OrderStatus_ORDER_STATUS_COMPLETED)
+	if r := c.AskOrder(id, &pb.CancelOrder{OrderId: id}); r.Code != pb.OrderCode_ORDER_CODE_INVALID_TRANSITION ||
+		r.OrderStatus != pb.OrderStatus_ORDER_STATUS_COMPLETED {
+		t.Fatalf("cancel after completion: %v", r)
+	}
+}
+
+func TestCheckoutOutOfStockReleasesEveryReservation(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 10, "B": 3})
+	id := actors.KeyedOrderID("c-1", "k-oos")
+	cmd := placeCmd(id, "A", 2, "B", 5, "NEVER", 1)
+	r := c.AskOrder(id, cmd)
+	wantCode(t, r, pb.OrderCode_ORDER_CODE_OUT_OF_STOCK, pb.OrderStatus_ORDER_STATUS_REJECTED)
+	if r.Sku != "B" || r.Available != 3 {
+		t.Fatalf("names %s/%d, want the first refused line B/3", r.Sku, r.Available)
+	}
+	skuIs(t, c, "A", 10, 0, 0)
+	settled(t, c, id)
+
+	// A keyed retry replays the first outcome, even once B has stock.
+	c.AskSku("B", &pb.Restock{OpId: "more", Quantity: 10})
+	again := c.AskOrder(id, cmd)
+	if again.Code != pb.OrderCode_ORDER_CODE_OUT_OF_STOCK || again.Sku != "B" || again.Available != 3 {
+		t.Fatalf("replay: %v", again)
+	}
+}
+
+func TestCheckoutLostReplyIsRetried(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 10, "B": 5})
+	var dropped atomic.Bool
+	c.Link.SetRule(func(m testkit.LinkMessage) testkit.LinkAction {
+		if m.SKU == "B" && m.Step == pb.SkuStep_SKU_STEP_RESERVE && dropped.CompareAndSwap(false, true) {
+			return testkit.DropReply
+		}
+		return testkit.Deliver
+	})
+	id := actors.KeyedOrderID("c-1", "k-lost")
+	done := c.PlaceOrderAsync(placeCmd(id, "A", 2, "B", 1))
+	skuIs(t, c, "B", 4, 1, 0) // the SKU did reserve; its answer is lost
+	select {
+	case r := <-done:
+		t.Fatalf("answered before the retry: %v", r)
+	case <-time.After(20 * time.Millisecond):
+	}
+	c.Advance(time.Second) // past the first backoff: the reserve goes again
+	wantCode(t, <-done, pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_RESERVED)
+	skuIs(t, c, "B", 4, 1, 0) // reserved once
+}
+
+func TestCheckoutDuplicatesChangeNothing(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 10, "B": 5})
+	c.Link.SetRule(func(testkit.LinkMessage) testkit.LinkAction { return testkit.Duplicate })
+	id := actors.KeyedOrderID("c-1", "k-dup")
+	wantCode(t, c.AskOrder(id, placeCmd(id, "A", 2, "B", 1)), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_RESERVED)
+	wantCode(t, c.AskOrder(id, &pb.PayOrder{OrderId: id, PaymentRef: "p"}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_PAID)
+	skuIs(t, c, "A", 8, 0, 2)
+	skuIs(t, c, "B", 4, 0, 1)
+	settled(t, c, id)
+
+	// Injected duplicate and late SKU answers are recognised as known.
+	n := len(c.OrderEvents(id))
+	for _, step := range []pb.SkuStep{pb.SkuStep_SKU_STEP_RESERVE, pb.SkuStep_SKU_STEP_COMMIT} {
+		c.SendOrder(id, &pb.StockAnswered{Sku: "A", Step: step, Outcome: pb.Outcome_OUTCOME_APPLIED})
+	}
+	c.AskOrder(id, &pb.GetOrder{OrderId: id})
+	if got := len(c.OrderEvents(id)); got != n {
+		t.Fatalf("duplicate answers made %d events", got-n)
+	}
+}
+
+// The order actor crashes while a reservation is in flight: the new
+// instance recovers from the journal, sends the reservations again, and
+// the saga completes; the SKU reserves once.
+func TestCheckoutOrderCrashMidSaga(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 10, "B": 5})
+	c.Link.SetRule(func(m testkit.LinkMessage) testkit.LinkAction {
+		if m.SKU == "B" {
+			return testkit.Hold
+		}
+		return testkit.Deliver
+	})
+	id := actors.KeyedOrderID("c-1", "k-crash")
+	cmd := placeCmd(id, "A", 2, "B", 1)
+	first := c.PlaceOrderAsync(cmd)
+	c.Eventually("reserve B held", func() bool { return len(c.Link.Held()) == 1 })
+	c.CrashOrder(id)
+	if r := <-first; r == nil || r.Code != pb.OrderCode_ORDER_CODE_UNAVAILABLE {
+		t.Fatalf("caller of the crashed instance got %v, want UNAVAILABLE", r)
+	}
+	c.Eventually("reserve B sent again", func() bool { return len(c.Link.Held()) == 2 })
+	c.Link.SetRule(nil)
+	c.Link.Release(1, 0)     // reordered, and one is a duplicate
+	r := c.AskOrder(id, cmd) // the customer retries: OK, or ALREADY_DONE if the saga ended first
+	if r.Code != pb.OrderCode_ORDER_CODE_ALREADY_DONE {
+		wantCode(t, r, pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_RESERVED)
+	}
+	skuIs(t, c, "A", 8, 2, 0)
+	skuIs(t, c, "B", 4, 1, 0)
+}
+
+// A paid order crashes before its commits are acknowledged: the new
+// instance sends them again and the units are sold exactly once.
+func TestCheckoutRecoveredPaidOrderResendsCommits(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 10})
+	id := actors.KeyedOrderID("c-1", "k-paid")
+	c.AskOrder(id, placeCmd(id, "A", 3))
+	c.Link.SetRule(func(m testkit.LinkMessage) testkit.LinkAction {
+		if m.Step == pb.SkuStep_SKU_STEP_COMMIT {
+			return testkit.Drop
+		}
+		return testkit.Deliver
+	})
+	wantCode(t, c.AskOrder(id, &pb.PayOrder{OrderId: id, PaymentRef: "p"}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_PAID)
+	c.Eventually("commit sent", func() bool { return len(c.Link.Seen()) >= 2 })
+	c.Link.SetRule(nil)
+	c.CrashOrder(id)
+	skuIs(t, c, "A", 7, 0, 3)
+	settled(t, c, id)
+}
+
+func TestCheckoutExpiryReleasesOnce(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 10})
+	id := actors.KeyedOrderID("c-1", "k-exp")
+	c.AskOrder(id, placeCmd(id, "A", 4))
+	c.Advance(orderTTL*time.Second - time.Nanosecond)
+	wantCode(t, c.AskOrder(id, &pb.GetOrder{OrderId: id}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_RESERVED)
+	c.Advance(time.Nanosecond)
+	wantCode(t, c.AskOrder(id, &pb.GetOrder{OrderId: id}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_EXPIRED)
+	skuIs(t, c, "A", 10, 0, 0)
+	settled(t, c, id)
+	c.Advance(time.Hour)
+	releases := 0
+	for _, ev := range c.SkuEvents("A") {
+		if ev.GetReleased() != nil {
+			releases++
+		}
+	}
+	if releases != 1 {
+		t.Fatalf("%d releases, want 1", releases)
+	}
+	if r := c.AskOrder(id, &pb.PayOrder{OrderId: id, PaymentRef: "p"}); r.Code != pb.OrderCode_ORDER_CODE_EXPIRED {
+		t.Fatalf("pay after expiry: %v", r.Code)
+	}
+}
+
+// A pay at expires_at is refused although no tick has expired the order.
+func TestCheckoutPayAtExpiresAtBeforeTheTick(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 10})
+	id := actors.KeyedOrderID("c-1", "k-late")
+	c.AskOrder(id, placeCmd(id, "A", 4))
+	c.Clock.Advance(orderTTL * time.Second) // no ticks
+	r := c.AskOrder(id, &pb.PayOrder{OrderId: id, PaymentRef: "p"})
+	wantCode(t, r, pb.OrderCode_ORDER_CODE_EXPIRED, pb.OrderStatus_ORDER_STATUS_EXPIRED)
+	skuIs(t, c, "A", 10, 0, 0)
+}
+
+func TestCheckoutCancelPaidOrderReturnsUnits(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 10, "B": 2})
+	id := actors.KeyedOrderID("c-1", "k-cancel")
+	c.AskOrder(id, placeCmd(id, "A", 4, "B", 2))
+	c.AskOrder(id, &pb.PayOrder{OrderId: id, PaymentRef: "p"})
+	wantCode(t, c.AskOrder(id, &pb.CancelOrder{OrderId: id}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_CANCELLED)
+	skuIs(t, c, "A", 10, 0, 0)
+	skuIs(t, c, "B", 2, 0, 0)
+	settled(t, c, id)
+	wantCode(t, c.AskOrder(id, &pb.CancelOrder{OrderId: id}), pb.OrderCode_ORDER_CODE_ALREADY_DONE, pb.OrderStatus_ORDER_STATUS_CANCELLED)
+}
+
+// The order expires while B's reservation is still on its way; the release
+// overtakes it and leaves a tombstone, so the late reservation is refused
+// and nothing stays reserved.
+func TestCheckoutReleaseOvertakesReservation(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 10, "B": 5})
+	c.Link.SetRule(func(m testkit.LinkMessage) testkit.LinkAction {
+		if m.SKU == "B" && m.Step == pb.SkuStep_SKU_STEP_RESERVE {
+			return testkit.Hold
+		}
+		return testkit.Deliver
+	})
+	id := actors.KeyedOrderID("c-1", "k-overtake")
+	done := c.PlaceOrderAsync(placeCmd(id, "A", 2, "B", 1))
+	c.Eventually("reserve B held", func() bool { return len(c.Link.Held()) == 1 })
+	c.Advance(orderTTL * time.Second)
+	r := <-done
+	if r == nil || r.Code != pb.OrderCode_ORDER_CODE_EXPIRED {
+		t.Fatalf("got %v, want EXPIRED", r)
+	}
+	settled(t, c, id)
+	c.Link.ReleaseAll()
+	skuIs(t, c, "A", 10, 0, 0)
+	skuIs(t, c, "B", 5, 0, 0)
+	c.Eventually("late reserve answered", func() bool {
+		for _, ev := range c.SkuEvents("B") {
+			if ev.GetReserved() != nil {
+				return false
+			}
+		}
+		return len(c.Link.Seen()) >= 4
+	})
+}
+
+// Recovery reads the latest snapshot plus the events after it.
+func TestCheckoutRecoversFromSnapshots(t *testing.T) {
+	c := testkit.NewCheckout(t, actors.OrderConfig{SnapshotEvery: 2})
+	c.AskSku("A", &pb.Restock{OpId: "r", Quantity: 10})
+	id := actors.KeyedOrderID("c-1", "k-snap")
+	c.AskOrder(id, placeCmd(id, "A", 3))
+	c.AskOrder(id, &pb.PayOrder{OrderId: id, PaymentRef: "p"})
+	skuIs(t, c, "A", 7, 0, 3)
+	settled(t, c, id)
+	c.Eventually("a snapshot", func() bool {
+		seq, _, _ := c.Journal.LoadSnapshot("order/" + id)
+		return seq >= 2
+	})
+	c.CrashOrder(id)
+	wantCode(t, c.AskOrder(id, &pb.ShipOrder{OrderId: id}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_SHIPPED)
+	if got := c.OrderState(id); got.Status != pb.OrderStatus_ORDER_STATUS_SHIPPED || !actors.OrderSettled(got) {
+		t.Fatalf("recovered %v", got.Status)
+	}
+}
+
+// After a node restart nothing would wake an order whose saga is in
+// flight: the index remembers the open ones and RecoverOpen wakes them.
+func TestCheckoutRecoverOpenOrdersAfterRestart(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 10, "B": 10})
+	ctx := t.Context()
+	done := actors.KeyedOrderID("c-1", "k-done")
+	c.AskOrder(done, placeCmd(done, "A", 1))
+	c.AskOrder(done, &pb.PayOrder{OrderId: done, PaymentRef: "p"})
+	settled(t, c, done)
+
+	paid := actors.KeyedOrderID("c-1", "k-paid")
+	c.AskOrder(paid, placeCmd(paid, "A", 2))
+	c.Link.SetRule(func(m testkit.LinkMessage) testkit.LinkAction {
+		if m.Step == pb.SkuStep_SKU_STEP_COMMIT && m.OrderID == paid {
+			return testkit.Drop
+		}
+		return testkit.Deliver
+	})
+	c.AskOrder(paid, &pb.PayOrder{OrderId: paid, PaymentRef: "p"})
+	unpaid := actors.KeyedOrderID("c-1", "k-unpaid")
+	c.AskOrder(unpaid, placeCmd(unpaid, "B", 3))
+	c.Eventually("commit sent", func() bool {
+		for _, m := range c.Link.Seen() {
+			if m.OrderID == paid && m.Step == pb.SkuStep_SKU_STEP_COMMIT {
+				return true
+			}
+		}
+		return false
+	})
+	c.StopOrder(paid)
+	c.StopOrder(unpaid)
+	c.Link.SetRule(nil)
+	c.Clock.Advance(orderTTL * time.Second)
+
+	c.Eventually("the paid and the unpaid order open, the completed one closed", func() bool {
+		open, err := c.Orders.OpenOrders(ctx)
+		return err == nil && len(open) == 2 && !slices.Contains(open, done)
+	})
+	if n, err := c.Orders.RecoverOpen(ctx); n != 2 || err != nil {
+		t.Fatalf("recovered %d (%v)", n, err)
+	}
+	skuIs(t, c, "A", 7, 0, 3)  // the paid order's commit went out again
+	skuIs(t, c, "B", 10, 0, 0) // the unpaid one expired and released
+	c.Eventually("index empty", func() bool {
+		open, err := c.Orders.OpenOrders(ctx)
+		return err == nil && len(open) == 0
+	})
+}

@@ -1,0 +1,44 @@
+package sim
+
+import "fmt"
+
+// journal is a synchronous in-memory actors.Journal: what a node appends
+// at a flush is durable at once. A crash loses only what was not flushed.
+type journal struct {
+	events map[string][][]byte
+}
+
+func newJournal() *journal { return &journal{events: map[string][][]byte{}} }
+
+// append makes events durable after the identity's last one.
+func (j *journal) append(id string, events [][]byte) {
+	j.events[id] = append(j.events[id], events...)
+}
+
+// Append implements actors.Journal.
+func (j *journal) Append(id string, first uint64, events [][]byte, done func(error)) {
+	if first != uint64(len(j.events[id]))+1 {
+		done(fmt.Errorf("append %s at %d after %d", id, first, len(j.events[id])))
+		return
+	}
+	j.append(id, events)
+	done(nil)
+}
+
+// SaveSnapshot implements actors.Journal; the simulation keeps no
+// snapshots, so recovery replays every event.
+func (j *journal) SaveSnapshot(id string, seq uint64, state []byte, done func(error)) { done(nil) }
+
+// LoadSnapshot implements actors.Journal.
+func (j *journal) LoadSnapshot(string) (uint64, []byte, error) { return 0, nil, nil }
+
+// Replay implements actors.Journal.
+func (j *journal) Replay(id string, after uint64, fn func(seq uint64, event []byte) error) error {
+	events := j.events[id]
+	for i := after; i < uint64(len(events)); i++ {
+		if err := fn(i+1, events[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,322 @@
+package sim
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/orderengine/orderengine/actors"
+	"github.com/orderengine/orderengine/actors/pb"
+)
+
+// The nodes follow the actor shells' discipline: a command is applied at
+// once; its events wait in pending until a journal flush; a reply waits
+// until every event applied before it is durable; an order sends SKU
+// commands only when nothing is pending. A crash loses pending events and
+// held replies and reloads the state from the journal.
+
+// send puts one message on the network between orders and SKUs: after a
+// random delay (which reorders), maybe twice, maybe never. A message to a
+// stalled SKU (to not nil) waits until the stall ends.
+func (w *world) send(to *skuNode, deliver func()) {
+	w.report.Messages++
+	copies := 1
+	if !w.healed {
+		switch r := w.rng.Float64(); {
+		case r < w.cfg.DropRate:
+			copies = 0
+			w.report.Dropped++
+		case r < w.cfg.DropRate+w.cfg.DupRate:
+			copies = 2
+			w.report.Duplicated++
+		}
+	}
+	for range copies {
+		w.inflight++
+		at := w.now.Add(w.delay())
+		if to != nil && to.stalledUntil.After(at) {
+			at = to.stalledUntil.Add(w.delay())
+		}
+		w.at(at, func() {
+			w.inflight--
+			deliver()
+			w.maybeCrash()
+		})
+	}
+}
+
+func (w *world) delay() time.Duration {
+	if w.cfg.DelayMax <= 0 {
+		return 0
+	}
+	return time.Duration(w.rng.Int64N(int64(w.cfg.DelayMax)))
+}
+
+func (w *world) maybeCrash() {
+	if w.healed {
+		return
+	}
+	if w.rng.Float64() < w.cfg.StallRate {
+		w.report.Stalls++
+		s := w.skus[w.skuIDs[w.rng.IntN(len(w.skuIDs))]]
+		s.stalledUntil = w.now.Add(time.Duration(w.rng.Int64N(int64(w.cfg.StallMax))))
+	}
+	if w.rng.Float64() >= w.cfg.CrashRate {
+		return
+	}
+	w.report.Crashes++
+	if w.rng.IntN(2) == 0 || len(w.orderIDs) == 0 {
+		w.skus[w.skuIDs[w.rng.IntN(len(w.skuIDs))]].crash()
+		return
+	}
+	w.orders[w.orderIDs[w.rng.IntN(len(w.orderIDs))]].crash()
+}
+
+func (w *world) flushDelay() time.Duration { return time.Duration(w.rng.Int64N(int64(flushDelayMax))) }
+
+// skuNode is a SKU actor.
+type skuNode struct {
+	w        *world
+	id       string
+	state    *actors.SkuState
+	pending  [][]byte
+	held     []func() // replies to send once pending is durable
+	flushing bool
+	epoch    int // bumped by a crash; stale scheduled work checks it
+	// stalledUntil holds messages to the SKU back until then.
+	stalledUntil time.Time
+}
+
+func newSkuNode(w *world, id string) *skuNode {
+	return &skuNode{w: w, id: id, state: actors.NewSkuState(id)}
+}
+
+// handle runs one command; reply (if not nil) gets the result once the
+// events behind it are durable.
+func (s *skuNode) handle(cmd any, reply func(*pb.StockResult)) {
+	events, res := s.state.Step(cmd, s.w.now, actors.DefaultSkuRules)
+	for _, ev := range events {
+		s.pending = append(s.pending, mustMarshal(ev))
+	}
+	if res != nil && reply != nil {
+		if len(s.pending) == 0 {
+			reply(res)
+		} else {
+			s.held = append(s.held, func() { reply(res) })
+		}
+	}
+	s.scheduleFlush()
+}
+
+// fromOrder handles a command that came over the network from an order;
+// the answer goes back over the network.
+func (s *skuNode) fromOrder(orderID string, step pb.SkuStep, msg proto.Message) {
+	w := s.w
+	s.handle(msg, func(res *pb.StockResult) {
+		answer := &pb.StockAnswered{Sku: s.id, Step: step, Outcome: res.Outcome,
+			Available: res.GetView().GetAvailable(), Detail: res.Detail, Hold: res.Hold}
+		w.send(nil, func() {
+			if step == pb.SkuStep_SKU_STEP_RESERVE && (res.Outcome == pb.Outcome_OUTCOME_APPLIED || res.Outcome == pb.Outcome_OUTCOME_ALREADY_DONE) {
+				w.told[orderID+"/"+s.id] = true
+			}
+			w.orders[orderID].handle(answer, nil)
+		})
+	})
+}
+
+func (s *skuNode) scheduleFlush() {
+	if s.flushing || len(s.pending) == 0 {
+		return
+	}
+	s.flushing = true
+	epoch := s.epoch
+	s.w.after(s.w.flushDelay(), func() {
+		if epoch != s.epoch {
+			return
+		}
+		s.flushing = false
+		s.w.journal.append("sku/"+s.id, s.pending)
+		s.pending = nil
+		held := s.held
+		s.held = nil
+		for _, r := range held {
+			r()
+		}
+	})
+}
+
+func (s *skuNode) crash() {
+	s.epoch++
+	s.pending, s.held, s.flushing = nil, nil, false
+	st, _, err := actors.LoadSkuState(s.w.journal, s.id)
+	if err != nil {
+		panic("recover sku " + s.id + ": " + err.Error())
+	}
+	s.state = st
+}
+
+// orderNode is an order actor.
+type orderNode struct {
+	w           *world
+	id          string
+	state       *actors.OrderState
+	sends       actors.OrderSends
+	pending     [][]byte
+	held        []func()
+	waiting     []func(*pb.OrderResult)
+	flushing    bool
+	retryAt     time.Time
+	expiryArmed bool
+	epoch       int
+}
+
+// orderNode returns the order's actor, activating it on first use.
+func (w *world) orderNode(id string) *orderNode {
+	if o, ok := w.orders[id]; ok {
+		return o
+	}
+	o := &orderNode{w: w, id: id, state: actors.NewOrderState(id)}
+	w.orders[id] = o
+	w.orderIDs = append(w.orderIDs, id)
+	return o
+}
+
+// handle runs one command; reply (if not nil) gets the answer once the
+// events behind it are durable.
+func (o *orderNode) handle(cmd any, reply func(*pb.OrderResult)) {
+	w := o.w
+	if pay, ok := cmd.(*pb.PayOrder); ok {
+		defer o.checkPay(pay, o.state.Status, w.now)
+	}
+	reserving := o.state.Status == pb.OrderStatus_ORDER_STATUS_RESERVING
+	d := o.state.Step(cmd, w.now)
+	for _, ev := range d.Events {
+		o.pending = append(o.pending, mustMarshal(ev))
+	}
+	switch {
+	case d.Wait && reply != nil:
+		o.waiting = append(o.waiting, reply)
+	case d.Reply != nil && reply != nil:
+		o.reply(reply, d.Reply)
+	}
+	if (reserving || d.Wait) && o.state.Status != pb.OrderStatus_ORDER_STATUS_RESERVING {
+		outcome := actors.OrderPlaceOutcome(o.state, false)
+		for _, r := range o.waiting {
+			o.reply(r, outcome)
+		}
+		o.waiting = nil
+	}
+	o.scheduleFlush()
+	o.pump()
+	o.armExpiry()
+}
+
+// checkPay is the oracle of "a pay after expires_at is refused".
+func (o *orderNode) checkPay(pay *pb.PayOrder, before pb.OrderStatus, at time.Time) {
+	if before != pb.OrderStatus_ORDER_STATUS_RESERVED || o.state.PaymentRef != pay.PaymentRef {
+		return
+	}
+	if o.state.Status == pb.OrderStatus_ORDER_STATUS_PAID && at.UnixNano() >= o.state.ExpiresAt {
+		panic("order " + o.id + " paid at or after expires_at")
+	}
+}
+
+func (o *orderNode) reply(to func(*pb.OrderResult), res *pb.OrderResult) {
+	if len(o.pending) == 0 {
+		to(res)
+		return
+	}
+	o.held = append(o.held, func() { to(res) })
+}
+
+func (o *orderNode) scheduleFlush() {
+	if o.flushing || len(o.pending) == 0 {
+		return
+	}
+	o.flushing = true
+	epoch := o.epoch
+	o.w.after(o.w.flushDelay(), func() {
+		if epoch != o.epoch {
+			return
+		}
+		o.flushing = false
+		o.w.journal.append("order/"+o.id, o.pending)
+		o.pending = nil
+		held := o.held
+		o.held = nil
+		for _, r := range held {
+			r()
+		}
+		o.pump()
+	})
+}
+
+// pump sends the owed SKU commands that are due, once nothing is pending.
+func (o *orderNode) pump() {
+	if len(o.pending) > 0 {
+		return
+	}
+	w := o.w
+	for _, c := range o.sends.Due(o.state, w.now, w.rng.Float64) {
+		sku, id, step, msg := w.skus[c.SKU], o.id, c.Step, c.Msg
+		w.send(sku, func() { sku.fromOrder(id, step, msg) })
+	}
+	next, ok := o.sends.NextDue()
+	if !ok || (!o.retryAt.IsZero() && !next.Before(o.retryAt)) {
+		return
+	}
+	o.retryAt = next
+	epoch := o.epoch
+	w.at(next, func() {
+		if epoch == o.epoch && o.retryAt.Equal(next) {
+			o.retryAt = time.Time{}
+			o.pump()
+		}
+	})
+}
+
+// armExpiry schedules the TTL tick once per activation of an unpaid order.
+func (o *orderNode) armExpiry() {
+	if o.expiryArmed || (o.state.Status != pb.OrderStatus_ORDER_STATUS_RESERVING && o.state.Status != pb.OrderStatus_ORDER_STATUS_RESERVED) {
+		return
+	}
+	o.expiryArmed = true
+	epoch := o.epoch
+	lag := time.Duration(0)
+	if o.w.cfg.ExpiryLagMax > 0 {
+		lag = time.Duration(o.w.rng.Int64N(int64(o.w.cfg.ExpiryLagMax)))
+	}
+	o.w.at(time.Unix(0, o.state.ExpiresAt).Add(lag), func() {
+		if epoch == o.epoch {
+			o.handle(&pb.ExpireOrder{}, nil)
+		}
+	})
+}
+
+// crash loses what was not durable and recovers from the journal; the new
+// activation sends everything the saga still owes.
+func (o *orderNode) crash() {
+	o.epoch++
+	o.pending, o.held, o.waiting, o.flushing = nil, nil, nil, false
+	o.retryAt, o.expiryArmed = time.Time{}, false
+	o.sends.Reset()
+	st, _, err := actors.LoadOrderState(o.w.journal, o.id)
+	if err != nil {
+		panic("recover order " + o.id + ": " + err.Error())
+	}
+	o.state = st
+	for _, l := range st.Lines {
+		if l.Hold == pb.LineHold_LINE_HOLD_NONE {
+			delete(o.w.told, o.id+"/"+l.SKU) // what it was told was lost
+		}
+	}
+	o.handle(&pb.RetryOrderSaga{}, nil) // expires it if due, then pumps
+}
+
+func mustMarshal(m proto.Message) []byte {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -1,0 +1,234 @@
+package testkit
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/orderengine/orderengine/actors"
+	"github.com/orderengine/orderengine/actors/pb"
+)
+
+// Checkout is a Kit with order actors beside the SKU actors. The order
+// actors reach the SKUs through Link, so a test can drop, duplicate, delay
+// and reorder the saga's commands; it can inject any message into either
+// side, move the fake clock, and crash either side.
+type Checkout struct {
+	*Kit
+	Orders *actors.Orders
+	Link   *Link
+
+	omu    sync.Mutex
+	orders map[string]bool // orders the kit has talked to, for Advance
+}
+
+// NewCheckout starts a Checkout; cfg's journal, clock, link and logger are
+// filled in by the kit.
+func NewCheckout(t testing.TB, cfg actors.OrderConfig, opts ...Option) *Checkout {
+	t.Helper()
+	k := New(t, opts...)
+	c := &Checkout{Kit: k, orders: map[string]bool{}}
+	c.Link = newLink(k.System, func(sku string) *actor.PID { return k.Registry.SkuPID(sku) }, k.Timeout)
+	cfg.Journal, cfg.Clock, cfg.Skus = k.Journal, k.Clock, c.Link
+	if cfg.Logger == nil {
+		cfg.Logger = k.Logger
+	}
+	c.Orders = actors.NewOrders(k.Registry, cfg)
+	// Stop the order actors and the link before the kit stops the system
+	// (cleanups run last-registered first): protoactor's Shutdown leaves
+	// actors and their timers running, which slows every later test.
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+// stopAll stops every order actor the kit knows and the link's proxies,
+// and waits for them (bounded by Timeout).
+func (c *Checkout) stopAll() {
+	var futures []*actor.Future
+	for _, id := range c.known() {
+		futures = append(futures, c.System.Root.StopFuture(c.Orders.PID(id)))
+	}
+	futures = append(futures, c.Link.stopAll()...)
+	deadline := time.Now().Add(c.Timeout)
+	for _, f := range futures {
+		if time.Until(deadline) <= 0 {
+			return
+		}
+		_ = f.Wait() // a dead letter or a timeout: it is gone or going
+	}
+}
+
+// untilDone is a slog.Handler that drops records once done is set.
+type untilDone struct {
+	slog.Handler
+	done *atomic.Bool
+}
+
+func (h *untilDone) Handle(ctx context.Context, r slog.Record) error {
+	if h.done.Load() {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *untilDone) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &untilDone{Handler: h.Handler.WithAttrs(attrs), done: h.done}
+}
+
+func (h *untilDone) WithGroup(name string) slog.Handler {
+	return &untilDone{Handler: h.Handler.WithGroup(name), done: h.done}
+}
+
+// AskOrder sends cmd to the order's actor and returns its reply, failing
+// the test if none comes within Timeout. A PlaceOrder returns when its saga
+// has ended.
+func (c *Checkout) AskOrder(orderID string, cmd any) *pb.OrderResult {
+	c.T.Helper()
+	res, err := c.TryAskOrder(orderID, cmd)
+	if err != nil {
+		c.T.Fatalf("ask order %s %T: %v", orderID, cmd, err)
+	}
+	return res
+}
+
+// TryAskOrder is AskOrder returning the error instead of failing the test.
+// Safe to call from any goroutine.
+func (c *Checkout) TryAskOrder(orderID string, cmd any) (*pb.OrderResult, error) {
+	c.remember(orderID)
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+	defer cancel()
+	return c.Orders.Ask(ctx, orderID, cmd)
+}
+
+// PlaceOrderAsync sends a PlaceOrder and returns at once; the channel gets
+// the reply (nil when the request failed) when the saga ends.
+func (c *Checkout) PlaceOrderAsync(cmd *pb.PlaceOrder) <-chan *pb.OrderResult {
+	out := make(chan *pb.OrderResult, 1)
+	c.remember(cmd.OrderId)
+	go func() {
+		res, _ := c.TryAskOrder(cmd.OrderId, cmd)
+		out <- res
+	}()
+	return out
+}
+
+// SendOrder delivers msg to the order's actor without waiting: a tick, or
+// an injected StockAnswered that pretends to be a SKU's (late, duplicate)
+// answer.
+func (c *Checkout) SendOrder(orderID string, msg any) {
+	c.remember(orderID)
+	c.Orders.Send(orderID, msg)
+}
+
+// remember activates the order's actor and records it for Advance and
+// Tick. Activating first matters: protoactor registers an actor's name
+// before its mailbox is ready, so a message sent by name while another
+// goroutine is still spawning it races (see Registry.activate); Tick only
+// sends to actors whose spawn has returned.
+func (c *Checkout) remember(orderID string) {
+	c.Orders.PID(orderID)
+	c.omu.Lock()
+	c.orders[orderID] = true
+	c.omu.Unlock()
+}
+
+// OrderIDs returns the orders the kit has talked to, in no order.
+func (c *Checkout) OrderIDs() []string { return c.known() }
+
+// Tick sends ExpireOrder and RetryOrderSaga to every order the kit has
+// talked to and returns without waiting; safe from any goroutine. Advance
+// is Tick plus moving the clock, sweeping the SKUs and waiting.
+func (c *Checkout) Tick() {
+	for _, id := range c.known() {
+		c.Orders.Send(id, &pb.ExpireOrder{})
+		c.Orders.Send(id, &pb.RetryOrderSaga{})
+	}
+}
+
+func (c *Checkout) known() []string {
+	c.omu.Lock()
+	defer c.omu.Unlock()
+	ids := make([]string, 0, len(c.orders))
+	for id := range c.orders {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// Advance moves the clock forward, sweeps the SKUs (Kit.Advance), and
+// wakes every order the kit has talked to with ExpireOrder and
+// RetryOrderSaga, so that expiries and overdue SKU commands happen before
+// the next step of the test (the SKU answers still arrive asynchronously:
+// use Eventually to wait for their effect).
+func (c *Checkout) Advance(d time.Duration) {
+	c.T.Helper()
+	c.Kit.Advance(d)
+	for _, id := range c.known() {
+		c.Orders.Send(id, &pb.ExpireOrder{})
+		c.Orders.Send(id, &pb.RetryOrderSaga{})
+		c.AskOrder(id, &pb.GetOrder{OrderId: id}) // answered after the ticks
+	}
+}
+
+// CrashOrder makes the order's actor panic. Its supervisor restarts it and
+// the new instance recovers from the journal and re-sends whatever its
+// saga still owes; callers waiting on it are answered UNAVAILABLE.
+func (c *Checkout) CrashOrder(orderID string) {
+	c.System.Root.Send(c.Orders.PID(orderID), actors.Crash{})
+}
+
+// StopOrder stops the order's actor gracefully and waits, as a node
+// shutdown does: nothing wakes it again but a message to it, or
+// Orders.RecoverOpen.
+func (c *Checkout) StopOrder(orderID string) {
+	if err := c.System.Root.StopFuture(c.Orders.PID(orderID)).Wait(); err != nil {
+		c.T.Fatalf("stop order %s: %v", orderID, err)
+	}
+}
+
+// OrderEvents returns the order's durable events in order.
+func (c *Checkout) OrderEvents(orderID string) []*pb.OrderEvent {
+	c.T.Helper()
+	var out []*pb.OrderEvent
+	for i, b := range c.Journal.Events("order/" + orderID) {
+		ev, err := actors.DecodeOrderEvent(b)
+		if err != nil {
+			c.T.Fatalf("order %s event %d: %v", orderID, i+1, err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// OrderState rebuilds the order's state from its journal: what a
+// recovering actor would see.
+func (c *Checkout) OrderState(orderID string) *actors.OrderState {
+	c.T.Helper()
+	s, _, err := actors.LoadOrderState(c.Journal, orderID)
+	if err != nil {
+		c.T.Fatalf("load order %s: %v", orderID, err)
+	}
+	return s
+}
+
+// Settled reports whether the order's durable state owes its SKUs nothing.
+func (c *Checkout) Settled(orderID string) bool {
+	return actors.OrderSettled(c.OrderState(orderID))
+}
+
+// Eventually waits until cond holds, failing the test after Timeout.
+func (c *Checkout) Eventually(what string, cond func() bool) {
+	c.T.Helper()
+	deadline := time.Now().Add(c.Timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.T.Fatalf("not within %v: %s", c.Timeout, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
