@@ -1,0 +1,147 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// config is everything orderd reads from flags and environment.
+type config struct {
+	dataDir        string
+	httpAddr       string
+	adminToken     string
+	logLevel       string
+	logFormat      string
+	requestTimeout time.Duration
+	snapshotEvery  uint64
+	passivateAfter time.Duration
+}
+
+// envPrefix: every flag can also come from ORDERD_<FLAG>, with dashes as
+// underscores (ORDERD_ADMIN_TOKEN). A flag on the command line wins.
+const envPrefix = "ORDERD_"
+
+// adminTokenFile is where a generated admin token is kept, inside the data
+// directory.
+const adminTokenFile = "admin-token"
+
+func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("orderd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.dataDir, "data", "./data", "data directory (journal, snapshots, generated admin token)")
+	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8080", "HTTP listen address of the gateway")
+	fs.StringVar(&c.adminToken, "admin-token", "", "admin bearer token (default: generated at first start and stored in the data directory)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&c.requestTimeout, "request-timeout", 5*time.Second, "deadline of every engine call made for an HTTP request")
+	fs.Uint64Var(&c.snapshotEvery, "snapshot-every", 1000, "events between snapshots of an actor (0: only on passivation)")
+	fs.DurationVar(&c.passivateAfter, "passivate-after", 10*time.Minute, "stop actors idle this long (0: never)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" && !set[f.Name] {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	return c, c.validate()
+}
+
+func (c config) validate() error {
+	switch {
+	case c.dataDir == "":
+		return errors.New("-data must not be empty")
+	case c.httpAddr == "":
+		return errors.New("-http must not be empty")
+	case c.requestTimeout <= 0:
+		return errors.New("-request-timeout must be positive")
+	case c.passivateAfter < 0:
+		return errors.New("-passivate-after must not be negative")
+	}
+	if _, err := parseLevel(c.logLevel); err != nil {
+		return err
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return fmt.Errorf("-log-format %q: want text or json", c.logFormat)
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("-log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(c config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.logLevel) // validated
+	opts := &slog.HandlerOptions{Level: level}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// adminToken returns the configured token, or the one stored in the data
+// directory, generating and storing it (mode 0600) at first start. created
+// tells whether it was generated now.
+func loadAdminToken(c config) (token, path string, created bool, err error) {
+	if c.adminToken != "" {
+		return c.adminToken, "", false, nil
+	}
+	path = filepath.Join(c.dataDir, adminTokenFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		token = strings.TrimSpace(string(b))
+		if token == "" {
+			return "", path, false, fmt.Errorf("admin token file %s is empty", path)
+		}
+		return token, path, false, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", path, false, fmt.Errorf("read admin token: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", path, false, fmt.Errorf("generate admin token: %w", err)
+	}
+	token = hex.EncodeToString(raw)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", path, false, fmt.Errorf("store admin token: %w", err)
+	}
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		f.Close()
+		return "", path, false, fmt.Errorf("store admin token: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", path, false, fmt.Errorf("store admin token: %w", err)
+	}
+	return token, path, true, f.Close()
+}

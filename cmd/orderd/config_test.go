@@ -1,0 +1,67 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func noEnv(string) string { return "" }
+
+func TestParseConfigDefaultsFlagsAndEnvironment(t *testing.T) {
+	c, err := parseConfig(nil, io.Discard, noEnv)
+	if err != nil || c.dataDir != "./data" || c.httpAddr != "127.0.0.1:8080" || c.requestTimeout != 5*time.Second {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	env := map[string]string{"ORDERD_HTTP": "127.0.0.1:9000", "ORDERD_ADMIN_TOKEN": "from-env", "ORDERD_LOG_FORMAT": "json"}
+	c, err = parseConfig([]string{"-http", "127.0.0.1:9001"}, io.Discard, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.httpAddr != "127.0.0.1:9001" || c.adminToken != "from-env" || c.logFormat != "json" {
+		t.Fatalf("a flag must win over the environment, which must win over defaults: %+v", c)
+	}
+}
+
+func TestParseConfigRefusesBadValues(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{args: []string{"-log-level", "loud"}, want: "-log-level"},
+		{args: []string{"-log-format", "xml"}, want: "-log-format"},
+		{args: []string{"-request-timeout", "0s"}, want: "-request-timeout"},
+		{args: []string{"-data", ""}, want: "-data"},
+		{args: []string{"extra"}, want: "unexpected arguments"},
+		{env: map[string]string{"ORDERD_REQUEST_TIMEOUT": "soon"}, want: "ORDERD_REQUEST_TIMEOUT"},
+	} {
+		_, err := parseConfig(tc.args, io.Discard, func(k string) string { return tc.env[k] })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: error %v, want one naming %s", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+func TestAdminTokenIsGeneratedOnceWithMode0600(t *testing.T) {
+	dir := t.TempDir()
+	tok, path, created, err := loadAdminToken(config{dataDir: dir})
+	if err != nil || !created || len(tok) != 64 {
+		t.Fatalf("first start: %q %v %v", tok, created, err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 || path != filepath.Join(dir, adminTokenFile) {
+		t.Fatalf("token file %s: %v %v", path, st.Mode(), err)
+	}
+	again, _, created, err := loadAdminToken(config{dataDir: dir})
+	if err != nil || created || again != tok {
+		t.Fatalf("second start must reuse the token: %q %v %v", again, created, err)
+	}
+	given, path, _, _ := loadAdminToken(config{dataDir: dir, adminToken: "explicit"})
+	if given != "explicit" || path != "" {
+		t.Fatalf("a configured token wins: %q %q", given, path)
+	}
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/orderengine/orderengine/actors"
+	"github.com/orderengine/orderengine/actors/pb"
+	"github.com/orderengine/orderengine/gateway"
+)
+
+// engine is the gateway's Engine on top of this node's actors. It turns
+// HTTP-level requests into actor commands and actor results back into the
+// gateway's errors; it holds no state of its own.
+type engine struct {
+	skus   *actors.Registry
+	orders *actors.Orders
+	clock  actors.Clock
+}
+
+var _ gateway.Engine = (*engine)(nil)
+
+func (e *engine) Restock(ctx context.Context, sku string, qty int64, key string) (gateway.SKUView, error) {
+	return e.changeStock(ctx, sku, &pb.Restock{OpId: e.opID(key), Quantity: qty})
+}
+
+func (e *engine) Remove(ctx context.Context, sku string, qty int64, key string) (gateway.SKUView, error) {
+	return e.changeStock(ctx, sku, &pb.Remove{OpId: e.opID(key), Quantity: qty})
+}
+
+// opID is the operation ID of a restock or remove: the client's
+// Idempotency-Key (the SKU actor scopes it to the SKU and the operation),
+// or a fresh unique ID, so that a request without a key always applies.
+func (e *engine) opID(key string) string {
+	if key != "" {
+		return "key:" + key
+	}
+	id, err := actors.NewOrderID(e.clock.Now(), rand.Reader)
+	if err != nil {
+		panic(fmt.Sprintf("operation id: %v", err)) // crypto/rand does not fail
+	}
+	return "auto:" + id
+}
+
+func (e *engine) changeStock(ctx context.Context, sku string, cmd any) (gateway.SKUView, error) {
+	res, err := e.skus.AskSku(ctx, sku, cmd)
+	if err != nil {
+		return gateway.SKUView{}, askError(err)
+	}
+	switch res.Outcome {
+	case pb.Outcome_OUTCOME_APPLIED, pb.Outcome_OUTCOME_ALREADY_DONE:
+		return skuView(res.View), nil
+	case pb.Outcome_OUTCOME_INSUFFICIENT:
+		return gateway.SKUView{}, &gateway.InsufficientStockError{SKU: sku, Available: res.View.GetAvailable()}
+	case pb.Outcome_OUTCOME_CONFLICT:
+		return gateway.SKUView{}, gateway.ErrIdempotencyKeyReused
+	case pb.Outcome_OUTCOME_INVALID:
+		return gateway.SKUView{}, &gateway.InvalidFieldError{Field: "quantity", Detail: res.Detail}
+	default:
+		return gateway.SKUView{}, unavailable(res.Outcome.String(), res.Detail)
+	}
+}
+
+func (e *engine) SKU(ctx context.Context, sku string) (gateway.SKUView, error) {
+	res, err := e.skus.AskSku(ctx, sku, &pb.GetStock{})
+	if err != nil {
+		return gateway.SKUView{}, askError(err)
+	}
+	switch {
+	case res.Outcome != pb.Outcome_OUTCOME_APPLIED:
+		return gateway.SKUView{}, unavailable(res.Outcome.String(), res.Detail)
+	case !res.View.GetKnown():
+		return gateway.SKUView{}, gateway.ErrNotFound
+	}
+	return skuView(res.View), nil
+}
+
+func (e *engine) PlaceOrder(ctx context.Context, req gateway.PlaceOrderRequest) (gateway.Order, error) {
+	var id string
+	if req.IdempotencyKey != "" {
+		id = actors.KeyedOrderID(req.Customer, req.IdempotencyKey)
+	} else {
+		var err error
+		if id, err = actors.NewOrderID(e.clock.Now(), rand.Reader); err != nil {
+			return gateway.Order{}, fmt.Errorf("order id: %w", err)
+		}
+	}
+	items := make([]*pb.OrderLine, len(req.Items))
+	for i, it := range req.Items {
+		items[i] = &pb.OrderLine{Sku: it.SKU, Quantity: it.Quantity}
+	}
+	cmd := &pb.PlaceOrder{OrderId: id, Customer: req.Customer, Items: items, TtlSeconds: int64(req.TTL / time.Second)}
+	return e.orderCommand(ctx, id, cmd)
+}
+
+func (e *engine) Order(ctx context.Context, id string) (gateway.Order, error) {
+	return e.orderCommand(ctx, id, &pb.GetOrder{OrderId: id})
+}
+
+func (e *engine) Pay(ctx context.Context, id, ref string) (gateway.Order, error) {
+	return e.orderCommand(ctx, id, &pb.PayOrder{OrderId: id, PaymentRef: ref})
+}
+
+func (e *engine) Cancel(ctx context.Context, id string) (gateway.Order, error) {
+	return e.orderCommand(ctx, id, &pb.CancelOrder{OrderId: id})
+}
+
+func (e *engine) Ship(ctx context.Context, id string) (gateway.Order, error) {
+	return e.orderCommand(ctx, id, &pb.ShipOrder{OrderId: id})
+}
+
+func (e *engine) Complete(ctx context.Context, id string) (gateway.Order, error) {
+	return e.orderCommand(ctx, id, &pb.CompleteOrder{OrderId: id})
+}
+
+func (e *engine) orderCommand(ctx context.Context, id string, cmd any) (gateway.Order, error) {
+	res, err := e.orders.Ask(ctx, id, cmd)
+	if err != nil {
+		return gateway.Order{}, askError(err)
+	}
+	switch res.Code {
+	case pb.OrderCode_ORDER_CODE_OK, pb.OrderCode_ORDER_CODE_ALREADY_DONE:
+		return orderView(res.Order), nil
+	case pb.OrderCode_ORDER_CODE_NOT_FOUND:
+		return gateway.Order{}, gateway.ErrNotFound
+	case pb.OrderCode_ORDER_CODE_OUT_OF_STOCK:
+		return gateway.Order{}, &gateway.OutOfStockError{OrderID: id, SKU: res.Sku, Available: res.Available}
+	case pb.OrderCode_ORDER_CODE_INVALID_TRANSITION, pb.OrderCode_ORDER_CODE_EXPIRED:
+		return gateway.Order{}, &gateway.InvalidTransitionError{Status: statusName(res.OrderStatus)}
+	case pb.OrderCode_ORDER_CODE_IDEMPOTENCY_KEY_REUSED:
+		return gateway.Order{}, gateway.ErrIdempotencyKeyReused
+	case pb.OrderCode_ORDER_CODE_INVALID:
+		return gateway.Order{}, &gateway.InvalidFieldError{Field: "items", Detail: res.Detail}
+	default:
+		return gateway.Order{}, unavailable(res.Code.String(), res.Detail)
+	}
+}
+
+// askError maps a failed actor request: no answer in time is the
+// gateway's 503, which tells the client to retry (every command is
+// idempotent).
+func askError(err error) error {
+	if errors.Is(err, actors.ErrTimeout) {
+		return fmt.Errorf("%w: %w", gateway.ErrUnavailable, err)
+	}
+	return err
+}
+
+func unavailable(code, detail string) error {
+	return fmt.Errorf("%w: %s: %s", gateway.ErrUnavailable, code, detail)
+}
+
+func skuView(v *pb.SkuView) gateway.SKUView {
+	return gateway.SKUView{SKU: v.GetSku(), Available: v.GetAvailable(), Reserved: v.GetReserved(), Sold: v.GetSold()}
+}
+
+func orderView(v *pb.OrderView) gateway.Order {
+	items := make([]gateway.Item, len(v.GetItems()))
+	for i, it := range v.GetItems() {
+		items[i] = gateway.Item{SKU: it.Sku, Quantity: it.Quantity}
+	}
+	return gateway.Order{
+		ID: v.GetId(), Status: statusName(v.GetStatus()), Customer: v.GetCustomer(), Items: items,
+		CreatedAt: time.Unix(0, v.GetCreatedAtUnixNano()).UTC(), ExpiresAt: time.Unix(0, v.GetExpiresAtUnixNano()).UTC(),
+		PaymentRef: v.GetPaymentRef(),
+	}
+}
+
+// statusName turns ORDER_STATUS_RESERVED into "reserved", the API's name.
+func statusName(s pb.OrderStatus) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "ORDER_STATUS_"))
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/orderengine/orderengine/actors"
+	"github.com/orderengine/orderengine/gateway"
+	"github.com/orderengine/orderengine/persistence"
+)
+
+// shutdownTimeout bounds each stage of a clean stop.
+const shutdownTimeout = 15 * time.Second
+
+// run is orderd: it returns when ctx is cancelled (a signal) and the node
+// has stopped, or when it cannot start or serve.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cfg, err := parseConfig(args, stderr, getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	if err := os.MkdirAll(cfg.dataDir, 0o750); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	token, tokenPath, created, err := loadAdminToken(cfg)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(stdout, "orderd: generated an admin token, stored in %s\n", tokenPath)
+	} else if tokenPath != "" {
+		log.Info("admin token read from data directory", "path", tokenPath)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	jm := newJournalMetrics(reg)
+	jopts := persistence.DefaultOptions()
+	jopts.Logger, jopts.OnFlush = log.With("component", "journal"), jm.observe
+	journal, err := persistence.Open(filepath.Join(cfg.dataDir, "journal"), jopts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := journal.Close(); err != nil {
+			log.Error("close journal", "err", err)
+		}
+	}()
+
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return log.With("component", "actors")
+	}))
+	defer system.Shutdown()
+	actorLog := log.With("component", "actors")
+	skus := actors.NewRegistry(system, actors.SkuConfig{
+		Journal: journal, SnapshotEvery: cfg.snapshotEvery, PassivateAfter: cfg.passivateAfter, Logger: actorLog,
+	})
+	orders := actors.NewOrders(skus, actors.OrderConfig{
+		Journal: journal, SnapshotEvery: cfg.snapshotEvery, PassivateAfter: cfg.passivateAfter, Logger: actorLog,
+	})
+	registerActorMetrics(reg, skus)
+	// Orders that still owe their SKUs a command, or can still expire,
+	// have nobody to wake them after a restart but this.
+	rctx, rcancel := context.WithTimeout(ctx, shutdownTimeout)
+	woken, err := orders.RecoverOpen(rctx)
+	rcancel()
+	if err != nil {
+		return fmt.Errorf("recover open orders: %w", err)
+	}
+	log.Info("open orders recovered", "orders", woken)
+
+	var ready atomic.Bool
+	gw, err := gateway.New(gateway.Config{
+		Engine:         &engine{skus: skus, orders: orders, clock: actors.SystemClock{}},
+		AdminToken:     token,
+		Logger:         log.With("component", "gateway"),
+		Registry:       reg,
+		RequestTimeout: cfg.requestTimeout,
+		Readiness:      ready.Load,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gw.Serve(ln) }()
+	ready.Store(true)
+	log.Info("orderd listening", "http", ln.Addr().String(), "data", cfg.dataDir)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("orderd stopping")
+	ready.Store(false)
+	return stop(gw, skus, serveErr, log)
+}
+
+// stop finishes in-flight requests, then stops the actors so they
+// snapshot; the deferred closes in run then close the journal.
+func stop(gw *gateway.Server, skus *actors.Registry, serveErr <-chan error, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := gw.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop gateway: %w", err))
+	}
+	if err := <-serveErr; err != nil {
+		errs = append(errs, fmt.Errorf("serve: %w", err))
+	}
+	actx, acancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer acancel()
+	if err := skus.StopAll(actx); err != nil {
+		errs = append(errs, err)
+	}
+	log.Info("orderd stopped")
+	return errors.Join(errs...)
+}
