@@ -6,16 +6,16 @@ DATA      ?= ./data
 HTTP      ?= 127.0.0.1:8080
 FUZZTIME  ?= 20s
 
-.PHONY: all build run test test-short lint bench fuzz proto tools clean
+.PHONY: all build run test test-short lint bench bench-http bench-compare sim fuzz proto tools clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-run: build
-	@if [ -x $(BIN)/orderd ]; then $(BIN)/orderd -data $(DATA) -http $(HTTP); \
-	else echo "orderd is not built yet: cmd/orderd arrives with the gateway" >&2; exit 1; fi
+run:
+	$(GO) build -o $(BIN)/orderd ./cmd/orderd
+	$(BIN)/orderd -data $(DATA) -http $(HTTP)
 
 # What CI runs: every package with the race detector.
 test:
@@ -33,6 +33,22 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)
+
+# orderd against a bare fasthttp JSON handler (the ceiling): 10 000 uniform
+# SKUs and one hot SKU, ratios measured in one run (DURATION=10s).
+bench-http:
+	./scripts/bench-http.sh
+
+# orderd against the Redis and PostgreSQL reference designs and the ceiling;
+# rewrites docs/benchmarks.md and docs/bench/*.png (DURATION=10s ROUNDS=3;
+# installs redis-server and postgresql with apt-get when missing).
+bench-compare:
+	./scripts/bench-compare.sh
+
+# The order/SKU simulation with many more seeds than make test runs.
+SEEDS ?= 2000
+sim:
+	$(GO) test -count=1 -timeout 60m ./actors/sim -run 'TestSimulation$$' -seeds $(SEEDS) -v
 
 # Each fuzz target runs for FUZZTIME.
 fuzz:

@@ -1,0 +1,48 @@
+package main
+
+// methodology is the fixed part of docs/benchmarks.md: what runs, what is
+// measured and how to reproduce it. The figures around it are generated.
+const methodology = `## What is compared
+
+Every server implements the checkout routes of the API contract (shared/API.md) on fasthttp, on
+127.0.0.1, with the same JSON shapes; the load generator (` + "`cmd/orderbench`" + `) runs on the same
+machine.
+
+- **ceiling** (` + "`bench/ceiling`" + `): parses the checkout JSON and answers 201 with an order view;
+  no state, no I/O. Nothing on this HTTP stack can be faster, so it is the yardstick.
+- **orderd** (` + "`cmd/orderd`" + `): our engine, one node, fresh data directory.
+- **redis-everysec / redis-always** (` + "`bench/refredis`" + `): a Lua script checks and reserves
+  every line, stores the order hash and appends an event to a Redis stream in one atomic call; a
+  background consumer group reads the stream and appends the orders to a file (JSON lines, fsync
+  per batch) before acknowledging them. Redis runs with AOF on and RDB snapshots off, with
+  ` + "`appendfsync everysec`" + ` (the Redis default) or ` + "`always`" + `.
+- **postgres** (` + "`bench/refpg`" + `): one transaction per checkout:
+  ` + "`UPDATE skus SET available = available - $1, reserved = reserved + $1 WHERE sku = $2 AND available >= $1`" + `
+  per line, then ` + "`INSERT INTO orders`" + `; ` + "`synchronous_commit=on`, `fsync=on`" + ` (the server refuses to
+  start otherwise), a pool of 32 connections.
+
+The reference servers are what a team would build in a day, kept honest: no batching of
+checkouts across requests, no caching of stock outside the store. They do not implement
+idempotency keys or TTL expiry by a timer (runs are far shorter than the 900 s default TTL).
+
+## Workloads
+
+Closed loop: {{workers}} workers each send the next request as soon as the last is answered; warm-up
+requests are not measured. Each run starts from fresh SKUs restocked before the clock starts.
+
+- **uniform**: checkouts of one unit of a SKU drawn uniformly from {{skus}}.
+- **hot**: every checkout on one SKU (a flash sale), with enough stock to last the run, so the
+  figure is the contended write path.
+- **zipf**: SKUs drawn from a Zipf distribution (s = 1.1) over {{skus}}: a few best sellers.
+- **mixed**: 50 % checkouts, 20 % pays and 10 % cancels of orders placed earlier, 10 % order
+  reads, 10 % SKU reads.
+
+After each run orderbench reads every SKU back through ` + "`GET /v1/skus/{sku}`" + ` and checks that
+` + "`sold + reserved`" + ` grew by exactly the checkouts the client was told succeeded, less its cancels
+(a "stock check"), and that none of them went beyond the stock (oversell). The flash-sale table
+below runs a real sell-out: little stock, many buyers.
+
+Latency is measured per request from when it was sent (closed loop) or scheduled (open loop,
+` + "`-rate`" + `), in a log-linear histogram with under 1 % error; percentiles are the upper edge of their
+bucket.
+`
