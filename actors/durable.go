@@ -97,6 +97,21 @@ func (l *durableLog) reply(ctx actor.Context, to *actor.PID, msg any) {
 	l.held = append(l.held, heldReply{to: to, reply: msg, need: l.applied})
 }
 
+// replyAt is reply for an answer that depends only on the events up to
+// need, not on the ones applied after: it leaves once need is durable.
+// Held replies are released in order, so it may leave later than that,
+// never earlier.
+func (l *durableLog) replyAt(ctx actor.Context, to *actor.PID, msg any, need uint64) {
+	if to == nil || msg == nil {
+		return
+	}
+	if need <= l.durable && len(l.held) == 0 {
+		ctx.Send(to, msg)
+		return
+	}
+	l.held = append(l.held, heldReply{to: to, reply: msg, need: min(need, l.applied)})
+}
+
 // flush submits the buffered events unless an append is already in
 // flight; the buffer then goes out when that one completes.
 func (l *durableLog) flush() {

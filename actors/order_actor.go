@@ -187,6 +187,9 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		a.pump(ctx)
 	case *orderIndexed:
 		a.indexing, a.indexed = false, m.ok
+		if m.ok && a.state != nil && a.state.Status != pb.OrderStatus_ORDER_STATUS_RESERVING {
+			a.answerWaiting(ctx, a.log.applied)
+		}
 		a.pump(ctx)
 		if !m.ok {
 			a.retryIn(ctx, a.cfg.TickInterval)
@@ -235,7 +238,7 @@ func (a *orderActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 		a.log.reply(ctx, sender, d.Reply)
 	}
 	if (reserving || d.Wait) && a.state.Status != pb.OrderStatus_ORDER_STATUS_RESERVING {
-		a.answerWaiting(ctx)
+		a.answerWaiting(ctx, a.log.applied-uint64(len(d.Events)))
 	}
 	if a.cfg.Index != nil && !a.indexed && !OrderSettled(a.state) {
 		// In parallel with the journal write: an index entry for an order
@@ -248,14 +251,29 @@ func (a *orderActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 }
 
 // answerWaiting gives every waiting PlaceOrder caller the saga's outcome,
-// held until the events behind it are durable.
-func (a *orderActor) answerWaiting(ctx actor.Context) {
-	if len(a.waiting) == 0 {
-		return
+// held until the events behind it are durable. before is the sequence
+// applied before the step that ended the saga.
+//
+// A saga that ended reserved is answered once everything before its last
+// step is durable (OrderPlaced above all) and the order is in the index,
+// without waiting for the last LineReserved and OrderReserved: the SKU
+// holds they record are already durable on the SKUs, so a recovering
+// order re-sends those reservations, gets ALREADY_DONE, and reaches
+// reserved again. That saves one journal round trip per checkout. Any
+// other outcome waits for everything: a rejection re-derived after a
+// crash could come out differently (stock may have returned meanwhile),
+// and the first answer must stand.
+func (a *orderActor) answerWaiting(ctx actor.Context, before uint64) {
+	if len(a.waiting) == 0 || (a.cfg.Index != nil && !a.indexed) {
+		return // orderIndexed answers them
 	}
 	outcome := OrderPlaceOutcome(a.state, false)
 	for _, w := range a.waiting {
-		a.log.reply(ctx, w, proto.Clone(outcome))
+		if a.state.Status == pb.OrderStatus_ORDER_STATUS_RESERVED {
+			a.log.replyAt(ctx, w, proto.Clone(outcome), before)
+		} else {
+			a.log.reply(ctx, w, proto.Clone(outcome))
+		}
 	}
 	a.waiting = nil
 }
@@ -284,15 +302,26 @@ func (a *orderActor) failAll(ctx actor.Context, detail string) {
 // and the SKU must never run ahead of the order's journal. The append's
 // completion calls pump again.
 //
-// Before its first SKU command an order is opened in the node's index;
+// The one exception is the reservations of an order still reserving: they
+// go out together with the OrderPlaced append and the index entry, saving
+// a journal round trip per checkout. If the order is lost before those are
+// durable, nobody was told it exists, and its reservations are released
+// by the SKUs' own safety expiry (deadline plus grace).
+//
+// Before its other SKU commands an order is opened in the node's index;
 // once it owes nothing and cannot expire, it is closed there.
 func (a *orderActor) pump(ctx actor.Context) {
-	if a.state == nil || a.log.applied != a.log.durable {
+	if a.state == nil {
 		return
 	}
-	if a.cfg.Index != nil && !a.indexed && !OrderSettled(a.state) {
-		a.openInIndex(ctx)
-		return
+	if a.state.Status != pb.OrderStatus_ORDER_STATUS_RESERVING {
+		if a.log.applied != a.log.durable {
+			return
+		}
+		if a.cfg.Index != nil && !a.indexed && !OrderSettled(a.state) {
+			a.openInIndex(ctx)
+			return
+		}
 	}
 	for _, c := range a.sends.Due(a.state, a.cfg.Clock.Now(), a.rng.Float64) {
 		a.send(ctx, c)

@@ -11,8 +11,9 @@ import (
 
 // The nodes follow the actor shells' discipline: a command is applied at
 // once; its events wait in pending until a journal flush; a reply waits
-// until every event applied before it is durable; an order sends SKU
-// commands only when nothing is pending. A crash loses pending events and
+// until every event applied before it is durable (except a saga that ended
+// reserved: see the order shell); an order sends SKU commands only when
+// nothing is pending, except the reservations of an order still reserving. A crash loses pending events and
 // held replies and reloads the state from the journal.
 
 // send puts one message on the network between orders and SKUs: after a
@@ -201,8 +202,16 @@ func (o *orderNode) handle(cmd any, reply func(*pb.OrderResult)) {
 	}
 	if (reserving || d.Wait) && o.state.Status != pb.OrderStatus_ORDER_STATUS_RESERVING {
 		outcome := actors.OrderPlaceOutcome(o.state, false)
+		// As the shell does: a saga that ended reserved is answered once
+		// the events before its last step are durable; any other outcome
+		// waits for all of them.
+		early := o.state.Status == pb.OrderStatus_ORDER_STATUS_RESERVED && len(o.pending) == len(d.Events)
 		for _, r := range o.waiting {
-			o.reply(r, outcome)
+			if early {
+				r(outcome)
+			} else {
+				o.reply(r, outcome)
+			}
 		}
 		o.waiting = nil
 	}
@@ -251,9 +260,11 @@ func (o *orderNode) scheduleFlush() {
 	})
 }
 
-// pump sends the owed SKU commands that are due, once nothing is pending.
+// pump sends the owed SKU commands that are due, once nothing is pending;
+// an order still reserving sends its reservations at once, as the shell
+// does.
 func (o *orderNode) pump() {
-	if len(o.pending) > 0 {
+	if len(o.pending) > 0 && o.state.Status != pb.OrderStatus_ORDER_STATUS_RESERVING {
 		return
 	}
 	w := o.w

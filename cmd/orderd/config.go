@@ -25,6 +25,7 @@ type config struct {
 	requestTimeout time.Duration
 	snapshotEvery  uint64
 	passivateAfter time.Duration
+	debugAddr      string
 }
 
 // envPrefix: every flag can also come from ORDERD_<FLAG>, with dashes as
@@ -47,6 +48,7 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (c
 	fs.DurationVar(&c.requestTimeout, "request-timeout", 5*time.Second, "deadline of every engine call made for an HTTP request")
 	fs.Uint64Var(&c.snapshotEvery, "snapshot-every", 1000, "events between snapshots of an actor (0: only on passivation)")
 	fs.DurationVar(&c.passivateAfter, "passivate-after", 10*time.Minute, "stop actors idle this long (0: never)")
+	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (off when empty; keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
