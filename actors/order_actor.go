@@ -73,8 +73,14 @@ func (c OrderConfig) withDefaults() OrderConfig {
 
 // OrderProps returns the props of the actor for one order ID.
 func OrderProps(orderID string, cfg OrderConfig) *actor.Props {
+	return orderProps(orderID, cfg, false)
+}
+
+// orderProps is OrderProps for an order ID that may be fresh: just
+// generated, with nothing journaled under it.
+func orderProps(orderID string, cfg OrderConfig, fresh bool) *actor.Props {
 	cfg = cfg.withDefaults()
-	carry := &restartCarry{}
+	carry := &restartCarry{fresh: fresh}
 	return actor.PropsFromProducer(func() actor.Actor { return newOrderActor(orderID, cfg, carry) })
 }
 
@@ -406,7 +412,12 @@ func (a *orderActor) stopTimers() {
 // unpaid one past its TTL expires at once.
 func (a *orderActor) load(ctx actor.Context) {
 	a.loadTried = a.cfg.Clock.Now()
-	state, snap, err := LoadOrderState(a.cfg.Journal, a.id)
+	state, snap, err := NewOrderState(a.id), uint64(0), error(nil)
+	if a.carry.fresh {
+		a.carry.fresh = false
+	} else {
+		state, snap, err = LoadOrderState(a.cfg.Journal, a.id)
+	}
 	if err != nil {
 		a.state, a.loadErr = nil, err
 		a.cfg.Logger.Error("order recovery failed", "order_id", a.id, "err", err)

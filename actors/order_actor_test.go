@@ -1,6 +1,8 @@
 package actors_test
 
 import (
+	"context"
+	crand "crypto/rand"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -342,4 +344,43 @@ func TestCheckoutRecoverOpenOrdersAfterRestart(t *testing.T) {
 		open, err := c.Orders.OpenOrders(ctx)
 		return err == nil && len(open) == 0
 	})
+}
+
+// AskNew skips reading the journal for an ID it trusts to be new. Were the
+// ID not new after all, the journal refuses the fresh actor's first append
+// and the actor reloads: the order and its SKU are as before, nothing is
+// applied twice.
+func TestAskNewOnAnExistingIDFallsBackToTheJournal(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 5})
+	id := testOrderID(t, c)
+	if r := c.AskOrder(id, placeCmd(id, "A", 2)); r.Code != pb.OrderCode_ORDER_CODE_OK {
+		t.Fatalf("place: %v", r)
+	}
+	c.StopOrder(id)
+
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+	defer cancel()
+	r, err := c.Orders.AskNew(ctx, id, placeCmd(id, "A", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Code != pb.OrderCode_ORDER_CODE_UNAVAILABLE && r.Code != pb.OrderCode_ORDER_CODE_ALREADY_DONE {
+		t.Fatalf("AskNew on an existing order: %v", r)
+	}
+	if got := c.AskOrder(id, &pb.GetOrder{OrderId: id}); got.Order.GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED {
+		t.Fatalf("after the collision: %v", got)
+	}
+	skuIs(t, c, "A", 3, 2, 0)
+	if n := len(c.OrderEvents(id)); n == 0 || c.OrderEvents(id)[0].GetPlaced() == nil {
+		t.Fatalf("journal: %d events", n)
+	}
+}
+
+func testOrderID(t *testing.T, c *testkit.Checkout) string {
+	t.Helper()
+	id, err := actors.NewOrderID(c.Clock.Now(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

@@ -69,7 +69,11 @@ func orderActorName(orderID string) string { return "order/" + orderID }
 // met a passivating actor is sent again to its next activation. A
 // PlaceOrder is answered when its saga ends.
 func (o *Orders) Ask(ctx context.Context, orderID string, cmd any) (*pb.OrderResult, error) {
-	reply, err := o.reg.ask(ctx, func() *actor.PID { return o.PID(orderID) }, cmd)
+	return o.askVia(ctx, orderID, func() *actor.PID { return o.PID(orderID) }, cmd)
+}
+
+func (o *Orders) askVia(ctx context.Context, orderID string, pid func() *actor.PID, cmd any) (*pb.OrderResult, error) {
+	reply, err := o.reg.ask(ctx, pid, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +82,16 @@ func (o *Orders) Ask(ctx context.Context, orderID string, cmd any) (*pb.OrderRes
 		return nil, fmt.Errorf("%w: %T from order %s", ErrUnexpectedReply, reply, orderID)
 	}
 	return res, nil
+}
+
+// AskNew is Ask for an order ID that was just generated (NewOrderID): its
+// actor starts empty without reading the journal, which would find
+// nothing. A checkout without an idempotency key is one.
+func (o *Orders) AskNew(ctx context.Context, orderID string, cmd any) (*pb.OrderResult, error) {
+	pid := func() *actor.PID {
+		return o.reg.activate(orderActorName(orderID), func() *actor.Props { return orderProps(orderID, o.cfg, true) })
+	}
+	return o.askVia(ctx, orderID, pid, cmd)
 }
 
 // Send delivers a message to an order actor without waiting: ticks such

@@ -65,6 +65,12 @@ func SkuProps(sku string, cfg SkuConfig) *actor.Props {
 // old one wrote instead of colliding with it.
 type restartCarry struct {
 	inflight uint64 // incarnation whose append is in flight; 0 for none
+	// fresh: the identity was just generated and has no journal yet, so
+	// the first start need not read it. Restarts always read. Were the
+	// identity not new after all, the journal refuses the first append
+	// (it does not continue the identity's sequence) and the actor
+	// reloads.
+	fresh bool
 }
 
 // deferredMax bounds the commands held while a restarted actor waits for

@@ -94,7 +94,11 @@ func (e *engine) PlaceOrder(ctx context.Context, req gateway.PlaceOrderRequest) 
 		items[i] = &pb.OrderLine{Sku: it.SKU, Quantity: it.Quantity}
 	}
 	cmd := &pb.PlaceOrder{OrderId: id, Customer: req.Customer, Items: items, TtlSeconds: int64(req.TTL / time.Second)}
-	return e.orderCommand(ctx, id, cmd)
+	if req.IdempotencyKey != "" {
+		return e.orderCommand(ctx, id, cmd)
+	}
+	res, err := e.orders.AskNew(ctx, id, cmd) // a fresh ID: no journal to read
+	return e.orderResult(id, res, err)
 }
 
 func (e *engine) Order(ctx context.Context, id string) (gateway.Order, error) {
@@ -119,6 +123,11 @@ func (e *engine) Complete(ctx context.Context, id string) (gateway.Order, error)
 
 func (e *engine) orderCommand(ctx context.Context, id string, cmd any) (gateway.Order, error) {
 	res, err := e.orders.Ask(ctx, id, cmd)
+	return e.orderResult(id, res, err)
+}
+
+// orderResult maps an order actor's answer to the gateway's terms.
+func (e *engine) orderResult(id string, res *pb.OrderResult, err error) (gateway.Order, error) {
 	if err != nil {
 		return gateway.Order{}, askError(err)
 	}
