@@ -53,6 +53,10 @@ const (
 	orderDeferredMax = 1_000
 	// orderWaitersMax bounds the PlaceOrder callers waiting for one saga.
 	orderWaitersMax = 1_000
+	// orderPassivationSnapshotMin is the journal tail below which an order
+	// passivates without a snapshot: replaying a handful of events on the
+	// next activation is cheaper than one more journal write per order.
+	orderPassivationSnapshotMin = 16
 )
 
 func (c OrderConfig) withDefaults() OrderConfig {
@@ -474,7 +478,7 @@ func (a *orderActor) passivate(ctx actor.Context) {
 		return
 	}
 	a.passivating = true
-	if a.log.durable > a.log.snapshotted && !a.log.snapshotting && a.state.Status != pb.OrderStatus_ORDER_STATUS_UNSPECIFIED {
+	if a.log.durable >= a.log.snapshotted+orderPassivationSnapshotMin && !a.log.snapshotting && a.state.Status != pb.OrderStatus_ORDER_STATUS_UNSPECIFIED {
 		a.log.saveSnapshot(a.snapshotBytes())
 		return
 	}
@@ -486,7 +490,7 @@ func (a *orderActor) passivate(ctx actor.Context) {
 // although the actor will not hear back.
 func (a *orderActor) snapshotOnStop() {
 	if a.state == nil || a.state.Status == pb.OrderStatus_ORDER_STATUS_UNSPECIFIED || !a.log.idleJournal() ||
-		a.log.durable <= a.log.snapshotted || a.log.snapshotting || a.log.applied != a.log.durable {
+		a.log.durable < a.log.snapshotted+orderPassivationSnapshotMin || a.log.snapshotting || a.log.applied != a.log.durable {
 		return
 	}
 	a.cfg.Journal.SaveSnapshot(a.log.id, a.log.durable, a.snapshotBytes(), func(err error) {

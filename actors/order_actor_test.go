@@ -384,3 +384,26 @@ func testOrderID(t *testing.T, c *testkit.Checkout) string {
 	}
 	return id
 }
+
+// A settled order passivates without writing a snapshot (its journal is a
+// handful of events) and comes back from the journal on the next request.
+func TestSettledOrderPassivatesAndReturns(t *testing.T) {
+	c := testkit.NewCheckout(t, actors.OrderConfig{PassivateAfter: 50 * time.Millisecond})
+	c.AskSku("A", &pb.Restock{OpId: "r", Quantity: 5})
+	id := testOrderID(t, c)
+	c.AskOrder(id, placeCmd(id, "A", 2))
+	if r := c.AskOrder(id, &pb.PayOrder{OrderId: id, PaymentRef: "p"}); r.Code != pb.OrderCode_ORDER_CODE_OK {
+		t.Fatalf("pay: %v", r)
+	}
+	c.Eventually("order passivated", func() bool {
+		_, alive := c.System.ProcessRegistry.GetLocal("order/" + id)
+		return !alive
+	})
+	if seq, _, _ := c.Journal.LoadSnapshot("order/" + id); seq != 0 {
+		t.Fatalf("a short order wrote a snapshot at %d", seq)
+	}
+	if r := c.AskOrder(id, &pb.GetOrder{OrderId: id}); r.Order.GetStatus() != pb.OrderStatus_ORDER_STATUS_PAID || r.Order.GetPaymentRef() != "p" {
+		t.Fatalf("after reactivation: %v", r)
+	}
+	skuIs(t, c, "A", 3, 0, 2)
+}

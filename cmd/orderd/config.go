@@ -25,6 +25,7 @@ type config struct {
 	requestTimeout time.Duration
 	snapshotEvery  uint64
 	passivateAfter time.Duration
+	orderPassivate time.Duration
 	debugAddr      string
 }
 
@@ -47,7 +48,9 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (c
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", 5*time.Second, "deadline of every engine call made for an HTTP request")
 	fs.Uint64Var(&c.snapshotEvery, "snapshot-every", 1000, "events between snapshots of an actor (0: only on passivation)")
-	fs.DurationVar(&c.passivateAfter, "passivate-after", 10*time.Minute, "stop actors idle this long (0: never)")
+	fs.DurationVar(&c.passivateAfter, "passivate-after", 10*time.Minute, "stop SKU actors idle this long (0: never)")
+	fs.DurationVar(&c.orderPassivate, "order-passivate-after", 30*time.Second,
+		"stop settled order actors idle this long (0: never); unpaid orders stay until they expire")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (off when empty; keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -80,8 +83,8 @@ func (c config) validate() error {
 		return errors.New("-http must not be empty")
 	case c.requestTimeout <= 0:
 		return errors.New("-request-timeout must be positive")
-	case c.passivateAfter < 0:
-		return errors.New("-passivate-after must not be negative")
+	case c.passivateAfter < 0 || c.orderPassivate < 0:
+		return errors.New("-passivate-after and -order-passivate-after must not be negative")
 	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		return err

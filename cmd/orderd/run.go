@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		Journal: journal, SnapshotEvery: cfg.snapshotEvery, PassivateAfter: cfg.passivateAfter, Logger: actorLog,
 	})
 	orders := actors.NewOrders(skus, actors.OrderConfig{
-		Journal: journal, SnapshotEvery: cfg.snapshotEvery, PassivateAfter: cfg.passivateAfter, Logger: actorLog,
+		Journal: journal, SnapshotEvery: cfg.snapshotEvery, PassivateAfter: cfg.orderPassivate, Logger: actorLog,
 	})
 	registerActorMetrics(reg, skus)
 	// Orders that still owe their SKUs a command, or can still expire,
