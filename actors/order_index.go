@@ -138,6 +138,9 @@ type orderIndexActor struct {
 	carry    *restartCarry
 	deferred []envelope
 	loadErr  error
+	// snapshotOpen is the number of open orders in the latest snapshot;
+	// it spaces the next one.
+	snapshotOpen uint64
 }
 
 func orderIndexProps(j Journal) *actor.Props {
@@ -178,7 +181,10 @@ func (a *orderIndexActor) Receive(ctx actor.Context) {
 		if !a.log.appended(ctx, m) {
 			a.load(ctx)
 		}
-		if a.state != nil && a.log.snapshotDue(orderIndexSnapshotEvery) {
+		// Spaced by the size of the last snapshot as well, like a SKU's:
+		// the snapshot carries every open order.
+		if a.state != nil && a.log.snapshotDue(max(orderIndexSnapshotEvery, a.snapshotOpen)) {
+			a.snapshotOpen = uint64(len(a.state.open))
 			b, err := proto.Marshal(a.state.snapshot())
 			if err != nil {
 				panic("encode order index snapshot: " + err.Error())

@@ -97,6 +97,9 @@ type skuActor struct {
 	passivating bool
 	carry       *restartCarry
 	deferred    []envelope // commands that arrived before the state was loaded
+	// snapshotHolds is the number of holds in the latest snapshot (or the
+	// loaded state); it spaces the next snapshot.
+	snapshotHolds uint64
 }
 
 func newSkuActor(sku string, cfg SkuConfig, carry *restartCarry) *skuActor {
@@ -217,6 +220,7 @@ func (a *skuActor) load(ctx actor.Context) {
 		return
 	}
 	a.state, a.loadErr = state, nil
+	a.snapshotHolds = uint64(len(state.Holds))
 	a.log.start(ctx, state.Sequence, snap)
 	a.scheduleSweep(ctx)
 }
@@ -234,13 +238,28 @@ func (a *skuActor) afterDurable(ctx actor.Context) {
 	if a.state == nil {
 		return
 	}
-	if a.log.snapshotDue(a.cfg.SnapshotEvery) {
+	if a.log.snapshotDue(a.snapshotInterval()) {
 		a.log.saveSnapshot(a.snapshotBytes())
 		return
 	}
 	if a.passivating && a.log.idle() && !a.log.snapshotting {
 		ctx.Stop(ctx.Self())
 	}
+}
+
+// snapshotInterval is the number of events between snapshots: at least
+// SnapshotEvery, and at least the number of holds the last snapshot
+// carried. A snapshot costs time in proportion to the state, and a SKU
+// remembers every order it has seen, so a fixed interval would make a hot
+// SKU's snapshots cost more and more per event. Spacing them by the size
+// of the last one makes the intervals grow geometrically with the state:
+// the snapshot cost per event stays constant, and the tail a recovery
+// replays is never longer than the snapshot it starts from.
+func (a *skuActor) snapshotInterval() uint64 {
+	if a.cfg.SnapshotEvery == 0 {
+		return 0
+	}
+	return max(a.cfg.SnapshotEvery, a.snapshotHolds)
 }
 
 // passivate stops an idle actor after a snapshot of its latest state, so
@@ -273,6 +292,7 @@ func (a *skuActor) snapshotOnStop() {
 }
 
 func (a *skuActor) snapshotBytes() []byte {
+	a.snapshotHolds = uint64(len(a.state.Holds))
 	b, err := proto.Marshal(a.state.Snapshot())
 	if err != nil {
 		panic("encode sku snapshot: " + err.Error())
