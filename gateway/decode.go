@@ -140,23 +140,12 @@ func decodeQuantity(body []byte) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var q []byte
-	dup := false
-	for {
-		m, next, ok := nextMember(body, i)
-		if !ok {
-			break
-		}
-		i = next
-		if string(m.key) == "quantity" {
-			dup = dup || q != nil
-			q = m.value
-		}
-	}
-	if dup {
+	var f [1]field
+	collectMembers(body, i, quantityMembers[:], f[:])
+	if f[0].dup {
 		return 0, duplicateError("quantity")
 	}
-	return decodeInt("quantity", q, 1, stockQuantityMax)
+	return decodeInt("quantity", f[0].value, 1, stockQuantityMax)
 }
 
 // decodePay decodes a pay body: {"payment_ref": identifier}.
@@ -165,23 +154,12 @@ func decodePay(body []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var ref []byte
-	dup := false
-	for {
-		m, next, ok := nextMember(body, i)
-		if !ok {
-			break
-		}
-		i = next
-		if string(m.key) == "payment_ref" {
-			dup = dup || ref != nil
-			ref = m.value
-		}
-	}
-	if dup {
+	var f [1]field
+	collectMembers(body, i, payMembers[:], f[:])
+	if f[0].dup {
 		return "", duplicateError("payment_ref")
 	}
-	return decodeIdentifier("payment_ref", ref, identifierBytesMax)
+	return decodeIdentifier("payment_ref", f[0].value, identifierBytesMax)
 }
 
 // checkOptionalBody accepts an empty body or any JSON document (cancel, ship
@@ -201,26 +179,10 @@ func decodePlaceOrder(body []byte) (PlaceOrderRequest, error) {
 	if err != nil {
 		return req, err
 	}
-	var customer, items, ttl []byte
-	var dupCustomer, dupItems, dupTTL bool
-	for {
-		m, next, ok := nextMember(body, i)
-		if !ok {
-			break
-		}
-		i = next
-		switch string(m.key) {
-		case "customer":
-			dupCustomer = dupCustomer || customer != nil
-			customer = m.value
-		case "items":
-			dupItems = dupItems || items != nil
-			items = m.value
-		case "ttl_seconds":
-			dupTTL = dupTTL || ttl != nil
-			ttl = m.value
-		}
-	}
+	var f [3]field
+	collectMembers(body, i, placeOrderMembers[:], f[:])
+	customer, items, ttl := f[0].value, f[1].value, f[2].value
+	dupCustomer, dupItems, dupTTL := f[0].dup, f[1].dup, f[2].dup
 	if dupCustomer {
 		return req, duplicateError("customer")
 	}
@@ -299,23 +261,10 @@ func decodeItem(idx int, v []byte) (Item, error) {
 	if len(v) == 0 || v[0] != '{' {
 		return Item{}, fieldError(itemField(idx, ""), "must be an object, got "+kindOf(v))
 	}
-	var sku, qty []byte
-	var dupSKU, dupQty bool
-	for i := 1; ; {
-		m, next, ok := nextMember(v, i)
-		if !ok {
-			break
-		}
-		i = next
-		switch string(m.key) {
-		case "sku":
-			dupSKU = dupSKU || sku != nil
-			sku = m.value
-		case "quantity":
-			dupQty = dupQty || qty != nil
-			qty = m.value
-		}
-	}
+	var f [2]field
+	collectMembers(v, 1, itemMembers[:], f[:])
+	sku, qty := f[0].value, f[1].value
+	dupSKU, dupQty := f[0].dup, f[1].dup
 	var (
 		it     Item
 		detail string

@@ -159,3 +159,40 @@ func kindOf(v []byte) string {
 }
 
 func isNull(v []byte) bool { return len(v) == 0 || v[0] == 'n' }
+
+// field is one named member of a JSON object: its raw value (nil when
+// absent) and whether its key appeared more than once.
+type field struct {
+	value []byte
+	dup   bool
+}
+
+// The members each request body is read for, in the order its decoder
+// reports them.
+var (
+	quantityMembers   = [...]string{"quantity"}
+	payMembers        = [...]string{"payment_ref"}
+	placeOrderMembers = [...]string{"customer", "items", "ttl_seconds"}
+	itemMembers       = [...]string{"sku", "quantity"}
+)
+
+// collectMembers reads the members of the object whose first member is at
+// data[i] and fills out[k] with the member named names[k]; other members
+// are ignored. A repeated key keeps its last value and is marked dup, so
+// the decoder can refuse it.
+func collectMembers(data []byte, i int, names []string, out []field) {
+	for {
+		m, next, ok := nextMember(data, i)
+		if !ok {
+			return
+		}
+		i = next
+		for k, name := range names {
+			if string(m.key) == name {
+				out[k].dup = out[k].dup || out[k].value != nil
+				out[k].value = m.value
+				break
+			}
+		}
+	}
+}
