@@ -196,3 +196,65 @@ func (l *durableLog) snapshotSaved(m *snapshotDone) bool {
 	l.snapshotted = max(l.snapshotted, m.seq)
 	return true
 }
+
+// restartCarry is what an activation hands from one instance to the next
+// when its supervisor restarts it: the append that was in flight. The new
+// instance loads only after that append has finished, so it sees what the
+// old one wrote instead of colliding with it; commands that arrive
+// meanwhile are held and then run in arrival order. Every actor shell
+// creates one per activation (in its props) and follows the protocol:
+// restarting on Restarting, waiting before loading on Started and before
+// running a command, opened on every appendDone.
+type restartCarry struct {
+	inflight uint64 // incarnation whose append is in flight; 0 for none
+	held     []envelope
+	// fresh: the identity was just generated and has no journal yet, so
+	// the first start need not read it. Restarts always read. Were the
+	// identity not new after all, the journal refuses the first append
+	// (it does not continue the identity's sequence) and the actor
+	// reloads.
+	fresh bool
+}
+
+// restartHeldMax bounds the commands held while a restarted actor waits
+// for its predecessor's append; beyond it callers are answered
+// UNAVAILABLE.
+const restartHeldMax = 10_000
+
+type envelope struct {
+	msg    any
+	sender *actor.PID
+}
+
+// restarting records, as the old instance goes, whether its log has an
+// append in flight that the next instance must wait for.
+func (c *restartCarry) restarting(l *durableLog) {
+	if !l.idleJournal() {
+		c.inflight = l.incarnation
+	}
+}
+
+// waiting reports whether the state must not be loaded yet.
+func (c *restartCarry) waiting() bool { return c.inflight != 0 }
+
+// hold keeps a command that arrived while waiting. It returns false when
+// the bound is reached; the caller then answers UNAVAILABLE.
+func (c *restartCarry) hold(cmd any, sender *actor.PID) bool {
+	if len(c.held) >= restartHeldMax {
+		return false
+	}
+	c.held = append(c.held, envelope{cmd, sender})
+	return true
+}
+
+// opened reports whether m is the predecessor's append completing. If so
+// the wait is over: the caller loads its state and runs the returned
+// commands in arrival order.
+func (c *restartCarry) opened(m *appendDone) ([]envelope, bool) {
+	if c.inflight == 0 || m.incarnation != c.inflight {
+		return nil, false
+	}
+	held := c.held
+	c.inflight, c.held = 0, nil
+	return held, true
+}

@@ -48,9 +48,6 @@ type OrderConfig struct {
 const (
 	DefaultOrderRequestTimeout = 5 * time.Second
 	DefaultOrderTickInterval   = 250 * time.Millisecond
-	// orderDeferredMax bounds the commands held while a restarted order
-	// actor waits for its predecessor's append.
-	orderDeferredMax = 1_000
 	// orderWaitersMax bounds the PlaceOrder callers waiting for one saga.
 	orderWaitersMax = 1_000
 	// orderPassivationSnapshotMin is the journal tail below which an order
@@ -102,7 +99,6 @@ type orderActor struct {
 	loadErr     error
 	loadTried   time.Time
 	carry       *restartCarry
-	deferred    []envelope
 	expiry      *time.Timer
 	retry       *time.Timer
 	rng         *rand.Rand
@@ -154,16 +150,14 @@ func (*orderExpiryTick) NotInfluenceReceiveTimeout() {}
 func (a *orderActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		if a.carry.inflight == 0 {
+		if !a.carry.waiting() {
 			a.load(ctx)
 		}
 		if a.cfg.PassivateAfter > 0 {
 			ctx.SetReceiveTimeout(a.cfg.PassivateAfter)
 		}
 	case *actor.Restarting:
-		if !a.log.idleJournal() {
-			a.carry.inflight = a.log.incarnation
-		}
+		a.carry.restarting(a.log)
 		a.failAll(ctx, "order actor restarted")
 		a.stopTimers()
 	case *actor.Stopping:
@@ -171,10 +165,11 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		a.stopTimers()
 		a.snapshotOnStop()
 	case *appendDone:
-		if m.incarnation == a.carry.inflight && m.incarnation != 0 {
-			a.carry.inflight = 0
+		if held, ok := a.carry.opened(m); ok {
 			a.load(ctx)
-			a.runDeferred(ctx)
+			for _, e := range held {
+				a.command(ctx, e.msg, e.sender)
+			}
 			return
 		}
 		if !a.log.appended(ctx, m) {
@@ -221,12 +216,10 @@ func (a *orderActor) Receive(ctx actor.Context) {
 
 // command runs one command through the pure layer.
 func (a *orderActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
-	if a.carry.inflight != 0 {
-		if len(a.deferred) < orderDeferredMax {
-			a.deferred = append(a.deferred, envelope{cmd, sender})
-			return
+	if a.carry.waiting() {
+		if !a.carry.hold(cmd, sender) {
+			a.unavailable(ctx, sender, "order actor is recovering")
 		}
-		a.unavailable(ctx, sender, "order actor is recovering")
 		return
 	}
 	if a.state == nil && !a.retryLoad(ctx) {
@@ -445,14 +438,6 @@ func (a *orderActor) retryLoad(ctx actor.Context) bool {
 		a.load(ctx)
 	}
 	return a.state != nil
-}
-
-func (a *orderActor) runDeferred(ctx actor.Context) {
-	deferred := a.deferred
-	a.deferred = nil
-	for _, e := range deferred {
-		a.command(ctx, e.msg, e.sender)
-	}
 }
 
 // afterDurable sends what became owed, takes a periodic snapshot once

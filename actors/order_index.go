@@ -132,12 +132,11 @@ func loadOrderIndex(j Journal) (*orderIndexState, uint64, error) {
 // orderIndexActor is the shell around orderIndexState, like the SKU
 // actor's: apply at once, journal in batches, answer once durable.
 type orderIndexActor struct {
-	journal  Journal
-	state    *orderIndexState
-	log      *durableLog
-	carry    *restartCarry
-	deferred []envelope
-	loadErr  error
+	journal Journal
+	state   *orderIndexState
+	log     *durableLog
+	carry   *restartCarry
+	loadErr error
 	// snapshotOpen is the number of open orders in the latest snapshot;
 	// it spaces the next one.
 	snapshotOpen uint64
@@ -157,23 +156,18 @@ func failedOrderIndexResult(reply any, detail string) any {
 func (a *orderIndexActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		if a.carry.inflight == 0 {
+		if !a.carry.waiting() {
 			a.load(ctx)
 		}
 	case *actor.Restarting:
-		if !a.log.idleJournal() {
-			a.carry.inflight = a.log.incarnation
-		}
+		a.carry.restarting(a.log)
 		a.log.failAll(ctx, "order index restarted")
 	case *actor.Stopping:
 		a.log.failAll(ctx, "order index stopped")
 	case *appendDone:
-		if m.incarnation == a.carry.inflight && m.incarnation != 0 {
-			a.carry.inflight = 0
+		if held, ok := a.carry.opened(m); ok {
 			a.load(ctx)
-			deferred := a.deferred
-			a.deferred = nil
-			for _, e := range deferred {
+			for _, e := range held {
 				a.command(ctx, e.msg, e.sender)
 			}
 			return
@@ -199,10 +193,8 @@ func (a *orderIndexActor) Receive(ctx actor.Context) {
 }
 
 func (a *orderIndexActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
-	if a.carry.inflight != 0 {
-		if len(a.deferred) < orderDeferredMax {
-			a.deferred = append(a.deferred, envelope{cmd, sender})
-		} else if sender != nil {
+	if a.carry.waiting() {
+		if !a.carry.hold(cmd, sender) && sender != nil {
 			ctx.Send(sender, &pb.OrderIndexResult{Detail: "order index is recovering"})
 		}
 		return

@@ -59,29 +59,6 @@ func SkuProps(sku string, cfg SkuConfig) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor { return newSkuActor(sku, cfg, carry) })
 }
 
-// restartCarry is what an activation hands from one instance to the next
-// when its supervisor restarts it: the append that was in flight. The new
-// instance loads only after that append has finished, so it sees what the
-// old one wrote instead of colliding with it.
-type restartCarry struct {
-	inflight uint64 // incarnation whose append is in flight; 0 for none
-	// fresh: the identity was just generated and has no journal yet, so
-	// the first start need not read it. Restarts always read. Were the
-	// identity not new after all, the journal refuses the first append
-	// (it does not continue the identity's sequence) and the actor
-	// reloads.
-	fresh bool
-}
-
-// deferredMax bounds the commands held while a restarted actor waits for
-// its predecessor's append; beyond it callers are answered UNAVAILABLE.
-const deferredMax = 10_000
-
-type envelope struct {
-	msg    any
-	sender *actor.PID
-}
-
 // skuActor is the shell around SkuState: it journals what the pure layer
 // decides and answers once that is durable.
 type skuActor struct {
@@ -96,7 +73,6 @@ type skuActor struct {
 	sweep       *time.Timer
 	passivating bool
 	carry       *restartCarry
-	deferred    []envelope // commands that arrived before the state was loaded
 	// snapshotHolds is the number of holds in the latest snapshot (or the
 	// loaded state); it spaces the next snapshot.
 	snapshotHolds uint64
@@ -120,16 +96,14 @@ func failedStockResult(reply any, detail string) any {
 func (a *skuActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		if a.carry.inflight == 0 {
+		if !a.carry.waiting() {
 			a.load(ctx)
 		}
 		if a.cfg.PassivateAfter > 0 {
 			ctx.SetReceiveTimeout(a.cfg.PassivateAfter)
 		}
 	case *actor.Restarting:
-		if !a.log.idleJournal() {
-			a.carry.inflight = a.log.incarnation
-		}
+		a.carry.restarting(a.log)
 		a.log.failAll(ctx, "sku actor restarted")
 		a.stopSweep()
 	case *actor.Stopping:
@@ -137,10 +111,11 @@ func (a *skuActor) Receive(ctx actor.Context) {
 		a.stopSweep()
 		a.snapshotOnStop()
 	case *appendDone:
-		if m.incarnation == a.carry.inflight && m.incarnation != 0 {
-			a.carry.inflight = 0
+		if held, ok := a.carry.opened(m); ok {
 			a.load(ctx)
-			a.runDeferred(ctx)
+			for _, e := range held {
+				a.command(ctx, e.msg, e.sender)
+			}
 			return
 		}
 		if !a.log.appended(ctx, m) {
@@ -168,12 +143,10 @@ func (a *skuActor) Receive(ctx actor.Context) {
 
 // command runs one SKU command through the pure layer.
 func (a *skuActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
-	if a.carry.inflight != 0 {
-		if len(a.deferred) < deferredMax {
-			a.deferred = append(a.deferred, envelope{cmd, sender})
-			return
+	if a.carry.waiting() {
+		if !a.carry.hold(cmd, sender) {
+			a.unavailable(ctx, cmd, sender, "sku actor is recovering")
 		}
-		a.unavailable(ctx, cmd, sender, "sku actor is recovering")
 		return
 	}
 	if a.state == nil && !a.retryLoad(ctx) {
@@ -197,16 +170,6 @@ func (a *skuActor) unavailable(ctx actor.Context, cmd any, sender *actor.PID, de
 		return
 	}
 	ctx.Send(sender, &pb.StockResult{Outcome: pb.Outcome_OUTCOME_UNAVAILABLE, View: &pb.SkuView{Sku: a.sku}, Detail: detail})
-}
-
-// runDeferred handles, in arrival order, the commands that came while the
-// state was not loaded yet.
-func (a *skuActor) runDeferred(ctx actor.Context) {
-	deferred := a.deferred
-	a.deferred = nil
-	for _, e := range deferred {
-		a.command(ctx, e.msg, e.sender)
-	}
 }
 
 // load (re)builds the state from the journal. On failure the actor stays
