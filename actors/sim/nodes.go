@@ -75,21 +75,70 @@ func (w *world) maybeCrash() {
 
 func (w *world) flushDelay() time.Duration { return time.Duration(w.rng.Int64N(int64(flushDelayMax))) }
 
+// simLog is the model of an actor shell's durable log: events wait in
+// pending until a flush (one at a time), replies wait in held until every
+// event applied before them is durable, and a crash loses both.
+type simLog struct {
+	journalID string
+	pending   [][]byte
+	held      []func() // replies to send once pending is durable
+	flushing  bool
+	epoch     int // bumped by a crash; stale scheduled work checks it
+}
+
+// whenDurable runs reply now if nothing is pending, else after the flush.
+func (l *simLog) whenDurable(reply func()) {
+	if len(l.pending) == 0 {
+		reply()
+		return
+	}
+	l.held = append(l.held, reply)
+}
+
+// scheduleFlush writes pending to the journal after a random delay, then
+// releases the held replies and calls then (if not nil).
+func (l *simLog) scheduleFlush(w *world, then func()) {
+	if l.flushing || len(l.pending) == 0 {
+		return
+	}
+	l.flushing = true
+	epoch := l.epoch
+	w.after(w.flushDelay(), func() {
+		if epoch != l.epoch {
+			return
+		}
+		l.flushing = false
+		w.journal.append(l.journalID, l.pending)
+		l.pending = nil
+		held := l.held
+		l.held = nil
+		for _, r := range held {
+			r()
+		}
+		if then != nil {
+			then()
+		}
+	})
+}
+
+// crash loses what was not durable and voids scheduled work.
+func (l *simLog) crash() {
+	l.epoch++
+	l.pending, l.held, l.flushing = nil, nil, false
+}
+
 // skuNode is a SKU actor.
 type skuNode struct {
-	w        *world
-	id       string
-	state    *actors.SkuState
-	pending  [][]byte
-	held     []func() // replies to send once pending is durable
-	flushing bool
-	epoch    int // bumped by a crash; stale scheduled work checks it
+	simLog
+	w     *world
+	id    string
+	state *actors.SkuState
 	// stalledUntil holds messages to the SKU back until then.
 	stalledUntil time.Time
 }
 
 func newSkuNode(w *world, id string) *skuNode {
-	return &skuNode{w: w, id: id, state: actors.NewSkuState(id)}
+	return &skuNode{simLog: simLog{journalID: "sku/" + id}, w: w, id: id, state: actors.NewSkuState(id)}
 }
 
 // handle runs one command; reply (if not nil) gets the result once the
@@ -100,13 +149,9 @@ func (s *skuNode) handle(cmd any, reply func(*pb.StockResult)) {
 		s.pending = append(s.pending, mustMarshal(ev))
 	}
 	if res != nil && reply != nil {
-		if len(s.pending) == 0 {
-			reply(res)
-		} else {
-			s.held = append(s.held, func() { reply(res) })
-		}
+		s.whenDurable(func() { reply(res) })
 	}
-	s.scheduleFlush()
+	s.scheduleFlush(s.w, nil)
 }
 
 // fromOrder handles a command that came over the network from an order;
@@ -125,30 +170,8 @@ func (s *skuNode) fromOrder(orderID string, step pb.SkuStep, msg proto.Message) 
 	})
 }
 
-func (s *skuNode) scheduleFlush() {
-	if s.flushing || len(s.pending) == 0 {
-		return
-	}
-	s.flushing = true
-	epoch := s.epoch
-	s.w.after(s.w.flushDelay(), func() {
-		if epoch != s.epoch {
-			return
-		}
-		s.flushing = false
-		s.w.journal.append("sku/"+s.id, s.pending)
-		s.pending = nil
-		held := s.held
-		s.held = nil
-		for _, r := range held {
-			r()
-		}
-	})
-}
-
 func (s *skuNode) crash() {
-	s.epoch++
-	s.pending, s.held, s.flushing = nil, nil, false
+	s.simLog.crash()
 	st, _, err := actors.LoadSkuState(s.w.journal, s.id)
 	if err != nil {
 		panic("recover sku " + s.id + ": " + err.Error())
@@ -158,17 +181,14 @@ func (s *skuNode) crash() {
 
 // orderNode is an order actor.
 type orderNode struct {
+	simLog
 	w           *world
 	id          string
 	state       *actors.OrderState
 	sends       actors.OrderSends
-	pending     [][]byte
-	held        []func()
 	waiting     []func(*pb.OrderResult)
-	flushing    bool
 	retryAt     time.Time
 	expiryArmed bool
-	epoch       int
 }
 
 // orderNode returns the order's actor, activating it on first use.
@@ -176,7 +196,7 @@ func (w *world) orderNode(id string) *orderNode {
 	if o, ok := w.orders[id]; ok {
 		return o
 	}
-	o := &orderNode{w: w, id: id, state: actors.NewOrderState(id)}
+	o := &orderNode{simLog: simLog{journalID: "order/" + id}, w: w, id: id, state: actors.NewOrderState(id)}
 	w.orders[id] = o
 	w.orderIDs = append(w.orderIDs, id)
 	return o
@@ -215,7 +235,7 @@ func (o *orderNode) handle(cmd any, reply func(*pb.OrderResult)) {
 		}
 		o.waiting = nil
 	}
-	o.scheduleFlush()
+	o.scheduleFlush(o.w, o.pump)
 	o.pump()
 	o.armExpiry()
 }
@@ -231,33 +251,7 @@ func (o *orderNode) checkPay(pay *pb.PayOrder, before pb.OrderStatus, at time.Ti
 }
 
 func (o *orderNode) reply(to func(*pb.OrderResult), res *pb.OrderResult) {
-	if len(o.pending) == 0 {
-		to(res)
-		return
-	}
-	o.held = append(o.held, func() { to(res) })
-}
-
-func (o *orderNode) scheduleFlush() {
-	if o.flushing || len(o.pending) == 0 {
-		return
-	}
-	o.flushing = true
-	epoch := o.epoch
-	o.w.after(o.w.flushDelay(), func() {
-		if epoch != o.epoch {
-			return
-		}
-		o.flushing = false
-		o.w.journal.append("order/"+o.id, o.pending)
-		o.pending = nil
-		held := o.held
-		o.held = nil
-		for _, r := range held {
-			r()
-		}
-		o.pump()
-	})
+	o.whenDurable(func() { to(res) })
 }
 
 // pump sends the owed SKU commands that are due, once nothing is pending;
@@ -307,8 +301,8 @@ func (o *orderNode) armExpiry() {
 // crash loses what was not durable and recovers from the journal; the new
 // activation sends everything the saga still owes.
 func (o *orderNode) crash() {
-	o.epoch++
-	o.pending, o.held, o.waiting, o.flushing = nil, nil, nil, false
+	o.simLog.crash()
+	o.waiting = nil
 	o.retryAt, o.expiryArmed = time.Time{}, false
 	o.sends.Reset()
 	st, _, err := actors.LoadOrderState(o.w.journal, o.id)
