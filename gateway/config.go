@@ -22,7 +22,14 @@ const (
 	orderIDBytes        = 2 + 26 // "o_" + a ULID in Crockford base32
 	retryAfterSeconds   = 1      // Retry-After on 429 and 503
 	requestIDBytesMax   = identifierBytesMax
-	headerBytesMax      = 8 << 10 // fasthttp ReadBufferSize: request line + headers
+	headerBytesMax      = 8 << 10 // fasthttp ReadBufferSize: request line + headers; 431 beyond
+
+	// A connection closed after an error response is drained first (conn.go)
+	// for at most this long and this many bytes: enough for a client on a
+	// normal network to read its answer before the close, and a bounded cost
+	// when a client keeps sending.
+	closeLingerMax      = 500 * time.Millisecond
+	closeLingerBytesMax = requestBodyBytesMax
 )
 
 // Defaults for Config fields left zero.

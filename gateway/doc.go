@@ -15,6 +15,21 @@
 // fields (422), then admission (429) and the engine (404, 409, 503). A
 // refused request never reaches the engine, so it changes nothing.
 //
+// # Requests that cannot be read
+//
+// fasthttp reads the request line, headers and body before the handler runs;
+// what it cannot read reaches Server.ErrorHandler (handleReadError), which
+// answers through the same problem table and closes the connection: a body
+// over the limit is 413 payload-too-large (after the route and token checks
+// when the headers were read), a request line and headers over the 8 KiB read
+// buffer 431 headers-too-large, a request not wholly received within
+// ReadTimeout 408 request-timeout, and anything else that is not HTTP 400
+// bad-request. A connection that never sent a byte is closed without an
+// answer, like an idle keep-alive connection: there is no request to answer.
+// The listener wraps each connection (conn.go) to tell those two apart and to
+// drain a connection briefly before closing it after such an answer, so that
+// the close does not reset it before the client has read the answer.
+//
 // # JSON rules
 //
 // Bodies must be a single JSON object (anything else that is valid JSON is

@@ -278,8 +278,14 @@ func (s *Server) logAttrs(x *exchange, err error) []any {
 	}
 }
 
-// problem writes p as the response.
+// problem writes p as the response, with the request path as its instance.
 func (s *Server) problem(x *exchange, p problem) {
+	s.writeProblem(x, p, string(x.ctx.URI().PathOriginal()))
+}
+
+// writeProblem writes p as the response; instance is the request path, or
+// "" to leave the member out.
+func (s *Server) writeProblem(x *exchange, p problem, instance string) {
 	spec := p.spec()
 	if p.retryable() {
 		x.ctx.Response.Header.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
@@ -287,7 +293,7 @@ func (s *Server) problem(x *exchange, p problem) {
 	if p.kind == probUnauthorized {
 		x.ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="orderengine"`)
 	}
-	x.buf = appendProblem(x.buf[:0], p, string(x.ctx.URI().PathOriginal()), string(x.requestID))
+	x.buf = appendProblem(x.buf[:0], p, instance, string(x.requestID))
 	x.ctx.SetStatusCode(spec.status)
 	x.ctx.SetContentType("application/problem+json")
 	x.ctx.SetBody(x.buf)

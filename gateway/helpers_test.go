@@ -42,7 +42,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testServer is a Server serving an in-memory listener.
+// testServer is a Server serving an in-memory listener, or a loopback port
+// (then ln is nil).
 type testServer struct {
 	t      *testing.T
 	srv    *Server
@@ -52,6 +53,18 @@ type testServer struct {
 }
 
 func newTestServer(t *testing.T, engine Engine, tweak ...func(*Config)) *testServer {
+	t.Helper()
+	ln := fasthttputil.NewInmemoryListener()
+	ts := startTestServer(t, engine, ln, "gateway.test", func(string) (net.Conn, error) { return ln.Dial() }, tweak...)
+	ts.ln = ln
+	return ts
+}
+
+// startTestServer serves ln with a Server made from engine and tweak, and
+// returns it with a client that dials through dial. Cleanup shuts it down
+// and records what it answered.
+func startTestServer(t *testing.T, engine Engine, ln net.Listener, addr string,
+	dial fasthttp.DialFunc, tweak ...func(*Config)) *testServer {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg := Config{
@@ -67,13 +80,12 @@ func newTestServer(t *testing.T, engine Engine, tweak ...func(*Config)) *testSer
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := fasthttputil.NewInmemoryListener()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	ts := &testServer{t: t, srv: srv, ln: ln, reg: reg,
+	ts := &testServer{t: t, srv: srv, reg: reg,
 		client: &fasthttp.HostClient{
-			Addr:                   "gateway.test",
-			Dial:                   func(string) (net.Conn, error) { return ln.Dial() },
+			Addr:                   addr,
+			Dial:                   dial,
 			MaxResponseBodySize:    1 << 20,
 			DisablePathNormalizing: true,
 			ReadTimeout:            30 * time.Second,

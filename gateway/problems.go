@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strconv"
+
+	"github.com/valyala/fasthttp"
 )
 
 // problemBase is the prefix of every problem type URI; the slug follows it.
@@ -19,8 +21,10 @@ const (
 	probUnauthorized
 	probNotFound
 	probMethodNotAllowed
+	probRequestTimeout
 	probPayloadTooLarge
 	probUnsupportedMediaType
+	probHeadersTooLarge
 	probInvalidField
 	probIdempotencyKeyReused
 	probOutOfStock
@@ -47,8 +51,10 @@ var problemTable = [problemKinds]problemSpec{
 	probUnauthorized:         {"unauthorized", 401, "Missing or wrong admin token"},
 	probNotFound:             {"not-found", 404, "Not found"},
 	probMethodNotAllowed:     {"method-not-allowed", 405, "Method not allowed"},
+	probRequestTimeout:       {"request-timeout", 408, "Request not received in time"},
 	probPayloadTooLarge:      {"payload-too-large", 413, "Request body too large"},
 	probUnsupportedMediaType: {"unsupported-media-type", 415, "Content-Type must be application/json"},
+	probHeadersTooLarge:      {"headers-too-large", 431, "Request line or headers too large"},
 	probInvalidField:         {"invalid-field", 422, "Invalid field"},
 	probIdempotencyKeyReused: {"idempotency-key-reused", 422, "Idempotency key reused with a different request"},
 	probOutOfStock:           {"out-of-stock", 409, "Out of stock"},
@@ -121,6 +127,48 @@ func problemFor(err error) (problem, bool) {
 		return problem{kind: probUnavailable, detail: "the engine did not answer in time"}, true
 	}
 	return problem{kind: probInternal, detail: "internal error"}, false
+}
+
+// The problems of requests that fasthttp could not read (readProblemFor).
+var (
+	badRequest     = problem{kind: probBadRequest, detail: "the HTTP request could not be read"}
+	requestTimeout = problem{kind: probRequestTimeout,
+		detail: "the whole request must arrive within the server's read timeout"}
+	headersTooLarge = problem{kind: probHeadersTooLarge,
+		detail: "the request line and headers are at most " + strconv.Itoa(headerBytesMax) + " bytes"}
+	tooLarge = problem{kind: probPayloadTooLarge,
+		detail: "request bodies are at most " + strconv.Itoa(requestBodyBytesMax) + " bytes"}
+)
+
+// readProblemFor maps an error that fasthttp reports while reading a request
+// (the error of Server.ErrorHandler) to its problem. fasthttp v1.74 reports:
+//
+//   - a body over MaxRequestBodySize as ErrBodyTooLarge, possibly wrapped;
+//   - a request line or headers that fill ReadBufferSize without ending as
+//     *ErrSmallBuffer;
+//   - a read deadline as the connection's own timeout error: bare when it
+//     struck before the first byte or inside the body, wrapped when it
+//     struck inside the headers. Both TCP (*net.OpError) and in-memory
+//     (fasthttputil) connections say so through a Timeout method;
+//   - anything else that is not HTTP (a bad request line or header, a broken
+//     chunk, a client gone half-way) as an error of its own.
+//
+// The last are 400 bad-request, not invalid-json: the body was never
+// reached, so nothing about JSON can be said.
+func readProblemFor(err error) problem {
+	var (
+		small   *fasthttp.ErrSmallBuffer
+		timeout interface{ Timeout() bool }
+	)
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return tooLarge
+	case errors.As(err, &small):
+		return headersTooLarge
+	case errors.As(err, &timeout) && timeout.Timeout():
+		return requestTimeout
+	}
+	return badRequest
 }
 
 // appendProblem appends p as an RFC 9457 JSON document.

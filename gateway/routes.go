@@ -1,6 +1,9 @@
 package gateway
 
-import "bytes"
+import (
+	"bytes"
+	"slices"
+)
 
 // routeID names a route of the API. Routing is a switch over path segments:
 // no allocation, no regular expressions.
@@ -52,31 +55,45 @@ func (r routeSpec) label() string {
 	return r.method + " " + r.pattern
 }
 
-// Statuses that routes share: 413 for a big body, 429 and 503 for load and
-// shutdown, 500 for an engine error the problem table does not know, 400 for
-// an HTTP request that could not be read.
+// Statuses that routes share. transportStatuses can answer any request,
+// before its route is known, because fasthttp could not read it: 400 (not
+// HTTP), 408 (not received within the read timeout), 413 (a body over the
+// limit), 431 (a request line or headers over the read buffer). The metrics
+// count these as route "unmatched", since the request that would name the
+// route was not read (only a 413 whose headers were read keeps its route),
+// but a client of any route can get them. engineStatuses are those of routes
+// that call the engine: 429 and 503 for load and shutdown, 500 for an engine
+// error the problem table does not know.
 var (
-	engineStatuses = []int{413, 429, 500, 503}
-	opsStatuses    = []int{400, 413, 503}
+	transportStatuses = []int{400, 408, 413, 431}
+	engineStatuses    = []int{429, 500, 503}
 )
 
-func statuses(own []int, common []int) []int { return append(append([]int(nil), own...), common...) }
+// statuses merges status lists into one sorted list without repeats.
+func statuses(lists ...[]int) []int {
+	var all []int
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	return slices.Compact(all)
+}
 
 var routeTable = [routeCount]routeSpec{
-	routeNone:          {method: "", pattern: "unmatched", statuses: []int{400, 404, 405, 413}},
-	routeHealthz:       {method: "GET", pattern: "/healthz", statuses: []int{200, 400, 413}},
-	routeReadyz:        {method: "GET", pattern: "/readyz", statuses: statuses([]int{200}, opsStatuses)},
-	routeMetrics:       {method: "GET", pattern: "/metrics", statuses: statuses([]int{200}, opsStatuses)},
-	routeCluster:       {method: "GET", pattern: "/v1/cluster", statuses: statuses([]int{200, 500}, opsStatuses)},
-	routeSKURestock:    {method: "POST", pattern: "/v1/skus/{sku}/restock", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 415, 422}, engineStatuses)},
-	routeSKURemove:     {method: "POST", pattern: "/v1/skus/{sku}/remove", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 409, 415, 422}, engineStatuses)},
-	routeSKUGet:        {method: "GET", pattern: "/v1/skus/{sku}", statuses: statuses([]int{200, 400, 404, 422}, engineStatuses)},
-	routeOrderPlace:    {method: "POST", pattern: "/v1/orders", body: bodyRequired, statuses: statuses([]int{201, 400, 409, 415, 422}, engineStatuses)},
-	routeOrderGet:      {method: "GET", pattern: "/v1/orders/{id}", statuses: statuses([]int{200, 400, 404}, engineStatuses)},
-	routeOrderPay:      {method: "POST", pattern: "/v1/orders/{id}/pay", body: bodyRequired, statuses: statuses([]int{200, 400, 404, 409, 415, 422}, engineStatuses)},
-	routeOrderCancel:   {method: "POST", pattern: "/v1/orders/{id}/cancel", body: bodyOptional, statuses: statuses([]int{200, 400, 404, 409, 415}, engineStatuses)},
-	routeOrderShip:     {method: "POST", pattern: "/v1/orders/{id}/ship", admin: true, body: bodyOptional, statuses: statuses([]int{200, 400, 401, 404, 409, 415}, engineStatuses)},
-	routeOrderComplete: {method: "POST", pattern: "/v1/orders/{id}/complete", admin: true, body: bodyOptional, statuses: statuses([]int{200, 400, 401, 404, 409, 415}, engineStatuses)},
+	routeNone:          {method: "", pattern: "unmatched", statuses: statuses([]int{404, 405}, transportStatuses)},
+	routeHealthz:       {method: "GET", pattern: "/healthz", statuses: statuses([]int{200}, transportStatuses)},
+	routeReadyz:        {method: "GET", pattern: "/readyz", statuses: statuses([]int{200, 503}, transportStatuses)},
+	routeMetrics:       {method: "GET", pattern: "/metrics", statuses: statuses([]int{200, 503}, transportStatuses)},
+	routeCluster:       {method: "GET", pattern: "/v1/cluster", statuses: statuses([]int{200, 500, 503}, transportStatuses)},
+	routeSKURestock:    {method: "POST", pattern: "/v1/skus/{sku}/restock", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 415, 422}, transportStatuses, engineStatuses)},
+	routeSKURemove:     {method: "POST", pattern: "/v1/skus/{sku}/remove", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 409, 415, 422}, transportStatuses, engineStatuses)},
+	routeSKUGet:        {method: "GET", pattern: "/v1/skus/{sku}", statuses: statuses([]int{200, 404, 422}, transportStatuses, engineStatuses)},
+	routeOrderPlace:    {method: "POST", pattern: "/v1/orders", body: bodyRequired, statuses: statuses([]int{201, 400, 409, 415, 422}, transportStatuses, engineStatuses)},
+	routeOrderGet:      {method: "GET", pattern: "/v1/orders/{id}", statuses: statuses([]int{200, 404}, transportStatuses, engineStatuses)},
+	routeOrderPay:      {method: "POST", pattern: "/v1/orders/{id}/pay", body: bodyRequired, statuses: statuses([]int{200, 400, 404, 409, 415, 422}, transportStatuses, engineStatuses)},
+	routeOrderCancel:   {method: "POST", pattern: "/v1/orders/{id}/cancel", body: bodyOptional, statuses: statuses([]int{200, 400, 404, 409, 415}, transportStatuses, engineStatuses)},
+	routeOrderShip:     {method: "POST", pattern: "/v1/orders/{id}/ship", admin: true, body: bodyOptional, statuses: statuses([]int{200, 400, 401, 404, 409, 415}, transportStatuses, engineStatuses)},
+	routeOrderComplete: {method: "POST", pattern: "/v1/orders/{id}/complete", admin: true, body: bodyOptional, statuses: statuses([]int{200, 400, 401, 404, 409, 415}, transportStatuses, engineStatuses)},
 }
 
 // match finds the route of method and the raw (still percent-encoded) path.

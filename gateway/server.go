@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -93,8 +92,10 @@ func New(cfg Config) (*Server, error) {
 // that allows bigger bodies.
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
-// Serve answers requests on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve answers requests on ln until Shutdown. Its connections are wrapped
+// (conn.go) so that requests fasthttp cannot read are answered as the
+// contract says.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(listener{ln}) }
 
 // ListenAndServe listens on the TCP address addr and serves it.
 func (s *Server) ListenAndServe(addr string) error {
@@ -156,12 +157,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.serveRoute(x, id, param, body)
 }
 
-var (
-	tooLarge = problem{kind: probPayloadTooLarge,
-		detail: "request bodies are at most " + strconv.Itoa(requestBodyBytesMax) + " bytes"}
-	unsupportedMedia = problem{kind: probUnsupportedMediaType,
-		detail: "send Content-Type: application/json (charset utf-8 if any)"}
-)
+var unsupportedMedia = problem{kind: probUnsupportedMediaType,
+	detail: "send Content-Type: application/json (charset utf-8 if any)"}
 
 func (s *Server) routeMiss(x *exchange, allow string) {
 	if allow != "" {
@@ -172,22 +169,44 @@ func (s *Server) routeMiss(x *exchange, allow string) {
 	s.problem(x, problem{kind: probNotFound, detail: "no such route"})
 }
 
-// handleReadError answers requests that fasthttp could not read. A body over
-// MaxRequestBodySize lands here before the handler: it still gets the checks
-// that come before the size in the contract (route, token), then 413.
+// handleReadError answers requests that fasthttp could not read, with the
+// problem readProblemFor gives; fasthttp then closes the connection. Every
+// answer goes through begin and finish, so it has a request ID and is counted
+// (as route "unmatched" when the route is not known).
 func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
+	c, _ := ctx.Conn().(*conn) // not a *conn only if the listener was not ours
+	if c != nil && !c.received {
+		// No byte of a request arrived: the client connected and then
+		// stayed silent until the read timeout, or left. There is no
+		// request to answer, and a response nobody asked for could be read
+		// as the answer to a request the client sends at that moment, so
+		// the connection is closed without one, as fasthttp itself does for
+		// an idle keep-alive connection (whose next request never began).
+		// fasthttp's own write that follows then fails on the closed
+		// connection, which is what is wanted.
+		_ = c.Close()
+		return
+	}
+	if c != nil {
+		c.linger.Store(true)
+	}
 	start := time.Now()
 	x := s.begin(ctx)
 	defer s.finish(x, start)
-	if !errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		s.problem(x, problem{kind: probBadRequest, detail: "the HTTP request could not be read"})
+	p := readProblemFor(err)
+	if p.kind != probPayloadTooLarge {
+		// fasthttp has reset the request, or could not parse it, so there
+		// is no path to name as the instance.
+		s.writeProblem(x, p, "")
 		return
 	}
-	// fasthttp resets the request when a chunked body runs over the limit,
-	// so there is no route or token left to check: such requests get 413
-	// whatever their route (bodies with a Content-Length keep the order).
+	// A body over MaxRequestBodySize still gets the checks that come
+	// before the size in the contract (route, token), then 413. fasthttp
+	// resets the request when a chunked body runs over the limit, so there
+	// is no route or token left to check: such requests get 413 whatever
+	// their route (bodies with a Content-Length keep the order).
 	if ctx.Request.Header.Len() == 0 {
-		s.problem(x, tooLarge)
+		s.writeProblem(x, tooLarge, "")
 		return
 	}
 	id, _, allow := match(ctx.Method(), ctx.URI().PathOriginal())

@@ -53,10 +53,25 @@ func TestServeTCP(t *testing.T) {
 	}
 }
 
+// TestMalformedHTTP sends requests that fasthttp cannot read over the
+// in-memory listener; transport_test.go does the same over TCP.
 func TestMalformedHTTP(t *testing.T) {
 	ts := newTestServer(t, newFakeEngine())
-	r := ts.raw("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", headerBytesMax) + "\r\n\r\n")
-	wantProblem(t, r, 400, "bad-request", "")
-	r = ts.raw("POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
-	wantProblem(t, r, 400, "bad-request", "")
+	cases := []struct {
+		name, request string
+		status        int
+		slug          string
+	}{
+		{"headers over the buffer", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", headerBytesMax) + "\r\n\r\n", 431, "headers-too-large"},
+		{"broken chunk", "POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "bad-request"},
+		{"no method", " /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad-request"},
+		{"header without colon", "GET /healthz HTTP/1.1\r\nHost: x\r\nnot a header\r\n\r\n", 400, "bad-request"},
+	}
+	for _, tc := range cases {
+		r := ts.raw(tc.request)
+		wantProblem(t, r, tc.status, tc.slug, "")
+		if _, ok := r.json["instance"]; ok {
+			t.Errorf("%s: instance %v, but the request was never read", tc.name, r.json["instance"])
+		}
+	}
 }
