@@ -17,7 +17,7 @@ import (
 func FuzzDecodeSkuSnapshot(f *testing.F) {
 	s := NewSkuState("F")
 	s.Step(&pb.Restock{OpId: "r", Quantity: 9}, testNow, DefaultSkuRules)
-	s.Step(&pb.ReserveStock{OrderId: "o", Quantity: 2, DeadlineUnixNano: 1}, testNow, DefaultSkuRules)
+	s.Step(&pb.ReserveStock{OrderId: "o", Quantity: 2, DeadlineUnixNano: testNow.Add(time.Minute).UnixNano()}, testNow, DefaultSkuRules)
 	b, _ := proto.Marshal(s.Snapshot())
 	f.Add(b)
 	f.Add([]byte{})
@@ -77,7 +77,18 @@ func FuzzDecodeOrderEvent(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// Refused or applied, never a crash; what applies leaves a state
+		// that passes its own checks (a first event can only be a
+		// placement, so anything else must be refused).
 		st := NewOrderState(s.ID)
-		_ = applyRecovered(1, func() { st.apply(1, ev) }) // refused or applied, never a crash
+		if err := applyRecovered(1, func() { st.apply(1, ev) }); err != nil {
+			return
+		}
+		if _, placed := ev.Body.(*pb.OrderEvent_Placed); !placed {
+			t.Fatalf("applied %T as an order's first event", ev.Body)
+		}
+		if err := st.Check(); err != nil {
+			t.Fatalf("applied an event into a broken state: %v", err)
+		}
 	})
 }

@@ -33,6 +33,17 @@ type durableLog struct {
 	durable   uint64   // last sequence the journal confirmed
 	buffer    [][]byte // encoded events after submitted
 	held      []heldReply
+	// inflight counts the appends of the current flush still unanswered:
+	// a buffer longer than the journal's AppendEventsMax goes out as
+	// several appends, answered in order.
+	inflight int
+
+	// wake is when the actor must next be activated even if nobody sends
+	// it anything (Unix nanoseconds, 0 for never), as of the applied
+	// state; durableWake is the value the journal holds. Each append
+	// carries wake; an append with no events carries a wake change alone.
+	wake        int64
+	durableWake int64
 
 	snapshotted  uint64 // sequence of the latest durable snapshot
 	snapshotting bool   // a snapshot write is in flight
@@ -52,6 +63,7 @@ type heldReply struct {
 type appendDone struct {
 	incarnation uint64
 	last        uint64
+	wake        int64
 	err         error
 }
 
@@ -69,13 +81,26 @@ func newDurableLog(id string, j Journal, failed func(reply any, detail string) a
 }
 
 // start binds the log to a new activation whose state was recovered up to
-// seq, with a snapshot at snap.
-func (l *durableLog) start(ctx actor.Context, seq, snap uint64) {
+// seq, with a snapshot at snap. wake is the wake time the recovered state
+// implies; the journal holds the same value, because every append wrote
+// the wake time of the state its events produced. An activation that
+// follows a failed append passes rewrite, and then the next flush writes
+// wake again, since a failed flush of several appends may have left the
+// wake time of events that never became durable.
+func (l *durableLog) start(ctx actor.Context, seq, snap uint64, wake int64, rewrite bool) {
 	l.incarnation = incarnations.Add(1)
 	l.root, l.self = ctx.ActorSystem().Root, ctx.Self()
 	l.applied, l.submitted, l.durable, l.snapshotted = seq, seq, seq, snap
-	l.buffer, l.held, l.snapshotting = nil, nil, false
+	l.buffer, l.held, l.snapshotting, l.inflight = nil, nil, false, 0
+	l.wake, l.durableWake = wake, wake
+	if rewrite {
+		l.durableWake = -1
+	}
 }
+
+// setWake records the wake time of the state as applied; the next flush
+// makes it durable.
+func (l *durableLog) setWake(at int64) { l.wake = at }
 
 // record adds the encoded event that was just applied as sequence
 // applied+1.
@@ -112,33 +137,55 @@ func (l *durableLog) replyAt(ctx actor.Context, to *actor.PID, msg any, need uin
 	l.held = append(l.held, heldReply{to: to, reply: msg, need: min(need, l.applied)})
 }
 
-// flush submits the buffered events unless an append is already in
-// flight; the buffer then goes out when that one completes.
+// flush submits the buffered events unless a flush is already in flight;
+// the buffer then goes out when that one completes. A buffer longer than
+// the journal takes in one append goes out as several appends, each
+// carrying the wake time; the journal completes them in order. With no
+// events buffered, a changed wake time goes out alone.
 func (l *durableLog) flush() {
-	if l.submitted != l.durable || len(l.buffer) == 0 {
+	if l.inflight > 0 || (len(l.buffer) == 0 && l.wake == l.durableWake) {
 		return
 	}
-	first, events := l.submitted+1, l.buffer
+	inc, root, self, wake := l.incarnation, l.root, l.self, l.wake
+	submit := func(first uint64, events [][]byte) {
+		last := first + uint64(len(events)) - 1
+		l.inflight++
+		l.journal.Append(l.id, first, events, wake, func(err error) {
+			root.Send(self, &appendDone{incarnation: inc, last: last, wake: wake, err: err})
+		})
+	}
+	if len(l.buffer) == 0 {
+		submit(l.submitted+1, nil)
+		return
+	}
+	limit := max(l.journal.AppendEventsMax(), 1)
+	events := l.buffer
 	l.buffer = nil
-	l.submitted = l.applied
-	inc, last, root, self := l.incarnation, l.submitted, l.root, l.self
-	l.journal.Append(l.id, first, events, func(err error) {
-		root.Send(self, &appendDone{incarnation: inc, last: last, err: err})
-	})
+	for len(events) > 0 {
+		n := min(len(events), limit)
+		submit(l.submitted+1, events[:n:n])
+		l.submitted += uint64(n)
+		events = events[n:]
+	}
 }
 
-// appended handles the journal's answer. It returns false when the append
-// failed: the held replies have been failed and the caller must reload its
-// state from the journal. Notices of an earlier activation are ignored.
+// appended handles the journal's answer to one append. It returns false
+// when the append failed: the held replies have been failed and the
+// caller must reload its state from the journal (and pass rewrite to
+// start). Notices of an earlier activation are ignored.
 func (l *durableLog) appended(ctx actor.Context, m *appendDone) bool {
 	if m.incarnation != l.incarnation {
 		return true
 	}
+	l.inflight--
 	if m.err != nil {
 		l.failAll(ctx, "journal write failed: "+m.err.Error())
 		return false
 	}
 	l.durable = m.last
+	if l.inflight == 0 {
+		l.durableWake = m.wake
+	}
 	n := 0
 	for n < len(l.held) && l.held[n].need <= l.durable {
 		ctx.Send(l.held[n].to, l.held[n].reply)
@@ -160,13 +207,14 @@ func (l *durableLog) failAll(ctx actor.Context, detail string) {
 	l.held, l.buffer = nil, nil
 }
 
-// idle reports whether nothing is buffered, in flight or held.
+// idle reports whether nothing is buffered, in flight or held, and the
+// journal holds the current wake time.
 func (l *durableLog) idle() bool {
-	return l.submitted == l.durable && len(l.buffer) == 0 && len(l.held) == 0
+	return l.inflight == 0 && len(l.buffer) == 0 && len(l.held) == 0 && l.wake == l.durableWake
 }
 
 // idleJournal reports whether no append is in flight.
-func (l *durableLog) idleJournal() bool { return l.submitted == l.durable }
+func (l *durableLog) idleJournal() bool { return l.inflight == 0 }
 
 // snapshotDue reports whether a snapshot should be taken now: every
 // event it covers is durable and at least every events came since the last.
@@ -206,7 +254,8 @@ func (l *durableLog) snapshotSaved(m *snapshotDone) bool {
 // restarting on Restarting, waiting before loading on Started and before
 // running a command, opened on every appendDone.
 type restartCarry struct {
-	inflight uint64 // incarnation whose append is in flight; 0 for none
+	inflight uint64 // incarnation whose appends are in flight; 0 for none
+	pending  int    // how many of its appends are unanswered
 	held     []envelope
 	// fresh: the identity was just generated and has no journal yet, so
 	// the first start need not read it. Restarts always read. Were the
@@ -230,7 +279,7 @@ type envelope struct {
 // append in flight that the next instance must wait for.
 func (c *restartCarry) restarting(l *durableLog) {
 	if !l.idleJournal() {
-		c.inflight = l.incarnation
+		c.inflight, c.pending = l.incarnation, l.inflight
 	}
 }
 
@@ -247,14 +296,50 @@ func (c *restartCarry) hold(cmd any, sender *actor.PID) bool {
 	return true
 }
 
-// opened reports whether m is the predecessor's append completing. If so
-// the wait is over: the caller loads its state and runs the returned
-// commands in arrival order.
-func (c *restartCarry) opened(m *appendDone) ([]envelope, bool) {
+// opened reports whether m completes the predecessor's last append in
+// flight. If so the wait is over: the caller loads its state and runs the
+// returned commands in arrival order. Earlier appends of the predecessor
+// are swallowed (consumed is true, done is false).
+func (c *restartCarry) opened(m *appendDone) (held []envelope, done, consumed bool) {
 	if c.inflight == 0 || m.incarnation != c.inflight {
-		return nil, false
+		return nil, false, false
 	}
-	held := c.held
+	if c.pending--; c.pending > 0 {
+		return nil, false, true
+	}
+	held = c.held
 	c.inflight, c.held = 0, nil
-	return held, true
+	return held, true, true
+}
+
+// shell is what every actor shell offers the restart protocol: loading its
+// state from the journal and running one command.
+type shell interface {
+	// load (re)builds the state from the journal; rewrite says that the
+	// wake time the journal holds may be stale (see durableLog.start).
+	load(ctx actor.Context, rewrite bool)
+	command(ctx actor.Context, cmd any, sender *actor.PID)
+}
+
+// appendAnswered is the shells' common handling of an append's answer: it
+// ends a restarted activation's wait for its predecessor's appends (then
+// loads and runs the commands held meanwhile), or hands the answer to the
+// log and reloads after a failed append. It reports whether the answer
+// was this activation's own and succeeded, so the shell goes on with what
+// follows a durable write.
+func appendAnswered(ctx actor.Context, s shell, c *restartCarry, l *durableLog, m *appendDone) bool {
+	if held, done, consumed := c.opened(m); consumed {
+		if done {
+			s.load(ctx, true)
+			for _, e := range held {
+				s.command(ctx, e.msg, e.sender)
+			}
+		}
+		return false
+	}
+	if !l.appended(ctx, m) {
+		s.load(ctx, true)
+		return false
+	}
+	return true
 }

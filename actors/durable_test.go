@@ -12,7 +12,7 @@ func TestRestartCarry(t *testing.T) {
 	if c.waiting() {
 		t.Fatal("waits although nothing was in flight")
 	}
-	busy := &durableLog{incarnation: 8, applied: 3, submitted: 3, durable: 2}
+	busy := &durableLog{incarnation: 8, applied: 5, submitted: 5, durable: 2, inflight: 2}
 	c.restarting(busy)
 	if !c.waiting() {
 		t.Fatal("does not wait for the append in flight")
@@ -25,14 +25,19 @@ func TestRestartCarry(t *testing.T) {
 	if c.hold("one too many", nil) {
 		t.Fatal("held beyond the bound")
 	}
-	if _, ok := c.opened(&appendDone{incarnation: 9}); ok || !c.waiting() {
+	if _, done, consumed := c.opened(&appendDone{incarnation: 9}); done || consumed || !c.waiting() {
 		t.Fatal("opened for another incarnation's append")
 	}
-	held, ok := c.opened(&appendDone{incarnation: 8})
-	if !ok || c.waiting() || len(held) != restartHeldMax || held[0].msg != 0 || held[len(held)-1].msg != restartHeldMax-1 {
-		t.Fatalf("opened: %v, %d held, waiting %v", ok, len(held), c.waiting())
+	// The predecessor had two appends in flight: the first answer only
+	// counts down.
+	if _, done, consumed := c.opened(&appendDone{incarnation: 8, last: 3}); done || !consumed || !c.waiting() {
+		t.Fatal("opened before the predecessor's last append was answered")
 	}
-	if _, ok := c.opened(&appendDone{incarnation: 8}); ok {
+	held, done, _ := c.opened(&appendDone{incarnation: 8, last: 5})
+	if !done || c.waiting() || len(held) != restartHeldMax || held[0].msg != 0 || held[len(held)-1].msg != restartHeldMax-1 {
+		t.Fatalf("opened: %v, %d held, waiting %v", done, len(held), c.waiting())
+	}
+	if _, done, consumed := c.opened(&appendDone{incarnation: 8}); done || consumed {
 		t.Fatal("opened twice")
 	}
 }

@@ -1,22 +1,33 @@
 package actors
 
 // Journal stores each actor identity's events durably and in order, plus
-// snapshots of its state. The actors declare it; persistence.Journal (Badger,
-// group commit) implements it, and the test kit has an in-memory one.
+// snapshots of its state and the time at which the identity must next be
+// woken. The actors declare it; persistence.Journal (Badger, group commit)
+// implements it, and the test kit has an in-memory one that enforces the
+// same limits.
 //
 // An identity's events carry consecutive sequence numbers starting at 1. The
 // methods use only built-in types so that an implementation needs no import
 // of this package.
 type Journal interface {
+	// AppendEventsMax is the most events one Append may carry. Actor shells
+	// split a longer buffer into several appends.
+	AppendEventsMax() int
+
 	// Append submits events as sequences first, first+1, ... of id and
-	// returns at once. done is called exactly once, from any goroutine, with
-	// nil when every event is durable or with the error that kept them from
-	// being written, in which case none of them is visible. Appends for one
-	// id complete in submission order. An append whose first sequence is not
-	// one past the identity's last durable or pending sequence fails and
-	// writes nothing: it means two activations of one identity, or an append
-	// after a failed one that the actor did not recover from.
-	Append(id string, first uint64, events [][]byte, done func(error))
+	// returns at once. wake is the identity's wake time after these events
+	// (Unix nanoseconds; 0 for none): it is stored atomically with them and
+	// replaces the earlier one, and Due lists the identity once it has
+	// passed. done is called exactly once, from any goroutine, with nil
+	// when every event is durable or with the error that kept them from
+	// being written, in which case none of them is visible and the wake
+	// time is unchanged. Appends for one id complete in submission order.
+	// An append whose first sequence is not one past the identity's last
+	// durable or pending sequence fails and writes nothing: it means two
+	// activations of one identity, or an append after a failed one that the
+	// actor did not recover from. So does one with more than
+	// AppendEventsMax events.
+	Append(id string, first uint64, events [][]byte, wake int64, done func(error))
 
 	// SaveSnapshot submits state as the identity's state after event seq and
 	// calls done once, like Append. A snapshot never covers an event that is
@@ -30,4 +41,15 @@ type Journal interface {
 	// Replay calls fn with each durable event of id whose sequence is
 	// greater than after, in order, and stops at the first error fn returns.
 	Replay(id string, after uint64, fn func(seq uint64, event []byte) error) error
+
+	// Due calls fn, earliest first, for up to limit identities whose
+	// durable wake time is at or before `before` (Unix nanoseconds), until
+	// fn returns false. An identity stays listed until an append moves or
+	// clears its wake time, or Delete removes it.
+	Due(before int64, limit int, fn func(id string, wake int64) bool) error
+
+	// Delete removes every record of id (events, snapshot, wake time) and
+	// calls done once, like Append. Appends submitted after it start again
+	// at sequence 1. It is how retention forgets a settled identity.
+	Delete(id string, done func(error))
 }

@@ -25,15 +25,16 @@ type OrderConfig struct {
 	Clock   Clock
 	// Skus routes SKU commands; Orders fills in its Registry when nil.
 	Skus OrderSkuLink
-	// Index is the node's order index (Orders spawns it); nil runs without
-	// one, and then nothing wakes an open order after a node restart.
-	Index *actor.PID
 	// SnapshotEvery is the number of events between snapshots; 0 turns
 	// periodic snapshots off. Orders are short, so 0 is a fine default.
 	SnapshotEvery uint64
-	// PassivateAfter stops an idle order whose saga owes nothing and which
-	// cannot expire any more; 0 keeps actors forever.
+	// PassivateAfter stops an idle order whose saga owes nothing; 0 keeps
+	// actors forever. An unpaid order passivates too: the journal's wake
+	// index brings it back at expires_at (Registry.WakeDue).
 	PassivateAfter time.Duration
+	// Retention is how long a terminal order is kept before it deletes its
+	// journal; 0 keeps it forever. See DefaultOrderRetention.
+	Retention time.Duration
 	// RequestTimeout bounds one SKU request in real time. An unanswered
 	// command is sent again at its backoff time on Clock, whatever this
 	// says; the timeout only frees the request.
@@ -103,9 +104,9 @@ type orderActor struct {
 	retry       *time.Timer
 	rng         *rand.Rand
 	passivating bool
-	// indexed: the index holds this order as open, so SKU commands may go
-	// out; indexing: the OpenOrder is in flight; closed: CloseOrder sent.
-	indexed, indexing, closed bool
+	// forgetting: the order's retention ended and its journal is being
+	// deleted; it stops once that is done.
+	forgetting bool
 }
 
 func newOrderActor(id string, cfg OrderConfig, carry *restartCarry) *orderActor {
@@ -133,8 +134,12 @@ type orderStockReply struct {
 	result *pb.StockResult
 }
 
-// orderIndexed is the index's answer to OpenOrder.
-type orderIndexed struct{ ok bool }
+// orderForgotten is the journal's answer to the deletion of a terminal
+// order whose retention ended.
+type orderForgotten struct {
+	incarnation uint64
+	err         error
+}
 
 // orderRetryTick and orderExpiryTick wake the actor; they do not count as
 // activity for passivation.
@@ -151,7 +156,7 @@ func (a *orderActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		if !a.carry.waiting() {
-			a.load(ctx)
+			a.load(ctx, false)
 		}
 		if a.cfg.PassivateAfter > 0 {
 			ctx.SetReceiveTimeout(a.cfg.PassivateAfter)
@@ -165,19 +170,14 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		a.stopTimers()
 		a.snapshotOnStop()
 	case *appendDone:
-		if held, ok := a.carry.opened(m); ok {
-			a.load(ctx)
-			for _, e := range held {
-				a.command(ctx, e.msg, e.sender)
-			}
-			return
-		}
-		if !a.log.appended(ctx, m) {
+		if m.err != nil && m.incarnation == a.log.incarnation {
 			a.cfg.Logger.Warn("order journal write failed; reloading", "order_id", a.id, "err", m.err)
 			a.failWaiting(ctx, "journal write failed")
-			a.load(ctx)
 		}
+		appendAnswered(ctx, a, a.carry, a.log, m)
 		a.afterDurable(ctx)
+	case *orderForgotten:
+		a.forgotten(ctx, m)
 	case *snapshotDone:
 		if !a.log.snapshotSaved(m) && m.err != nil {
 			a.cfg.Logger.Warn("order snapshot failed", "order_id", a.id, "err", m.err)
@@ -190,20 +190,13 @@ func (a *orderActor) Receive(ctx actor.Context) {
 	case *orderRetryTick:
 		a.retry = nil
 		a.pump(ctx)
-	case *orderIndexed:
-		a.indexing, a.indexed = false, m.ok
-		if m.ok && a.state != nil && a.state.Status != pb.OrderStatus_ORDER_STATUS_RESERVING {
-			a.answerWaiting(ctx, a.log.applied)
-		}
-		a.pump(ctx)
-		if !m.ok {
-			a.retryIn(ctx, a.cfg.TickInterval)
-		}
 	case *orderExpiryTick:
 		a.expiry = nil
 		a.command(ctx, &pb.ExpireOrder{}, nil)
-	case *actor.ReceiveTimeout:
+	case *actor.ReceiveTimeout, *passivateRequest:
 		a.passivate(ctx)
+	case *wakeUp:
+		a.woken(ctx)
 	case Crash:
 		panic("order " + a.id + ": crash requested")
 	case *pb.RetryOrderSaga:
@@ -243,11 +236,7 @@ func (a *orderActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 	if (reserving || d.Wait) && a.state.Status != pb.OrderStatus_ORDER_STATUS_RESERVING {
 		a.answerWaiting(ctx, a.log.applied-uint64(len(d.Events)))
 	}
-	if a.cfg.Index != nil && !a.indexed && !OrderSettled(a.state) {
-		// In parallel with the journal write: an index entry for an order
-		// whose OrderPlaced was lost costs one needless activation.
-		a.openInIndex(ctx)
-	}
+	a.log.setWake(OrderWakeAt(a.state, a.cfg.Retention))
 	a.log.flush()
 	a.pump(ctx)
 	a.scheduleExpiry(ctx)
@@ -258,8 +247,8 @@ func (a *orderActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 // applied before the step that ended the saga.
 //
 // A saga that ended reserved is answered once everything before its last
-// step is durable (OrderPlaced above all) and the order is in the index,
-// without waiting for the last LineReserved and OrderReserved: the SKU
+// step is durable (OrderPlaced above all, with its wake time that brings
+// the order back after a restart), without waiting for the last LineReserved and OrderReserved: the SKU
 // holds they record are already durable on the SKUs, so a recovering
 // order re-sends those reservations, gets ALREADY_DONE, and reaches
 // reserved again. That saves one journal round trip per checkout. Any
@@ -267,8 +256,8 @@ func (a *orderActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 // crash could come out differently (stock may have returned meanwhile),
 // and the first answer must stand.
 func (a *orderActor) answerWaiting(ctx actor.Context, before uint64) {
-	if len(a.waiting) == 0 || (a.cfg.Index != nil && !a.indexed) {
-		return // orderIndexed answers them
+	if len(a.waiting) == 0 {
+		return
 	}
 	outcome := OrderPlaceOutcome(a.state, false)
 	for _, w := range a.waiting {
@@ -306,48 +295,23 @@ func (a *orderActor) failAll(ctx actor.Context, detail string) {
 // completion calls pump again.
 //
 // The one exception is the reservations of an order still reserving: they
-// go out together with the OrderPlaced append and the index entry, saving
-// a journal round trip per checkout. If the order is lost before those are
-// durable, nobody was told it exists, and its reservations are released
-// by the SKUs' own safety expiry (deadline plus grace).
-//
-// Before its other SKU commands an order is opened in the node's index;
-// once it owes nothing and cannot expire, it is closed there.
+// go out together with the OrderPlaced append, saving a journal round trip
+// per checkout. If the order is lost before that append is durable,
+// nobody was told it exists, and its reservations are released by the
+// SKUs' own safety expiry (deadline plus grace). Once it is durable, the
+// order's wake time (at once, while the saga owes something) brings it
+// back after a restart.
 func (a *orderActor) pump(ctx actor.Context) {
 	if a.state == nil {
 		return
 	}
-	if a.state.Status != pb.OrderStatus_ORDER_STATUS_RESERVING {
-		if a.log.applied != a.log.durable {
-			return
-		}
-		if a.cfg.Index != nil && !a.indexed && !OrderSettled(a.state) {
-			a.openInIndex(ctx)
-			return
-		}
+	if a.state.Status != pb.OrderStatus_ORDER_STATUS_RESERVING && a.log.applied != a.log.durable {
+		return
 	}
 	for _, c := range a.sends.Due(a.state, a.cfg.Clock.Now(), a.rng.Float64) {
 		a.send(ctx, c)
 	}
 	a.scheduleRetry(ctx)
-	if a.cfg.Index != nil && !a.closed && OrderSettled(a.state) && !orderUnpaid(a.state.Status) {
-		a.closed = true
-		ctx.Send(a.cfg.Index, &pb.CloseOrder{OrderId: a.id})
-	}
-}
-
-// openInIndex asks the index to record the order as open; its answer
-// comes back as orderIndexed.
-func (a *orderActor) openInIndex(ctx actor.Context) {
-	if a.indexing {
-		return
-	}
-	a.indexing, a.closed = true, false
-	f := ctx.RequestFuture(a.cfg.Index, &pb.OpenOrder{OrderId: a.id}, a.cfg.RequestTimeout)
-	ctx.ReenterAfter(f, func(res any, err error) {
-		r, ok := res.(*pb.OrderIndexResult)
-		ctx.Send(ctx.Self(), &orderIndexed{ok: err == nil && ok && r.Ok})
-	})
 }
 
 // send makes one SKU request. Its answer comes back as an orderStockReply;
@@ -406,8 +370,9 @@ func (a *orderActor) stopTimers() {
 // load (re)builds the state from the journal and finishes what the saga
 // owes: a recovered reserving order re-sends its reservations (and then
 // completes or compensates), a paid one its unacknowledged commits, an
-// unpaid one past its TTL expires at once.
-func (a *orderActor) load(ctx actor.Context) {
+// unpaid one past its TTL expires at once, and a terminal one past its
+// retention forgets itself.
+func (a *orderActor) load(ctx actor.Context, rewrite bool) {
 	a.loadTried = a.cfg.Clock.Now()
 	state, snap, err := NewOrderState(a.id), uint64(0), error(nil)
 	if a.carry.fresh {
@@ -421,21 +386,64 @@ func (a *orderActor) load(ctx actor.Context) {
 		return
 	}
 	a.state, a.loadErr = state, nil
-	a.log.start(ctx, state.Sequence, snap)
+	a.log.start(ctx, state.Sequence, snap, OrderWakeAt(state, a.cfg.Retention), rewrite)
 	a.sends.Reset()
-	a.indexed, a.indexing, a.closed = false, false, false
 	a.stopTimers()
-	if orderExpiryDue(a.state, a.cfg.Clock.Now()) {
+	now := a.cfg.Clock.Now()
+	switch {
+	case orderRetentionDue(a.state, now, a.cfg.Retention):
+		a.forget(ctx)
+		return
+	case orderExpiryDue(a.state, now):
 		a.command(ctx, &pb.ExpireOrder{}, nil)
 		return
 	}
 	a.pump(ctx)
 	a.scheduleExpiry(ctx)
+	a.log.flush() // a rewritten wake time goes out even without events
+}
+
+// woken handles the node's wake-up of an order whose wake time passed
+// while it was not in memory: expire it, finish its saga, or forget it.
+func (a *orderActor) woken(ctx actor.Context) {
+	if a.state != nil && !a.forgetting && orderRetentionDue(a.state, a.cfg.Clock.Now(), a.cfg.Retention) && a.log.idle() {
+		a.forget(ctx)
+		return
+	}
+	a.command(ctx, &pb.ExpireOrder{}, nil)
+}
+
+// forget deletes the journal of a terminal order whose retention ended.
+// The actor goes on as an order that was never placed (the journal runs
+// the deletion before any later append for the ID), and stops once the
+// deletion is durable.
+func (a *orderActor) forget(ctx actor.Context) {
+	a.forgetting = true
+	inc, root, self := a.log.incarnation, ctx.ActorSystem().Root, ctx.Self()
+	a.cfg.Journal.Delete(a.log.id, func(err error) {
+		root.Send(self, &orderForgotten{incarnation: inc, err: err})
+	})
+	a.state = NewOrderState(a.id)
+	a.log.start(ctx, 0, 0, 0, false)
+	a.stopTimers()
+}
+
+func (a *orderActor) forgotten(ctx actor.Context, m *orderForgotten) {
+	a.forgetting = false
+	if m.err != nil {
+		a.cfg.Logger.Warn("order retention delete failed; reloading", "order_id", a.id, "err", m.err)
+		if m.incarnation == a.log.incarnation {
+			a.load(ctx, true)
+		}
+		return
+	}
+	a.passivating = true
+	a.afterDurable(ctx)
 }
 
 func (a *orderActor) retryLoad(ctx actor.Context) bool {
 	if a.cfg.Clock.Now().Sub(a.loadTried) >= loadRetryInterval {
-		a.load(ctx)
+		a.load(ctx, false)
 	}
 	return a.state != nil
 }
@@ -451,15 +459,16 @@ func (a *orderActor) afterDurable(ctx actor.Context) {
 		a.log.saveSnapshot(a.snapshotBytes())
 		return
 	}
-	if a.passivating && a.log.idle() && !a.log.snapshotting {
+	if a.passivating && !a.forgetting && a.log.idle() && len(a.waiting) == 0 && !a.log.snapshotting {
 		ctx.Stop(ctx.Self())
 	}
 }
 
-// passivate stops an idle order that owes nothing and cannot expire: its
-// next command activates it again from the journal.
+// passivate stops an idle order that owes nothing: its next command, or
+// the node's wake-up at its wake time (expires_at for an unpaid order),
+// activates it again from the journal.
 func (a *orderActor) passivate(ctx actor.Context) {
-	if a.state == nil || !a.log.idle() || len(a.waiting) > 0 || !OrderSettled(a.state) || orderUnpaid(a.state.Status) {
+	if a.state == nil || a.forgetting || !a.log.idle() || len(a.waiting) > 0 || !OrderSettled(a.state) {
 		return
 	}
 	a.passivating = true

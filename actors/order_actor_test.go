@@ -3,7 +3,7 @@ package actors_test
 import (
 	"context"
 	crand "crypto/rand"
-	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -297,11 +297,11 @@ func TestCheckoutRecoversFromSnapshots(t *testing.T) {
 	}
 }
 
-// After a node restart nothing would wake an order whose saga is in
-// flight: the index remembers the open ones and RecoverOpen wakes them.
-func TestCheckoutRecoverOpenOrdersAfterRestart(t *testing.T) {
+// After a node restart nothing but the journal's wake index brings back an
+// order whose saga is in flight or that can still expire: the node's
+// waker activates the ones whose wake time has passed.
+func TestCheckoutWakeIndexBringsBackOpenOrders(t *testing.T) {
 	c := newCheckout(t, map[string]int64{"A": 10, "B": 10})
-	ctx := t.Context()
 	done := actors.KeyedOrderID("c-1", "k-done")
 	c.AskOrder(done, placeCmd(done, "A", 1))
 	c.AskOrder(done, &pb.PayOrder{OrderId: done, PaymentRef: "p"})
@@ -329,20 +329,34 @@ func TestCheckoutRecoverOpenOrdersAfterRestart(t *testing.T) {
 	c.StopOrder(paid)
 	c.StopOrder(unpaid)
 	c.Link.SetRule(nil)
-	c.Clock.Advance(orderTTL * time.Second)
 
-	c.Eventually("the paid and the unpaid order open, the completed one closed", func() bool {
-		open, err := c.Orders.OpenOrders(ctx)
-		return err == nil && len(open) == 2 && !slices.Contains(open, done)
-	})
-	if n, err := c.Orders.RecoverOpen(ctx); n != 2 || err != nil {
-		t.Fatalf("recovered %d (%v)", n, err)
+	if w := c.Journal.Wake("order/" + done); w != 0 {
+		t.Fatalf("a paid order that owes nothing has wake time %d", w)
 	}
-	skuIs(t, c, "A", 7, 0, 3)  // the paid order's commit went out again
+	if w := c.Journal.Wake("order/" + paid); w == 0 || w > c.Clock.Now().UnixNano() {
+		t.Fatalf("a paid order owing its commit has wake time %d, want one already due", w)
+	}
+	unpaidState := c.OrderState(unpaid)
+	if w := c.Journal.Wake("order/" + unpaid); w != unpaidState.ExpiresAt {
+		t.Fatalf("an unpaid order has wake time %d, want its expiry %d", w, unpaidState.ExpiresAt)
+	}
+	if n, err := c.Orders.WakeDue(c.Clock.Now()); n != 1 || err != nil {
+		t.Fatalf("woke %d (%v) before the expiry, want only the paid order", n, err)
+	}
+	skuIs(t, c, "A", 7, 0, 3) // the paid order's commit went out again
+	c.StopOrder(paid)
+	c.Clock.Advance(orderTTL * time.Second)
+	if n, err := c.Orders.WakeDue(c.Clock.Now()); n != 1 || err != nil {
+		t.Fatalf("woke %d (%v) after the expiry, want the unpaid order", n, err)
+	}
 	skuIs(t, c, "B", 10, 0, 0) // the unpaid one expired and released
-	c.Eventually("index empty", func() bool {
-		open, err := c.Orders.OpenOrders(ctx)
-		return err == nil && len(open) == 0
+	c.Eventually("no order due any more", func() bool {
+		n := 0
+		c.Journal.Due(c.Clock.Now().UnixNano(), 100, func(id string, _ int64) bool {
+			n += strings.Count(id, "order/")
+			return true
+		})
+		return n == 0
 	})
 }
 

@@ -11,6 +11,14 @@ import (
 // orderJournalID is the journal identity of an order actor.
 func orderJournalID(orderID string) string { return "order/" + orderID }
 
+// OrderJournalID is the journal identity under which an order's events,
+// snapshot and wake time are kept; tools that read or write a journal
+// directly use it.
+func OrderJournalID(orderID string) string { return orderJournalID(orderID) }
+
+// EncodeOrderEvent encodes an event as the order actor journals it.
+func EncodeOrderEvent(ev *pb.OrderEvent) []byte { return encodeOrderEvent(ev) }
+
 func encodeOrderEvent(ev *pb.OrderEvent) []byte {
 	b, err := proto.Marshal(ev)
 	if err != nil {

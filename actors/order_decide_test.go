@@ -296,8 +296,8 @@ func TestPayAfterExpiryBeforeTheTick(t *testing.T) {
 		t.Fatal("a second expiry made events")
 	}
 	want := []OrderSkuCommand{
-		{"A", releaseStep, &pb.ReleaseReservation{OrderId: orderTestID, Reason: pb.ReleaseReason_RELEASE_REASON_EXPIRED}},
-		{"B", releaseStep, &pb.ReleaseReservation{OrderId: orderTestID, Reason: pb.ReleaseReason_RELEASE_REASON_EXPIRED}},
+		{"A", releaseStep, &pb.ReleaseReservation{OrderId: orderTestID, Reason: pb.ReleaseReason_RELEASE_REASON_EXPIRED, DeadlineUnixNano: s.ExpiresAt}},
+		{"B", releaseStep, &pb.ReleaseReservation{OrderId: orderTestID, Reason: pb.ReleaseReason_RELEASE_REASON_EXPIRED, DeadlineUnixNano: s.ExpiresAt}},
 	}
 	orderCheckOwed(t, s, want)
 }

@@ -17,44 +17,13 @@ type Orders struct {
 	cfg OrderConfig
 }
 
-// NewOrders returns the order actors of reg's node and starts the node's
-// order index. cfg.Skus defaults to reg.
+// NewOrders returns the order actors of reg's node. cfg.Skus defaults to
+// reg.
 func NewOrders(reg *Registry, cfg OrderConfig) *Orders {
 	if cfg.Skus == nil {
 		cfg.Skus = reg
 	}
-	cfg = cfg.withDefaults()
-	j := cfg.Journal
-	cfg.Index = reg.activate(orderIndexID, func() *actor.Props { return orderIndexProps(j) })
-	return &Orders{reg: reg, cfg: cfg}
-}
-
-// RecoverOpen activates every order the index holds as open: those whose
-// saga still owes a SKU something and those that can still expire. Each
-// recovers from the journal and finishes its saga. The node calls it once
-// at start, after the journal is open; it returns how many it woke.
-func (o *Orders) RecoverOpen(ctx context.Context) (int, error) {
-	ids, err := o.OpenOrders(ctx)
-	if err != nil {
-		return 0, err
-	}
-	for _, id := range ids {
-		o.Send(id, &pb.RetryOrderSaga{})
-	}
-	return len(ids), nil
-}
-
-// OpenOrders returns the IDs the index holds as open, sorted.
-func (o *Orders) OpenOrders(ctx context.Context) ([]string, error) {
-	reply, err := o.reg.ask(ctx, func() *actor.PID { return o.cfg.Index }, &pb.ListOpenOrders{})
-	if err != nil {
-		return nil, err
-	}
-	res, ok := reply.(*pb.OrderIndexResult)
-	if !ok || !res.Ok {
-		return nil, fmt.Errorf("list open orders: %v", reply)
-	}
-	return res.OrderIds, nil
+	return &Orders{reg: reg, cfg: cfg.withDefaults()}
 }
 
 // PID returns the PID of the order's actor, activating it if needed.

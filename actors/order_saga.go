@@ -91,7 +91,7 @@ func orderOwedFor(s *OrderState, goal orderGoal, l *OrderLineState) (OrderSkuCom
 	case orderGoalReleased:
 		if orderOwesRelease(l) {
 			return OrderSkuCommand{l.SKU, pb.SkuStep_SKU_STEP_RELEASE,
-				&pb.ReleaseReservation{OrderId: s.ID, Reason: orderReleaseReason(s)}}, true
+				&pb.ReleaseReservation{OrderId: s.ID, Reason: orderReleaseReason(s), DeadlineUnixNano: s.ExpiresAt}}, true
 		}
 	case orderGoalReturned:
 		// A paid order's units are committed first and then returned, so
@@ -100,7 +100,12 @@ func orderOwedFor(s *OrderState, goal orderGoal, l *OrderLineState) (OrderSkuCom
 		case pb.LineHold_LINE_HOLD_RESERVED:
 			return OrderSkuCommand{l.SKU, pb.SkuStep_SKU_STEP_COMMIT, &pb.CommitReservation{OrderId: s.ID}}, true
 		case pb.LineHold_LINE_HOLD_COMMITTED:
-			return OrderSkuCommand{l.SKU, pb.SkuStep_SKU_STEP_RETURN, &pb.ReturnStock{OrderId: s.ID}}, true
+			// The SKU may have forgotten the committed hold by now (its
+			// dedup window is short, a cancellation can come days later),
+			// so the return says what to give back and since when it is
+			// owed.
+			return OrderSkuCommand{l.SKU, pb.SkuStep_SKU_STEP_RETURN, &pb.ReturnStock{OrderId: s.ID,
+				Quantity: l.Quantity, DeadlineUnixNano: s.ExpiresAt, OwedSinceUnixNano: s.StatusAt}}, true
 		}
 	}
 	return OrderSkuCommand{}, false

@@ -95,7 +95,9 @@ func TestOrderSagaRejectsFirstRefusedLineInRequestOrder(t *testing.T) {
 	if s.Status != pb.OrderStatus_ORDER_STATUS_REJECTED || r.Code != pb.OrderCode_ORDER_CODE_OUT_OF_STOCK || r.Sku != "A" || r.Available != 1 {
 		t.Fatalf("status %v outcome %v %s/%d, want rejected naming A/1", s.Status, r.Code, r.Sku, r.Available)
 	}
-	release := &pb.ReleaseReservation{OrderId: orderTestID, Reason: pb.ReleaseReason_RELEASE_REASON_REJECTED}
+	// The release names the reservation's deadline, which bounds how long
+	// a SKU that never saw the order keeps the tombstone.
+	release := &pb.ReleaseReservation{OrderId: orderTestID, Reason: pb.ReleaseReason_RELEASE_REASON_REJECTED, DeadlineUnixNano: s.ExpiresAt}
 	orderCheckOwed(t, s, []OrderSkuCommand{{"B", releaseStep, release}})
 	orderStepAll(t, s, at, orderAnswer("B", releaseStep, orderApplied, 0))
 	orderCheckOwed(t, s, nil)
@@ -121,7 +123,7 @@ func TestOrderSagaExpiresWhileReserving(t *testing.T) {
 	if s.Status != pb.OrderStatus_ORDER_STATUS_EXPIRED {
 		t.Fatalf("status %v", s.Status)
 	}
-	release := &pb.ReleaseReservation{OrderId: orderTestID, Reason: pb.ReleaseReason_RELEASE_REASON_EXPIRED}
+	release := &pb.ReleaseReservation{OrderId: orderTestID, Reason: pb.ReleaseReason_RELEASE_REASON_EXPIRED, DeadlineUnixNano: s.ExpiresAt}
 	orderCheckOwed(t, s, []OrderSkuCommand{{"A", releaseStep, release}, {"B", releaseStep, release}})
 	// B never got the reservation: the SKU answers UNKNOWN and keeps a
 	// tombstone; the late ReserveStock is refused with CONFLICT.
@@ -137,13 +139,19 @@ func TestOrderSagaCancelAfterPayCommitsThenReturns(t *testing.T) {
 	s := orderIn(t, "paid")
 	at := orderTestT0.Add(2 * time.Second)
 	orderStepAll(t, s, at, orderAnswer("A", commitStep, orderApplied, 0), &pb.CancelOrder{OrderId: orderTestID})
+	// A return carries what a SKU that forgot the commit needs: the
+	// quantity, the deadline, and since when it is owed (the cancellation).
+	ret := func(sku string) *pb.ReturnStock {
+		return &pb.ReturnStock{OrderId: orderTestID, Quantity: s.line(sku).Quantity, DeadlineUnixNano: s.ExpiresAt,
+			OwedSinceUnixNano: at.UnixNano()}
+	}
 	orderCheckOwed(t, s, []OrderSkuCommand{
-		{"A", returnStep, &pb.ReturnStock{OrderId: orderTestID}},
+		{"A", returnStep, ret("A")},
 		{"B", commitStep, &pb.CommitReservation{OrderId: orderTestID}},
 	})
 	orderStepAll(t, s, at, orderAnswer("B", commitStep, orderApplied, 0), orderAnswer("A", returnStep, orderApplied, 0),
 		orderAnswer("A", releaseStep, orderApplied, 0)) // a stray answer changes nothing
-	orderCheckOwed(t, s, []OrderSkuCommand{{"B", returnStep, &pb.ReturnStock{OrderId: orderTestID}}})
+	orderCheckOwed(t, s, []OrderSkuCommand{{"B", returnStep, ret("B")}})
 	orderStepAll(t, s, at, orderAnswer("B", returnStep, orderDone, 0))
 	orderCheckOwed(t, s, nil)
 }

@@ -34,6 +34,10 @@ type OrderState struct {
 	// EndedFrom is the status the order left when cancelled or expired:
 	// a paid order's cancellation returns units, an unpaid one releases.
 	EndedFrom pb.OrderStatus
+	// StatusAt is when the order entered its status (Unix nanoseconds,
+	// from the event): a terminal order's retention starts there, and a
+	// cancelled paid order's returns are owed since then.
+	StatusAt int64
 
 	lineIndex map[string]int // SKU -> index in Lines; derived
 }
@@ -82,6 +86,7 @@ func (s *OrderState) apply(seq uint64, ev *pb.OrderEvent) {
 	if seq != s.Sequence+1 {
 		panic(fmt.Sprintf("order %s: event sequence %d after %d", s.ID, seq, s.Sequence))
 	}
+	before := s.Status
 	switch b := ev.Body.(type) {
 	case *pb.OrderEvent_Placed:
 		s.applyPlaced(b.Placed)
@@ -132,6 +137,9 @@ func (s *OrderState) apply(seq uint64, ev *pb.OrderEvent) {
 	default:
 		panic(fmt.Sprintf("order %s: event %d has no body", s.ID, seq))
 	}
+	if s.Status != before {
+		s.StatusAt = ev.AtUnixNano
+	}
 	s.Sequence = seq
 }
 
@@ -148,6 +156,11 @@ func (s *OrderState) applyPlaced(p *pb.OrderPlaced) {
 	}
 	s.indexLines()
 	s.must(len(s.lineIndex) == len(s.Lines), "a SKU appears on two lines")
+	// A placement read back from a damaged journal must not start an
+	// order that fails its own checks (no lines, a line without units).
+	if err := s.Check(); err != nil {
+		panic(err.Error())
+	}
 }
 
 func (s *OrderState) must(ok bool, what string) {
@@ -186,6 +199,7 @@ func (s *OrderState) Snapshot() *pb.OrderSnapshot {
 		CreatedAtUnixNano: s.CreatedAt, ExpiresAtUnixNano: s.ExpiresAt,
 		Fingerprint: bytes.Clone(s.Fingerprint), PaymentRef: s.PaymentRef,
 		RejectedSku: s.RejectedSKU, RejectedAvailable: s.RejectedAvailable, EndedFrom: s.EndedFrom,
+		StatusAtUnixNano: s.StatusAt,
 	}
 }
 
@@ -203,6 +217,7 @@ func orderStateFromSnapshot(id string, snap *pb.OrderSnapshot) (*OrderState, err
 		TTLSeconds: snap.TtlSeconds, CreatedAt: snap.CreatedAtUnixNano, ExpiresAt: snap.ExpiresAtUnixNano,
 		Fingerprint: bytes.Clone(snap.Fingerprint), PaymentRef: snap.PaymentRef,
 		RejectedSKU: snap.RejectedSku, RejectedAvailable: snap.RejectedAvailable, EndedFrom: snap.EndedFrom,
+		StatusAt: snap.StatusAtUnixNano,
 	}
 	for _, l := range snap.Lines {
 		if l == nil {

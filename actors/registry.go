@@ -1,12 +1,14 @@
 package actors
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -18,24 +20,80 @@ import (
 // first use. An actor that passivated is activated again by the next
 // request. Activation is by name in the actor system's process registry,
 // so two concurrent first requests still make one actor.
+//
+// It also bounds how many actors are resident: beyond ResidentMax, each
+// activation asks the least recently used actors of its shard to
+// passivate. An actor that is busy (a write in flight, a saga owing a
+// command) declines and is asked again later, so the bound is soft; what
+// it keeps small is the memory of actors that are merely remembered.
 type Registry struct {
 	system *actor.ActorSystem
 	sku    SkuConfig
-	// spawning serializes lookup and activation per name (by hash shard).
+	// shards serialize lookup and activation per name (by hash) and keep
+	// each shard's resident actors in least-recently-used order.
 	// protoactor registers a name before its mailbox can take messages,
 	// so a send by name to an actor another goroutine is still spawning
 	// would race; under the shard's lock a name is either absent or ready.
-	spawning [activationShards]sync.Mutex
+	shards      [activationShards]residentShard
+	resident    atomic.Int64
+	residentMax int64
+	roomCursor  atomic.Uint32 // the shard makeRoom starts at
 }
 
 // activationShards spreads activation locks so unrelated names rarely wait
 // for each other.
 const activationShards = 256
 
-// NewRegistry returns a registry that activates SKU actors with cfg.
-func NewRegistry(system *actor.ActorSystem, sku SkuConfig) *Registry {
-	return &Registry{system: system, sku: sku.withDefaults()}
+// DefaultResidentMax bounds the actors a node keeps in memory (see
+// Registry). A resident order or SKU costs a few KiB.
+const DefaultResidentMax = 50_000
+
+const (
+	// evictScanMax bounds the passivation requests one activation sends
+	// when the node is over its resident bound.
+	evictScanMax = 4
+	// evictAskAgainAfter spaces passivation requests to one actor that
+	// declined, so a busy actor is not asked on every activation.
+	evictAskAgainAfter = time.Second
+)
+
+type residentShard struct {
+	mu     sync.Mutex
+	lru    list.List // of *residentActor, most recently used first
+	byName map[string]*list.Element
 }
+
+// residentActor is one activation of a name, tracked until it stops.
+type residentActor struct {
+	name  string
+	asked time.Time // when it was last asked to passivate
+}
+
+// passivateRequest asks an actor to stop if it is idle, as its receive
+// timeout would; it does not count as activity.
+type passivateRequest struct{}
+
+func (*passivateRequest) NotInfluenceReceiveTimeout() {}
+
+// wakeUp activates an actor whose wake time passed while it was not in
+// memory (Orders.WakeDue).
+type wakeUp struct{}
+
+func (*wakeUp) NotInfluenceReceiveTimeout() {}
+
+// NewRegistry returns a registry that activates SKU actors with cfg and
+// keeps at most DefaultResidentMax actors resident (SetResidentMax).
+func NewRegistry(system *actor.ActorSystem, sku SkuConfig) *Registry {
+	return &Registry{system: system, sku: sku.withDefaults(), residentMax: DefaultResidentMax}
+}
+
+// SetResidentMax changes the bound on resident actors; 0 or less removes
+// it. Call it before the first activation.
+func (r *Registry) SetResidentMax(n int) { r.residentMax = int64(n) }
+
+// Resident returns how many actors the registry activated that have not
+// stopped yet.
+func (r *Registry) Resident() int { return int(r.resident.Load()) }
 
 // System returns the actor system the registry spawns into.
 func (r *Registry) System() *actor.ActorSystem { return r.system }
@@ -50,18 +108,100 @@ func skuActorName(sku string) string { return "sku/" + sku }
 func (r *Registry) activate(name string, props func() *actor.Props) *actor.PID {
 	h := fnv.New32a()
 	h.Write([]byte(name))
-	mu := &r.spawning[h.Sum32()%activationShards]
-	mu.Lock()
-	defer mu.Unlock()
+	sh := &r.shards[h.Sum32()%activationShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	if _, ok := r.system.ProcessRegistry.GetLocal(name); ok {
+		if e := sh.byName[name]; e != nil {
+			sh.lru.MoveToFront(e)
+		}
 		return actor.NewPID(r.system.Address(), name)
 	}
-	pid, err := r.system.Root.SpawnNamed(props(), name)
+	ra := &residentActor{name: name}
+	pid, err := r.system.Root.SpawnNamed(props().Configure(actor.WithReceiverMiddleware(r.untrackOnStop(sh, ra))), name)
 	if err != nil && !errors.Is(err, actor.ErrNameExists) {
 		// SpawnNamed fails only on a taken name; anything else is a bug.
 		panic(fmt.Sprintf("activate %s: %v", name, err))
 	}
+	if sh.byName == nil {
+		sh.byName = make(map[string]*list.Element)
+	}
+	if old := sh.byName[name]; old != nil {
+		sh.lru.Remove(old) // a stop not yet reported; the new activation replaces it
+		r.resident.Add(-1)
+	}
+	sh.byName[name] = sh.lru.PushFront(ra)
+	if n := r.resident.Add(1); r.residentMax > 0 && n > r.residentMax {
+		r.askToPassivate(sh, ra)
+	}
 	return pid
+}
+
+// askToPassivate sends passivation requests to the least recently used
+// actors of sh, other than the one just activated. The caller holds sh.mu.
+func (r *Registry) askToPassivate(sh *residentShard, spare *residentActor) {
+	now := time.Now()
+	e := sh.lru.Back()
+	for asked := 0; e != nil && asked < evictScanMax; e = e.Prev() {
+		ra := e.Value.(*residentActor)
+		if ra == spare || now.Sub(ra.asked) < evictAskAgainAfter {
+			continue
+		}
+		ra.asked = now
+		r.system.Root.Send(actor.NewPID(r.system.Address(), ra.name), &passivateRequest{})
+		asked++
+	}
+}
+
+// room returns how many more actors may be activated before the resident
+// bound is reached (a large number when there is no bound).
+func (r *Registry) room() int {
+	if r.residentMax <= 0 {
+		return wakeBatchMax
+	}
+	return max(int(r.residentMax-r.resident.Load()), 0)
+}
+
+// makeRoom asks up to n of the least recently used actors to passivate,
+// taking one from each shard in turn, starting where the last call
+// stopped so every shard gives its share.
+func (r *Registry) makeRoom(n int) {
+	now := time.Now()
+	for tried := 0; n > 0 && tried < activationShards; tried++ {
+		sh := &r.shards[r.roomCursor.Add(1)%activationShards]
+		sh.mu.Lock()
+		for e := sh.lru.Back(); e != nil; e = e.Prev() {
+			ra := e.Value.(*residentActor)
+			if now.Sub(ra.asked) < evictAskAgainAfter {
+				continue
+			}
+			ra.asked = now
+			r.system.Root.Send(actor.NewPID(r.system.Address(), ra.name), &passivateRequest{})
+			n--
+			break
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// untrackOnStop returns a middleware that forgets ra once its actor has
+// stopped, unless a newer activation of the name replaced it already.
+func (r *Registry) untrackOnStop(sh *residentShard, ra *residentActor) actor.ReceiverMiddleware {
+	return func(next actor.ReceiverFunc) actor.ReceiverFunc {
+		return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
+			next(c, env)
+			if _, ok := env.Message.(*actor.Stopped); !ok {
+				return
+			}
+			sh.mu.Lock()
+			defer sh.mu.Unlock()
+			if e := sh.byName[ra.name]; e != nil && e.Value == ra {
+				sh.lru.Remove(e)
+				delete(sh.byName, ra.name)
+				r.resident.Add(-1)
+			}
+		}
+	}
 }
 
 // Errors of actor requests.

@@ -25,6 +25,10 @@ type SkuConfig struct {
 	// ones past deadline plus grace.
 	SweepInterval time.Duration
 	Logger        *slog.Logger
+
+	// snapshotHook, when set (by tests only), runs on the snapshot
+	// goroutine before it encodes, so a test can hold an encode back.
+	snapshotHook func()
 }
 
 // DefaultSnapshotEvery and DefaultSweepInterval are the production values.
@@ -43,6 +47,7 @@ func (c SkuConfig) withDefaults() SkuConfig {
 	if c.Rules == (SkuRules{}) {
 		c.Rules = DefaultSkuRules
 	}
+	c.Rules = c.Rules.withDefaults()
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = DefaultSweepInterval
 	}
@@ -97,7 +102,7 @@ func (a *skuActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		if !a.carry.waiting() {
-			a.load(ctx)
+			a.load(ctx, false)
 		}
 		if a.cfg.PassivateAfter > 0 {
 			ctx.SetReceiveTimeout(a.cfg.PassivateAfter)
@@ -111,19 +116,15 @@ func (a *skuActor) Receive(ctx actor.Context) {
 		a.stopSweep()
 		a.snapshotOnStop()
 	case *appendDone:
-		if held, ok := a.carry.opened(m); ok {
-			a.load(ctx)
-			for _, e := range held {
-				a.command(ctx, e.msg, e.sender)
-			}
-			return
-		}
-		if !a.log.appended(ctx, m) {
+		if m.err != nil && m.incarnation == a.log.incarnation {
 			a.cfg.Logger.Warn("sku journal write failed; reloading", "sku", a.sku, "err", m.err)
-			a.load(ctx)
 		}
+		appendAnswered(ctx, a, a.carry, a.log, m)
 		a.afterDurable(ctx)
 	case *snapshotDone:
+		if m.incarnation == a.log.incarnation && a.state != nil {
+			a.state.holds.thaw() // the encode is over: nothing reads the frozen pages
+		}
 		if !a.log.snapshotSaved(m) && m.err != nil {
 			a.cfg.Logger.Warn("sku snapshot failed", "sku", a.sku, "err", m.err)
 		}
@@ -131,8 +132,10 @@ func (a *skuActor) Receive(ctx actor.Context) {
 	case *sweepTick:
 		a.sweep = nil
 		a.command(ctx, &pb.SweepReservations{}, nil)
-	case *actor.ReceiveTimeout:
+	case *actor.ReceiveTimeout, *passivateRequest:
 		a.passivate(ctx)
+	case *wakeUp:
+		a.command(ctx, &pb.SweepReservations{}, nil)
 	case Crash:
 		panic("sku " + a.sku + ": crash requested")
 	case *pb.Restock, *pb.Remove, *pb.ReserveStock, *pb.CommitReservation,
@@ -153,7 +156,9 @@ func (a *skuActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 		a.unavailable(ctx, cmd, sender, "sku journal unreadable: "+a.loadErr.Error())
 		return
 	}
-	a.passivating = false
+	if _, sweep := cmd.(*pb.SweepReservations); !sweep {
+		a.passivating = false // a sweep is no activity: it must not keep an idle SKU awake
+	}
 	events, reply := a.state.Step(cmd, a.cfg.Clock.Now(), a.cfg.Rules)
 	for _, ev := range events {
 		a.log.record(encodeSkuEvent(ev))
@@ -161,6 +166,7 @@ func (a *skuActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 	if reply != nil {
 		a.log.reply(ctx, sender, reply)
 	}
+	a.log.setWake(a.state.WakeAt(a.cfg.Rules))
 	a.log.flush()
 	a.scheduleSweep(ctx)
 }
@@ -174,7 +180,7 @@ func (a *skuActor) unavailable(ctx actor.Context, cmd any, sender *actor.PID, de
 
 // load (re)builds the state from the journal. On failure the actor stays
 // up and answers UNAVAILABLE, so a caller gets an answer, not a timeout.
-func (a *skuActor) load(ctx actor.Context) {
+func (a *skuActor) load(ctx actor.Context, rewrite bool) {
 	a.loadTried = a.cfg.Clock.Now()
 	state, snap, err := LoadSkuState(a.cfg.Journal, a.sku)
 	if err != nil {
@@ -183,91 +189,29 @@ func (a *skuActor) load(ctx actor.Context) {
 		return
 	}
 	a.state, a.loadErr = state, nil
-	a.snapshotHolds = uint64(len(state.Holds))
-	a.log.start(ctx, state.Sequence, snap)
+	a.snapshotHolds = uint64(state.HoldCount())
+	// Records that expired while the SKU was away go now, a bounded number
+	// per turn; sweeps drop the rest.
+	state.prune(state.advance(a.cfg.Clock.Now()), a.cfg.Rules, skuPruneMax)
+	a.log.start(ctx, state.Sequence, snap, state.WakeAt(a.cfg.Rules), rewrite)
 	a.scheduleSweep(ctx)
 }
 
 func (a *skuActor) retryLoad(ctx actor.Context) bool {
 	if a.cfg.Clock.Now().Sub(a.loadTried) >= loadRetryInterval {
-		a.load(ctx)
+		a.load(ctx, false)
 	}
 	return a.state != nil
 }
 
-// afterDurable takes a periodic snapshot once everything is durable and
-// finishes a passivation that was waiting for it.
-func (a *skuActor) afterDurable(ctx actor.Context) {
-	if a.state == nil {
-		return
-	}
-	if a.log.snapshotDue(a.snapshotInterval()) {
-		a.log.saveSnapshot(a.snapshotBytes())
-		return
-	}
-	if a.passivating && a.log.idle() && !a.log.snapshotting {
-		ctx.Stop(ctx.Self())
-	}
-}
-
-// snapshotInterval is the number of events between snapshots: at least
-// SnapshotEvery, and at least the number of holds the last snapshot
-// carried. A snapshot costs time in proportion to the state, and a SKU
-// remembers every order it has seen, so a fixed interval would make a hot
-// SKU's snapshots cost more and more per event. Spacing them by the size
-// of the last one makes the intervals grow geometrically with the state:
-// the snapshot cost per event stays constant, and the tail a recovery
-// replays is never longer than the snapshot it starts from.
-func (a *skuActor) snapshotInterval() uint64 {
-	if a.cfg.SnapshotEvery == 0 {
-		return 0
-	}
-	return max(a.cfg.SnapshotEvery, a.snapshotHolds)
-}
-
-// passivate stops an idle actor after a snapshot of its latest state, so
-// that the next activation reads one record instead of a long tail. A SKU
-// that holds reservations stays, because its safety expiry needs it awake.
-func (a *skuActor) passivate(ctx actor.Context) {
-	if a.state == nil || !a.log.idle() || len(a.state.reservedIDs) > 0 {
-		return
-	}
-	a.passivating = true
-	if a.log.durable > a.log.snapshotted && !a.log.snapshotting {
-		a.log.saveSnapshot(a.snapshotBytes())
-		return
-	}
-	a.afterDurable(ctx)
-}
-
-// snapshotOnStop hands the journal a snapshot of a state with nothing in
-// flight; the journal writes it even though the actor will not hear back
-// (closing the journal drains its queue).
-func (a *skuActor) snapshotOnStop() {
-	if a.state == nil || !a.log.idleJournal() || a.log.durable <= a.log.snapshotted || a.log.snapshotting {
-		return
-	}
-	a.cfg.Journal.SaveSnapshot(a.log.id, a.log.durable, a.snapshotBytes(), func(err error) {
-		if err != nil {
-			a.cfg.Logger.Warn("sku snapshot at stop failed", "sku", a.sku, "err", err)
-		}
-	})
-}
-
-func (a *skuActor) snapshotBytes() []byte {
-	a.snapshotHolds = uint64(len(a.state.Holds))
-	b, err := proto.Marshal(a.state.Snapshot())
-	if err != nil {
-		panic("encode sku snapshot: " + err.Error())
-	}
-	return b
-}
-
 // scheduleSweep arms a timer that sends SweepReservations while the SKU
-// holds reservations. The timer only wakes the actor; whether a
-// reservation is due is decided on the injected clock.
+// keeps any hold: it releases reservations past deadline plus grace and
+// forgets settled records whose time has come. The timer only wakes the
+// actor; what is due is decided on the injected clock. A SKU that
+// passivates needs no timer: the node's waker activates it when its first
+// reservation falls due (WakeAt), and loading forgets what expired.
 func (a *skuActor) scheduleSweep(ctx actor.Context) {
-	if a.sweep != nil || a.state == nil || len(a.state.reservedIDs) == 0 {
+	if a.sweep != nil || a.state == nil || a.state.HoldCount() == 0 {
 		return
 	}
 	root, self := ctx.ActorSystem().Root, ctx.Self()

@@ -92,7 +92,15 @@ func TestDecideSku(t *testing.T) {
 		{"return committed", &pb.ReturnStock{OrderId: "o-com"}, applied, 1, [3]int64{7, 3, 0}, pb.HoldState_HOLD_STATE_RETURNED},
 		{"return repeat", &pb.ReturnStock{OrderId: "o-ret"}, done, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_RETURNED},
 		{"return reserved", &pb.ReturnStock{OrderId: "o-res"}, conflict, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_RESERVED},
-		{"return unknown", &pb.ReturnStock{OrderId: "o-none"}, unknown, 0, [3]int64{5, 3, 2}, 0},
+		{"return unknown without quantity", &pb.ReturnStock{OrderId: "o-none"}, invalid, 0, [3]int64{5, 3, 2}, 0},
+		{"return unknown owed long ago", &pb.ReturnStock{OrderId: "o-none", Quantity: 2, OwedSinceUnixNano: testNow.Add(-time.Hour).UnixNano()}, conflict, 0, [3]int64{5, 3, 2}, 0},
+		{"return unknown beyond sold", &pb.ReturnStock{OrderId: "o-none", Quantity: 3, OwedSinceUnixNano: testNow.UnixNano()}, conflict, 0, [3]int64{5, 3, 2}, 0},
+		{"return with other quantity", &pb.ReturnStock{OrderId: "o-com", Quantity: 1}, conflict, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_COMMITTED},
+		{"return owed in the SKU's future", &pb.ReturnStock{OrderId: "o-com", Quantity: 2, OwedSinceUnixNano: testNow.Add(time.Second).UnixNano()}, pb.Outcome_OUTCOME_UNAVAILABLE, 0, [3]int64{5, 3, 2}, 0},
+		{"return without order", &pb.ReturnStock{Quantity: 1}, invalid, 0, [3]int64{5, 3, 2}, 0},
+		{"reserve past deadline plus grace", &pb.ReserveStock{OrderId: "o-new", Quantity: 1, DeadlineUnixNano: testNow.Add(-DefaultSkuRules.Grace).UnixNano()}, conflict, 0, [3]int64{5, 3, 2}, 0},
+		{"reserve repeat past deadline plus grace", &pb.ReserveStock{OrderId: "o-res", Quantity: 3, DeadlineUnixNano: 1}, conflict, 0, [3]int64{5, 3, 2}, 0},
+		{"release with unknown reason", &pb.ReleaseReservation{OrderId: "o-res", Reason: 9}, invalid, 0, [3]int64{5, 3, 2}, 0},
 		{"get", &pb.GetStock{}, applied, 0, [3]int64{5, 3, 2}, 0},
 		{"unknown command", &pb.SkuView{}, invalid, 0, [3]int64{5, 3, 2}, 0},
 	}
@@ -131,8 +139,9 @@ func TestRemoveOnNeverRestockedSku(t *testing.T) {
 
 func TestLateReserveAfterTombstoneIsRefused(t *testing.T) {
 	s := skuWith(t)
-	s.Step(&pb.ReleaseReservation{OrderId: "o-late", Reason: pb.ReleaseReason_RELEASE_REASON_REJECTED}, testNow, DefaultSkuRules)
-	_, r := s.Step(&pb.ReserveStock{OrderId: "o-late", Quantity: 1, DeadlineUnixNano: 1}, testNow, DefaultSkuRules)
+	dl := testNow.Add(time.Minute).UnixNano()
+	s.Step(&pb.ReleaseReservation{OrderId: "o-late", Reason: pb.ReleaseReason_RELEASE_REASON_REJECTED, DeadlineUnixNano: dl}, testNow, DefaultSkuRules)
+	_, r := s.Step(&pb.ReserveStock{OrderId: "o-late", Quantity: 1, DeadlineUnixNano: dl}, testNow, DefaultSkuRules)
 	if r.Outcome != pb.Outcome_OUTCOME_CONFLICT || r.View.Reserved != 3 {
 		t.Fatalf("late reserve after release: %v", r)
 	}
@@ -162,8 +171,8 @@ func TestSweepReleasesExpiredReservationsBoundedPerTurn(t *testing.T) {
 	if len(ev) != 2 || s.Reserved != 1 || s.Available != 99 {
 		t.Fatalf("second sweep: %d events, reserved %d available %d", len(ev), s.Reserved, s.Available)
 	}
-	if s.Holds["a"].ReleaseReason != pb.ReleaseReason_RELEASE_REASON_SAFETY_EXPIRY {
-		t.Fatalf("reason %v", s.Holds["a"].ReleaseReason)
+	if h, _ := s.HoldOf("a"); h.GetReleaseReason() != pb.ReleaseReason_RELEASE_REASON_SAFETY_EXPIRY {
+		t.Fatalf("hold %v", h)
 	}
 }
 
@@ -174,5 +183,5 @@ func TestApplyPanicsOnBrokenInvariant(t *testing.T) {
 			t.Fatal("reserving stock that is not there did not panic")
 		}
 	}()
-	s.apply(1, &pb.SkuEvent{SchemaVersion: 1, Body: &pb.SkuEvent_Reserved{Reserved: &pb.StockReserved{OrderId: "o", Quantity: 1}}})
+	s.apply(1, &pb.SkuEvent{SchemaVersion: skuSchemaVersion, Body: &pb.SkuEvent_Reserved{Reserved: &pb.StockReserved{OrderId: "o", Quantity: 1}}})
 }

@@ -1,20 +1,77 @@
 package actors
 
 import (
-	"cmp"
 	"fmt"
-	"maps"
-	"slices"
+	"iter"
+	"math"
 
 	"github.com/orderengine/orderengine/actors/pb"
 )
 
 // skuSchemaVersion is the version of SkuEvent and SkuSnapshot records this
-// code writes and the only one it reads.
-const skuSchemaVersion = 1
+// code writes and the only one it reads. Version 2 bounds what a SKU
+// remembers (see SkuState); version 1 data is refused, not migrated.
+const skuSchemaVersion = 2
 
-// SkuState is everything a SKU actor knows. The zero value is a SKU that was
-// never restocked. Only apply changes it.
+// SkuState is everything a SKU actor knows. The zero value is not usable;
+// NewSkuState makes one. Only apply changes what it knows; forgetting (see
+// below) only drops records that no longer change any answer.
+//
+// # What a SKU remembers, and for how long
+//
+// A SKU keeps a record (a hold) of each order it has seen and the ID of
+// each restock and remove it applied, so that a retried command gets the
+// first answer instead of applying twice. It keeps them only as long as a
+// retry can come, so its memory and its snapshots are bounded by its live
+// reservations plus one window of traffic, not by its history:
+//
+//  1. A ReserveStock whose deadline plus Grace is not after now is refused
+//     (CONFLICT, "the reservation's deadline has passed"). The safety sweep
+//     would release such a hold at once, so nothing is lost, and a record
+//     then only has to outlive its deadline plus Grace to catch every retry
+//     of a reservation, and every reservation that arrives after its order
+//     released it.
+//  2. A live reservation is never forgotten. A settled hold (committed,
+//     released, returned, or the tombstone a release of an unknown order
+//     leaves) is forgotten once now >= max(deadline + Grace, settled +
+//     DedupWindow), settled being when it settled. A tombstone takes its
+//     deadline from the release (the order's expiry; the settled time when
+//     the release carries none). So a retried commit, release or return
+//     that comes within DedupWindow of when it became owed finds the record
+//     (it was applied after it became owed), and so does every retried
+//     reservation, until its deadline plus Grace.
+//  3. A ReturnStock for an order the SKU does not remember is applied with
+//     the command's quantity while owed_since + DedupWindow is after now:
+//     had it been applied before, that was after owed_since, and its
+//     RETURNED record would live until owed_since + DedupWindow at least.
+//     Later it is refused (CONFLICT, "too late to tell whether this return
+//     was applied"): a return is never applied twice. A return owed since a
+//     time ahead of the SKU's clock is answered UNAVAILABLE (retry), since
+//     its record could then be forgotten too early. A return of more units
+//     than are sold is refused (CONFLICT); one without a quantity for an
+//     order the SKU does not remember is INVALID.
+//  4. A restock or remove ID is remembered for OpRetention after it
+//     applied. A repeat after that applies again, so operators must not
+//     retry that late.
+//
+// Forgetting is not an event. It is a function of the state and the time,
+// so copies of one state (live, replayed from events, restored from a
+// snapshot plus the events after it) may keep different records for a
+// while, and that must never change an answer or an event:
+//
+//   - Decisions ignore a record that is forgettable at the decision's time,
+//     as if it were gone, so when it is physically dropped (a bounded number
+//     per turn: on sweeps, after loading, and a few per command) changes
+//     nothing.
+//   - A snapshot omits the records forgettable at its time T, and every
+//     later decision uses a time >= T: the state's clock never goes back
+//     (a decision's time is the later of the command's and the latest the
+//     state has seen).
+//   - Events carry what a forgotten record would have supplied (a release
+//     and a return carry deadline and quantity), and apply replaces a
+//     settled record it meets with a tombstone, a return or a reservation
+//     that was decided without it. Counters (available, reserved, sold)
+//     change only by events, never by forgetting.
 type SkuState struct {
 	SKU       string
 	Sequence  uint64 // last applied journal sequence
@@ -25,25 +82,17 @@ type SkuState struct {
 	Restocked int64 // total ever restocked
 	Removed   int64 // total ever removed
 
-	// Holds records every order the SKU has seen, also after release, so
-	// that retried and late commands are recognised.
-	Holds map[string]*pb.Hold
-	// reservedIDs indexes the holds in HOLD_STATE_RESERVED, so the expiry
-	// sweep does not walk settled orders. Derived; not in snapshots.
-	reservedIDs map[string]struct{}
-	RestockOps  map[string]int64
-	RemoveOps   map[string]int64
+	holds holdTable
+	ops   skuOps
+	// clock is the latest time the state decided or applied at (Unix ns).
+	// Decisions use the later of it and the command's time, which is what
+	// keeps forgetting from changing answers when a clock steps back.
+	clock int64
 }
 
 // NewSkuState returns the state of a SKU that was never restocked.
 func NewSkuState(sku string) *SkuState {
-	return &SkuState{
-		SKU:         sku,
-		Holds:       map[string]*pb.Hold{},
-		reservedIDs: map[string]struct{}{},
-		RestockOps:  map[string]int64{},
-		RemoveOps:   map[string]int64{},
-	}
+	return &SkuState{SKU: sku, holds: newHoldTable(), ops: newSkuOps()}
 }
 
 // View is the SKU as the outside sees it.
@@ -59,68 +108,120 @@ func (s *SkuState) apply(seq uint64, ev *pb.SkuEvent) {
 	if seq != s.Sequence+1 {
 		panic(fmt.Sprintf("sku %s: event sequence %d after %d", s.SKU, seq, s.Sequence))
 	}
+	at := ev.AtUnixNano
 	switch b := ev.Body.(type) {
 	case *pb.SkuEvent_Restocked:
+		s.applyOp(b.Restocked.OpId, b.Restocked.Quantity, false, at)
 		s.Known = true
 		s.Available += b.Restocked.Quantity
 		s.Restocked += b.Restocked.Quantity
-		s.RestockOps[b.Restocked.OpId] = b.Restocked.Quantity
 	case *pb.SkuEvent_Removed:
+		s.applyOp(b.Removed.OpId, b.Removed.Quantity, true, at)
 		s.Available -= b.Removed.Quantity
 		s.Removed += b.Removed.Quantity
-		s.RemoveOps[b.Removed.OpId] = b.Removed.Quantity
 	case *pb.SkuEvent_Reserved:
-		r := b.Reserved
-		s.Available -= r.Quantity
-		s.Reserved += r.Quantity
-		s.Holds[r.OrderId] = &pb.Hold{Quantity: r.Quantity, DeadlineUnixNano: r.DeadlineUnixNano, State: pb.HoldState_HOLD_STATE_RESERVED}
-		s.reservedIDs[r.OrderId] = struct{}{}
+		s.applyReserved(b.Reserved)
 	case *pb.SkuEvent_Committed:
-		h := s.mustHold(b.Committed.OrderId)
-		if h.State == pb.HoldState_HOLD_STATE_RESERVED {
-			s.Reserved -= h.Quantity
-			delete(s.reservedIDs, b.Committed.OrderId)
-		} else {
-			// Re-taken after a safety expiry: the units come from available.
-			s.Available -= h.Quantity
-		}
-		s.Sold += h.Quantity
-		h.State = pb.HoldState_HOLD_STATE_COMMITTED
+		s.applyCommitted(b.Committed.OrderId, at)
 	case *pb.SkuEvent_Released:
-		r := b.Released
-		h, ok := s.Holds[r.OrderId]
-		if !ok {
-			// A tombstone: the order released before its reservation
-			// arrived, so a late reservation must be refused.
-			h = &pb.Hold{}
-			s.Holds[r.OrderId] = h
-		} else {
-			s.Reserved -= h.Quantity
-			s.Available += h.Quantity
-			delete(s.reservedIDs, r.OrderId)
-		}
-		h.State = pb.HoldState_HOLD_STATE_RELEASED
-		h.ReleaseReason = r.Reason
+		s.applyReleased(b.Released, at)
 	case *pb.SkuEvent_Returned:
-		h := s.mustHold(b.Returned.OrderId)
-		s.Sold -= h.Quantity
-		s.Available += h.Quantity
-		h.State = pb.HoldState_HOLD_STATE_RETURNED
+		s.applyReturned(b.Returned, at)
 	default:
 		panic(fmt.Sprintf("sku %s: event %d has no body", s.SKU, seq))
 	}
 	s.Sequence = seq
+	s.clock = max(s.clock, at)
 	if err := s.checkInvariant(); err != nil {
 		panic(err.Error())
 	}
 }
 
-func (s *SkuState) mustHold(orderID string) *pb.Hold {
-	h, ok := s.Holds[orderID]
-	if !ok {
-		panic(fmt.Sprintf("sku %s: event for unknown order %s", s.SKU, orderID))
+func (s *SkuState) applyOp(id string, qty int64, remove bool, at int64) {
+	s.mustID(id)
+	if qty < 1 || qty > stockQuantityMax {
+		panic(fmt.Sprintf("sku %s: operation %s with quantity %d", s.SKU, id, qty))
 	}
-	return h
+	s.ops.put(skuOpKey{id: id, remove: remove}, skuOpRec{qty: qty, at: at})
+}
+
+func (s *SkuState) applyReserved(r *pb.StockReserved) {
+	s.mustID(r.OrderId)
+	if r.Quantity < 1 || r.Quantity > stockQuantityMax {
+		panic(fmt.Sprintf("sku %s: reservation of %d units", s.SKU, r.Quantity))
+	}
+	if slot, ok := s.holds.lookup(r.OrderId); ok && s.holds.rec(slot).state == uint8(pb.HoldState_HOLD_STATE_RESERVED) {
+		panic(fmt.Sprintf("sku %s: order %s reserved twice", s.SKU, r.OrderId))
+	}
+	s.Available -= r.Quantity
+	s.Reserved += r.Quantity
+	s.holds.put(holdRec{orderID: r.OrderId, deadline: r.DeadlineUnixNano, qty: int32(r.Quantity),
+		state: uint8(pb.HoldState_HOLD_STATE_RESERVED)}, true)
+}
+
+func (s *SkuState) applyCommitted(orderID string, at int64) {
+	slot, ok := s.holds.lookup(orderID)
+	if !ok {
+		panic(fmt.Sprintf("sku %s: commit of unknown order %s", s.SKU, orderID))
+	}
+	h := *s.holds.rec(slot)
+	switch {
+	case h.state == uint8(pb.HoldState_HOLD_STATE_RESERVED):
+		s.Reserved -= int64(h.qty)
+	case h.state == uint8(pb.HoldState_HOLD_STATE_RELEASED) && h.reason == uint8(pb.ReleaseReason_RELEASE_REASON_SAFETY_EXPIRY) && h.qty > 0:
+		// Re-taken after a safety expiry: the units come from available.
+		s.Available -= int64(h.qty)
+	default:
+		panic(fmt.Sprintf("sku %s: commit of order %s in hold state %d", s.SKU, orderID, h.state))
+	}
+	s.Sold += int64(h.qty)
+	h.state, h.reason, h.settled = uint8(pb.HoldState_HOLD_STATE_COMMITTED), 0, at
+	s.holds.put(h, true)
+}
+
+// applyReleased ends a reservation, or leaves a tombstone for an order
+// whose reservation the SKU does not hold (never saw, or forgot).
+func (s *SkuState) applyReleased(r *pb.ReservationReleased, at int64) {
+	s.mustID(r.OrderId)
+	if r.Reason < 0 || r.Reason > pb.ReleaseReason_RELEASE_REASON_SAFETY_EXPIRY {
+		panic(fmt.Sprintf("sku %s: release of %s for reason %d", s.SKU, r.OrderId, r.Reason))
+	}
+	rel := holdRec{orderID: r.OrderId, settled: at, state: uint8(pb.HoldState_HOLD_STATE_RELEASED), reason: uint8(r.Reason)}
+	if slot, ok := s.holds.lookup(r.OrderId); ok && s.holds.rec(slot).state == uint8(pb.HoldState_HOLD_STATE_RESERVED) {
+		h := s.holds.rec(slot)
+		s.Reserved -= int64(h.qty)
+		s.Available += int64(h.qty)
+		rel.deadline, rel.qty = h.deadline, h.qty
+	} else {
+		rel.deadline = r.DeadlineUnixNano
+		if rel.deadline == 0 {
+			rel.deadline = at
+		}
+	}
+	s.holds.put(rel, true)
+}
+
+// applyReturned gives sold units back. The event carries the quantity and
+// deadline, so it applies the same whether or not this copy of the state
+// still has the committed record.
+func (s *SkuState) applyReturned(r *pb.StockReturned, at int64) {
+	s.mustID(r.OrderId)
+	if r.Quantity < 1 || r.Quantity > stockQuantityMax {
+		panic(fmt.Sprintf("sku %s: return of %d units", s.SKU, r.Quantity))
+	}
+	if slot, ok := s.holds.lookup(r.OrderId); ok && s.holds.rec(slot).state == uint8(pb.HoldState_HOLD_STATE_RESERVED) {
+		panic(fmt.Sprintf("sku %s: return of order %s, which is reserved", s.SKU, r.OrderId))
+	}
+	s.Sold -= r.Quantity
+	s.Available += r.Quantity
+	s.holds.put(holdRec{orderID: r.OrderId, deadline: r.DeadlineUnixNano, settled: at, qty: int32(r.Quantity),
+		state: uint8(pb.HoldState_HOLD_STATE_RETURNED)}, true)
+}
+
+func (s *SkuState) mustID(id string) {
+	if id == "" || len(id) > skuIDBytesMax {
+		panic(fmt.Sprintf("sku %s: event with an ID of %d bytes", s.SKU, len(id)))
+	}
 }
 
 // checkInvariant is promise 1: nothing oversold, every unit accounted for.
@@ -135,100 +236,104 @@ func (s *SkuState) checkInvariant() error {
 	return nil
 }
 
-// CheckHolds recomputes Reserved and Sold from the holds, a full check that
-// is too slow for every event but right for tests and after recovery.
+// CheckHolds checks the counters against the records and the records'
+// index and heaps against the records, a full check that is too slow for
+// every event but right for tests and after recovery. Reserved must equal
+// the reservations; sold must cover the committed records (it also counts
+// committed orders the SKU has forgotten), unless a return was sent for
+// an order that never bought: the SKU cannot tell one from a return whose
+// commit it forgot, and applies it while units are sold.
 func (s *SkuState) CheckHolds() error {
-	var reserved, sold, returned int64
-	for _, h := range s.Holds {
-		switch h.State {
+	var reserved, committed int64
+	var err error
+	t := &s.holds
+	n := 0
+	t.each(func(slot int32, r *holdRec) bool {
+		n++
+		switch pb.HoldState(r.state) {
 		case pb.HoldState_HOLD_STATE_RESERVED:
-			reserved += h.Quantity
+			reserved += int64(r.qty)
 		case pb.HoldState_HOLD_STATE_COMMITTED:
-			sold += h.Quantity
-		case pb.HoldState_HOLD_STATE_RETURNED:
-			returned += h.Quantity
+			committed += int64(r.qty)
 		}
+		if got, ok := t.lookup(r.orderID); !ok || got != slot {
+			err = fmt.Errorf("sku %s: index does not find order %s", s.SKU, r.orderID)
+		} else if k := t.heapOf(slot); t.heapIndex(slot) >= len(t.heaps[k]) || t.heaps[k][t.heapIndex(slot)] != slot {
+			err = fmt.Errorf("sku %s: order %s is not where its heap position says", s.SKU, r.orderID)
+		}
+		return err == nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case n != t.count || t.index.size() != n || len(t.heaps[heapLive])+len(t.heaps[heapSettled])+len(t.heaps[heapLate]) != n:
+		return fmt.Errorf("sku %s: %d records, count %d, index %d, heaps %d/%d/%d", s.SKU, n, t.count,
+			t.index.size(), len(t.heaps[heapLive]), len(t.heaps[heapSettled]), len(t.heaps[heapLate]))
+	case reserved != s.Reserved || committed > s.Sold:
+		return fmt.Errorf("sku %s: holds say reserved %d committed %d, counters say reserved %d sold %d",
+			s.SKU, reserved, committed, s.Reserved, s.Sold)
 	}
-	if reserved != s.Reserved || sold != s.Sold {
-		return fmt.Errorf("sku %s: holds say reserved %d sold %d, counters say %d and %d", s.SKU, reserved, sold, s.Reserved, s.Sold)
-	}
-	if len(s.reservedIDs) != countReserved(s.Holds) {
-		return fmt.Errorf("sku %s: reserved index out of step with holds", s.SKU)
+	for k, h := range t.heaps {
+		for i := 1; i < len(h); i++ {
+			if t.less(k, h[i], h[(i-1)/2]) {
+				return fmt.Errorf("sku %s: heap %d out of order at %d", s.SKU, k, i)
+			}
+		}
 	}
 	return s.checkInvariant()
 }
 
-func countReserved(holds map[string]*pb.Hold) int {
-	n := 0
-	for _, h := range holds {
-		if h.State == pb.HoldState_HOLD_STATE_RESERVED {
-			n++
-		}
+// HoldOf returns a copy of the record the SKU keeps for orderID, including
+// one it may already forget but has not dropped yet.
+func (s *SkuState) HoldOf(orderID string) (*pb.Hold, bool) {
+	slot, ok := s.holds.lookup(orderID)
+	if !ok {
+		return nil, false
 	}
-	return n
+	return s.holds.rec(slot).toPB(), true
 }
 
-// Snapshot captures the state for the journal.
-func (s *SkuState) Snapshot() *pb.SkuSnapshot {
-	holds := make(map[string]*pb.Hold, len(s.Holds))
-	for id, h := range s.Holds {
-		holds[id] = &pb.Hold{Quantity: h.Quantity, DeadlineUnixNano: h.DeadlineUnixNano, State: h.State, ReleaseReason: h.ReleaseReason}
-	}
-	return &pb.SkuSnapshot{
-		SchemaVersion: skuSchemaVersion, Sku: s.SKU, Sequence: s.Sequence,
-		Available: s.Available, Sold: s.Sold, Restocked: s.Restocked, Removed: s.Removed, Known: s.Known,
-		Holds: holds, RestockOps: maps.Clone(s.RestockOps), RemoveOps: maps.Clone(s.RemoveOps),
+// HoldCount returns the number of holds the SKU keeps.
+func (s *SkuState) HoldCount() int { return s.holds.count }
+
+// Holds yields every hold the SKU keeps, by order ID, in no fixed order.
+func (s *SkuState) Holds() iter.Seq2[string, *pb.Hold] {
+	return func(yield func(string, *pb.Hold) bool) {
+		s.holds.each(func(_ int32, r *holdRec) bool { return yield(r.orderID, r.toPB()) })
 	}
 }
 
-// skuStateFromSnapshot rebuilds a state and validates it, so a snapshot
-// that does not add up is refused instead of served.
-func skuStateFromSnapshot(sku string, snap *pb.SkuSnapshot) (*SkuState, error) {
-	if snap.SchemaVersion != skuSchemaVersion {
-		return nil, fmt.Errorf("sku %s: snapshot schema version %d, want %d", sku, snap.SchemaVersion, skuSchemaVersion)
-	}
-	if snap.Sku != sku {
-		return nil, fmt.Errorf("sku %s: snapshot belongs to %q", sku, snap.Sku)
-	}
-	s := NewSkuState(sku)
-	s.Sequence, s.Known = snap.Sequence, snap.Known
-	s.Available, s.Sold, s.Restocked, s.Removed = snap.Available, snap.Sold, snap.Restocked, snap.Removed
-	for id, h := range snap.Holds {
-		if h == nil || h.Quantity < 0 {
-			return nil, fmt.Errorf("sku %s: snapshot hold %q is malformed", sku, id)
-		}
-		s.Holds[id] = h
-		if h.State == pb.HoldState_HOLD_STATE_RESERVED {
-			s.Reserved += h.Quantity
-			s.reservedIDs[id] = struct{}{}
-		}
-	}
-	maps.Copy(s.RestockOps, snap.RestockOps)
-	maps.Copy(s.RemoveOps, snap.RemoveOps)
-	if err := s.CheckHolds(); err != nil {
-		return nil, fmt.Errorf("snapshot at %d: %w", snap.Sequence, err)
-	}
-	return s, nil
+// OpOf returns the quantity of the restock (remove false) or remove
+// operation opID, if the SKU remembers it.
+func (s *SkuState) OpOf(opID string, remove bool) (int64, bool) {
+	op, ok := s.ops.byKey[skuOpKey{id: opID, remove: remove}]
+	return op.qty, ok
 }
 
-// expiredReservations lists up to limit reserved holds whose deadline plus
-// grace is not after now, earliest deadline first (ties by order ID), so the
-// choice is deterministic.
-func (s *SkuState) expiredReservations(nowUnixNano, graceNanos int64, limit int) []string {
-	var ids []string
-	for id := range s.reservedIDs {
-		if s.Holds[id].DeadlineUnixNano+graceNanos <= nowUnixNano {
-			ids = append(ids, id)
-		}
+// WakeAt returns when the SKU must next be woken even if nobody sends it
+// anything: when its earliest live reservation falls due for the safety
+// sweep (deadline plus grace), in Unix nanoseconds; 0 when it holds none.
+func (s *SkuState) WakeAt(rules SkuRules) int64 {
+	slot, ok := s.holds.top(heapLive)
+	if !ok {
+		return 0
 	}
-	slices.SortFunc(ids, func(a, b string) int {
-		if c := cmp.Compare(s.Holds[a].DeadlineUnixNano, s.Holds[b].DeadlineUnixNano); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
-	})
-	if len(ids) > limit {
-		ids = ids[:limit]
+	return max(addSat(s.holds.rec(slot).deadline, int64(rules.Grace)), 1)
+}
+
+func (r *holdRec) toPB() *pb.Hold {
+	return &pb.Hold{OrderId: r.orderID, Quantity: int64(r.qty), DeadlineUnixNano: r.deadline,
+		State: pb.HoldState(r.state), ReleaseReason: pb.ReleaseReason(r.reason), SettledUnixNano: r.settled}
+}
+
+// addSat adds two times or durations in nanoseconds, saturating instead of
+// wrapping, so that a far deadline plus grace stays far.
+func addSat(a, b int64) int64 {
+	switch {
+	case b > 0 && a > math.MaxInt64-b:
+		return math.MaxInt64
+	case b < 0 && a < math.MinInt64-b:
+		return math.MinInt64
 	}
-	return ids
+	return a + b
 }

@@ -152,7 +152,7 @@ func (a *hotActor) run() {
 			for i := range events {
 				events[i] = payload()
 			}
-			a.j.Append("hot", next, events, func(err error) { flushed <- err })
+			a.j.Append("hot", next, events, 0, func(err error) { flushed <- err })
 			next += uint64(n)
 			inFlight = true
 		}
@@ -210,7 +210,7 @@ func (a *idsJournal) append(c int) error {
 	k := identityFor(a.turn, c, a.n)
 	a.seqs[k]++
 	done, ch := result()
-	a.j.Append(fmt.Sprintf("sku-%d", k), a.seqs[k], [][]byte{payload()}, done)
+	a.j.Append(fmt.Sprintf("sku-%d", k), a.seqs[k], [][]byte{payload()}, 0, done)
 	return <-ch
 }
 
@@ -249,8 +249,10 @@ func (a *baseline) append(c int) error {
 	}
 	a.seqs[k]++
 	seq := a.seqs[k]
+	id := fmt.Sprintf("sku-%d", k)
+	p := uint16(Partition(id, DefaultOptions().Partitions))
 	return a.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(eventKey(fmt.Sprintf("sku-%d", k), seq), encodeRecord(nil, recordKindEvent, seq, payload()))
+		return txn.Set(eventKey(p, id, seq), encodeRecord(nil, recordKindEvent, seq, payload()))
 	})
 }
 
@@ -320,5 +322,75 @@ func fillForRecovery(b *testing.B, dir string, o Options, events, snapAt int, wi
 			b.Fatalf("compaction did not finish: %+v", j.Stats())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BenchmarkAppendEvicted measures identities whose tracking was evicted
+// from the bounded cache, so that each request first loads the identity
+// from Badger: "load" is that load alone, "append" a whole synced append
+// with it. The load reads keys and the 8-byte wake time only, so neither
+// may depend on the size of the identity's snapshot.
+func BenchmarkAppendEvicted(b *testing.B) {
+	const ids = 16
+	for _, size := range []int{1 << 10, 4 << 20} {
+		b.Run(fmt.Sprintf("snapshot=%dKiB", size>>10), func(b *testing.B) {
+			j := openBenchJournal(b)
+			defer j.Close()
+			j.mu.Lock()
+			j.idsMax = 0 // every identity is dropped once its request completes
+			j.mu.Unlock()
+			state := bigState(size)
+			seqs := make([]uint64, ids)
+			for k := range ids {
+				id := fmt.Sprintf("sku-%d", k)
+				if err := appendWake(b, j, id, 1, 1e18, payload()); err != nil {
+					b.Fatal(err)
+				}
+				if err := snapshotSync(b, j, id, 1, state); err != nil {
+					b.Fatal(err)
+				}
+				seqs[k] = 1
+			}
+			b.Run("load", func(b *testing.B) {
+				for i := range b.N {
+					if _, err := j.loadStored(fmt.Sprintf("sku-%d", i%ids)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("append", func(b *testing.B) {
+				for i := range b.N {
+					k := i % ids
+					seqs[k]++
+					if err := appendWake(b, j, fmt.Sprintf("sku-%d", k), seqs[k], 1e18, payload()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkDueIdle measures Due when nothing is due among 10 000 future
+// wake times: the cost of the node's periodic poll.
+func BenchmarkDueIdle(b *testing.B) {
+	j := openBenchJournal(b)
+	defer j.Close()
+	var wg sync.WaitGroup
+	wg.Add(benchIdentities)
+	for i := range benchIdentities {
+		j.Append(fmt.Sprintf("o-%d", i), 1, [][]byte{payload()}, int64(2e18)+int64(i), func(err error) {
+			if err != nil {
+				b.Error(err)
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	b.ResetTimer()
+	for range b.N {
+		if err := j.Due(1e18, 100, func(string, int64) bool { return true }); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

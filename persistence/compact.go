@@ -1,6 +1,8 @@
 package persistence
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"time"
 
@@ -27,7 +29,7 @@ func (j *Journal) compactLoop() {
 	}
 	t := time.NewTicker(j.opts.CompactInterval)
 	defer t.Stop()
-	sweep := []byte{kindSnapshot}
+	sweep := kindPrefix(0, kindSnapshot)
 	for {
 		select {
 		case <-j.stop:
@@ -42,34 +44,36 @@ func (j *Journal) compactLoop() {
 }
 
 // sweepSnapshots queues for compaction the identities of up to
-// compactSweepKeysMax snapshots from cursor on, and returns where the next
-// pass resumes, or nil once every snapshot has been seen.
+// compactSweepKeysMax snapshot keys from cursor on, partition by partition,
+// and returns where the next pass resumes, or nil once every partition has
+// been seen. The sequence is in the key, so the sweep reads no value.
 func (j *Journal) sweepSnapshots(cursor []byte) []byte {
 	var next []byte
 	err := j.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kindSnapshot}})
-		defer it.Close()
 		n := 0
-		for it.Seek(cursor); it.Valid(); it.Next() {
-			key := it.Item().Key()
-			if n == compactSweepKeysMax {
-				next = it.Item().KeyCopy(nil)
-				return nil
+		for p := binary.BigEndian.Uint16(cursor); int(p) < j.partitions; p++ {
+			prefix := kindPrefix(p, kindSnapshot)
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			start := prefix
+			if bytes.HasPrefix(cursor, prefix) {
+				start = cursor
 			}
-			n++
-			id, ok := parseSnapshotKey(key)
-			if !ok {
-				continue
+			for it.Seek(start); it.Valid(); it.Next() {
+				if n == compactSweepKeysMax {
+					next = it.Item().KeyCopy(nil)
+					it.Close()
+					return nil
+				}
+				n++
+				ref, ok := parseSnapshotKey(it.Item().Key())
+				if !ok || ref.chunk != 0 {
+					continue // one entry per snapshot; a malformed key is reported on load
+				}
+				j.compactMu.Lock()
+				j.compactDue[ref.id] = max(j.compactDue[ref.id], ref.seq)
+				j.compactMu.Unlock()
 			}
-			seq, _, err := readSnapshot(txn, id)
-			if err != nil {
-				// Leave the events: a corrupt snapshot must not cost them.
-				j.log.Error("journal compaction skips identity", "id", id, "err", err)
-				continue
-			}
-			j.compactMu.Lock()
-			j.compactDue[id] = max(j.compactDue[id], seq)
-			j.compactMu.Unlock()
+			it.Close()
 		}
 		return nil
 	})
@@ -82,6 +86,13 @@ func (j *Journal) sweepSnapshots(cursor []byte) []byte {
 
 // compactPass deletes covered events of due identities, at most
 // CompactKeys, in one write batch: one sync per pass, not per identity.
+//
+// It writes outside the writer, so it must never delete events of a history
+// that a Delete has started again: each identity is marked running, under
+// compactMu, only while it is due and no Delete of it is being committed,
+// the writer waits for a running identity's pass to end before it reads the
+// keys a Delete removes, and the pass checks in its own read that a
+// snapshot still covers the events it deletes.
 func (j *Journal) compactPass() {
 	j.compactMu.Lock()
 	due := make(map[string]uint64, len(j.compactDue))
@@ -92,13 +103,19 @@ func (j *Journal) compactPass() {
 	if len(due) == 0 {
 		return
 	}
+	defer func() {
+		j.compactMu.Lock()
+		clear(j.compactRunning)
+		j.compactIdle.Broadcast()
+		j.compactMu.Unlock()
+	}()
 	wb := j.db.NewWriteBatch()
 	defer wb.Cancel()
 	budget, deleted := j.opts.CompactKeys, 0
 	completed := make(map[string]uint64)
 	for id, seq := range due {
-		if budget == 0 {
-			break
+		if budget == 0 || !j.markRunning(id) {
+			continue
 		}
 		keys, complete, err := j.coveredEvents(id, seq, budget)
 		if err != nil {
@@ -130,15 +147,70 @@ func (j *Journal) compactPass() {
 	}
 }
 
+// markRunning marks id as compacted by this pass, unless a Delete took it
+// off the due list since the pass began or is being committed: this pass
+// could read the history before the Delete and delete, after it, events of
+// the history that follows. A later pass reads after the Delete.
+func (j *Journal) markRunning(id string) bool {
+	j.compactMu.Lock()
+	defer j.compactMu.Unlock()
+	if _, ok := j.compactDue[id]; !ok || j.compactDeleting[id] > 0 {
+		return false
+	}
+	j.compactRunning[id] = struct{}{}
+	return true
+}
+
+// awaitCompaction takes r's identity off the due list, waits until no pass
+// is deleting its events, and keeps passes away from it until r settles.
+// The writer calls it before it reads the keys a Delete removes.
+func (j *Journal) awaitCompaction(r *request) {
+	j.compactMu.Lock()
+	defer j.compactMu.Unlock()
+	delete(j.compactDue, r.id)
+	for {
+		if _, ok := j.compactRunning[r.id]; !ok {
+			break
+		}
+		j.compactIdle.Wait()
+	}
+	if !r.awaited {
+		r.awaited = true
+		j.compactDeleting[r.id]++
+	}
+}
+
+// deleteSettled lets passes compact r's identity again once the Delete r
+// has committed or failed.
+func (j *Journal) deleteSettled(r *request) {
+	if !r.awaited {
+		return
+	}
+	j.compactMu.Lock()
+	defer j.compactMu.Unlock()
+	if j.compactDeleting[r.id]--; j.compactDeleting[r.id] == 0 {
+		delete(j.compactDeleting, r.id)
+	}
+}
+
 // coveredEvents returns the keys of up to budget events of id with
-// sequences at most through, and whether that is all of them.
+// sequences at most through, and whether that is all of them. It returns
+// none unless the same read still holds a snapshot at through or later,
+// which a sweep or an entry that a Delete overtook may not.
 func (j *Journal) coveredEvents(id string, through uint64, budget int) (keys [][]byte, complete bool, err error) {
+	p := j.partition(id)
 	complete = true
 	err = j.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: idPrefix(kindEvent, id)})
+		snapIt := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: idPrefix(p, kindSnapshot, id)})
+		ref, found, err := latestSnapshot(snapIt, p, id)
+		snapIt.Close()
+		if err != nil || !found || ref.seq < through {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: idPrefix(p, kindEvent, id)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			_, seq, ok := parseEventKey(it.Item().Key())
+			_, _, seq, ok := parseEventKey(it.Item().Key())
 			if !ok || seq > through {
 				return nil
 			}

@@ -12,11 +12,11 @@ import (
 func storedEvents(t *testing.T, j *Journal, id string) (n int, first uint64) {
 	t.Helper()
 	err := j.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: idPrefix(kindEvent, id)})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: idPrefix(j.partition(id), kindEvent, id)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			if n == 0 {
-				_, first, _ = parseEventKey(it.Item().Key())
+				_, _, first, _ = parseEventKey(it.Item().Key())
 			}
 			n++
 		}
@@ -113,20 +113,39 @@ func TestCompactionAfterRestartFindsOldSnapshots(t *testing.T) {
 	}
 }
 
+// TestRetentionKeepsEvents runs the same history through a journal that
+// retains events and one that does not, and checks the retaining one once
+// the other has compacted, and again after as long once more: a journal
+// that ignored RetainEvents would have compacted by then too.
 func TestRetentionKeepsEvents(t *testing.T) {
 	o := testOptions(t)
-	o.RetainEvents = true
 	o.CompactInterval = 5 * time.Millisecond
-	j := openTest(t, t.TempDir(), o)
-	fillEvents(t, j, "k", 50)
-	if err := snapshotSync(t, j, "k", 50, []byte("s")); err != nil {
-		t.Fatal(err)
+	kept := o
+	kept.RetainEvents = true
+	journals := []*Journal{openTest(t, t.TempDir(), kept), openTest(t, t.TempDir(), o)}
+	start := time.Now()
+	for _, j := range journals {
+		fillEvents(t, j, "k", 50)
+		if err := snapshotSync(t, j, "k", 50, []byte("s")); err != nil {
+			t.Fatal(err)
+		}
 	}
-	time.Sleep(100 * time.Millisecond) // twenty compaction intervals
-	if n, _ := storedEvents(t, j, "k"); n != 50 {
-		t.Fatalf("retention lost events: %d left", n)
+	retaining, compacting := journals[0], journals[1]
+	deadline := time.Now().Add(waitMax)
+	for compacting.Stats().Compacted != 50 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the journal without retention did not compact: %+v", compacting.Stats())
+		}
+		time.Sleep(o.CompactInterval)
 	}
-	if got := replayAll(t, j, "k", 0); len(got) != 50 {
+	time.Sleep(time.Since(start)) // as long again: the retaining journal had its chance
+	if n, _ := storedEvents(t, compacting, "k"); n != 0 {
+		t.Fatalf("the journal without retention kept %d events", n)
+	}
+	if n, _ := storedEvents(t, retaining, "k"); n != 50 || retaining.Stats().Compacted != 0 {
+		t.Fatalf("retention lost events: %d left, stats %+v", n, retaining.Stats())
+	}
+	if got := replayAll(t, retaining, "k", 0); len(got) != 50 {
 		t.Fatalf("replayed %d", len(got))
 	}
 }

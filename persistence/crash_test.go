@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // The crash test runs a child process (this test binary again) that appends
@@ -31,6 +33,10 @@ const (
 )
 
 func crashID(k int) string { return fmt.Sprintf("crash/%d", k) }
+
+// crashWake is the wake time the child stores with the append that ends at
+// last, so that the parent can check it was written with those events.
+func crashWake(last uint64) int64 { return int64(last) * 1000 }
 
 // crashEvent is the deterministic payload of event seq, written by an append
 // of n events starting at first: the parent can check every byte and which
@@ -89,7 +95,7 @@ func crashAppender(j *Journal, k int, rng *rand.Rand, out *sync.Mutex) {
 			events[i] = crashEvent(id, last+1+uint64(i), last+1, n)
 		}
 		done, ch := result()
-		j.Append(id, last+1, events, done)
+		j.Append(id, last+1, events, crashWake(last+uint64(n)), done)
 		if err := <-ch; err != nil {
 			fmt.Fprintln(os.Stderr, "child append:", err)
 			os.Exit(2)
@@ -251,6 +257,16 @@ func checkCrashSurvivors(t *testing.T, dir string, acked map[string][]ackedAppen
 		}
 		if cur.n > 0 && cur.first+uint64(cur.n)-1 != last {
 			t.Fatalf("%s: append %d+%d is only partly stored (last %d)", id, cur.first, cur.n, last)
+		}
+		var wake int64
+		if err := j.db.View(func(txn *badger.Txn) (err error) {
+			wake, _, err = readWake(txn, j.partition(id), id)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if wake != crashWake(last) {
+			t.Fatalf("%s: wake time %d with last event %d, want %d", id, wake, last, crashWake(last))
 		}
 		for _, a := range acked[id] {
 			end := a.first + uint64(a.n) - 1

@@ -1,21 +1,24 @@
 // Package persistence is the node's durable journal: one ordered event log
-// per actor identity plus that identity's latest snapshot, stored in an
-// embedded Badger v4 database.
+// per actor identity plus that identity's latest snapshot and the time at
+// which it must next be woken, stored in an embedded Badger v4 database.
 //
 // It knows bytes and keys, not SKUs or orders, and imports nothing from this
 // repository. *Journal satisfies the actors.Journal interface structurally;
 // because a test here cannot import actors, the method set it must keep is
 // written down instead:
 //
-//	Append(id string, first uint64, events [][]byte, done func(error))
+//	AppendEventsMax() int
+//	Append(id string, first uint64, events [][]byte, wake int64, done func(error))
 //	SaveSnapshot(id string, seq uint64, state []byte, done func(error))
 //	LoadSnapshot(id string) (seq uint64, state []byte, err error)
 //	Replay(id string, after uint64, fn func(seq uint64, event []byte) error) error
+//	Due(before int64, limit int, fn func(id string, wake int64) bool) error
+//	Delete(id string, done func(error))
 //
 // # Group commit
 //
-// One writer goroutine takes appends and snapshot writes from every caller
-// in submission order and commits as many as fit (Options.BatchEntries,
+// One writer goroutine takes appends, snapshot writes and deletes from every
+// caller in submission order and commits as many as fit (Options.BatchEntries,
 // Options.BatchBytes) in one synced Badger transaction, then calls each
 // waiter's done. An fsync costs about the same for one entry as for a
 // thousand, so this is what turns ~5 k synced writes/s into hundreds of
@@ -25,7 +28,7 @@
 // under load, for workloads that prefer bigger batches to lower latency.
 //
 // Submission applies backpressure: when Options.QueueEntries requests are
-// waiting, Append and SaveSnapshot block their caller until the writer takes
+// waiting, Append, SaveSnapshot and Delete block their caller until the writer takes
 // some or the journal closes. They never block forever, because Close wakes
 // every blocked caller and fails it with ErrClosed.
 //
@@ -48,20 +51,39 @@
 // too: the actor reloads from the journal and continues from what is
 // durable.
 //
+// A Delete resets the identity at once for later submissions: appends
+// queued after it start again at sequence 1. If the Delete fails, they fail
+// with it (ErrEarlierAppendFailed).
+//
+// # Wake times
+//
+// Each append carries the identity's wake time after it (0 for none), which
+// the writer stores in the same transaction as the events, and only when it
+// changes. Due lists the identities whose durable wake time has passed,
+// earliest first, for a node that wakes passivated actors.
+//
 // # Layout and records
 //
-// Keys are 'e' | uint16 id length | id | uint64 sequence (big-endian) for
-// events and 's' | uint16 id length | id for snapshots, so a prefix scan reads
-// an identity's events in order and an id containing any byte cannot be
-// mistaken for another. Every value is a versioned record with a CRC32C over
-// its header and payload; the sequence inside the record must match its key.
-// A record that fails these checks is reported as a *CorruptRecordError
-// naming its key and is never skipped.
+// Keys are partitioned (keys.go has the layout): every key starts with the
+// identity's partition, Partition(id, Options.Partitions), so that a
+// partition is one contiguous key range. Within it, an identity's events
+// sort by sequence, its snapshot's sequence is part of the snapshot key and
+// the wake index sorts by time, so the journal finds an identity's position
+// by reading keys only. The partition count and the format version are
+// recorded in the database; Open refuses a directory with another count or
+// format (ErrPartitionCount, ErrFormat), including one written by format 1.
+//
+// Every value is a versioned record with a CRC32C over its header and
+// payload; the sequence inside the record must match its key. A snapshot
+// larger than 1 MiB is stored as several chunk records in one transaction
+// (snapshot.go). A record that fails these checks, or a missing chunk, is
+// reported as a *CorruptRecordError naming its key and is never skipped.
 //
 // # Snapshots and compaction
 //
 // Recovery is LoadSnapshot plus Replay(id, snapSeq, ...). Only the latest
-// snapshot of an identity is kept. A background compactor deletes events
+// snapshot of an identity is kept: the transaction that writes a snapshot
+// deletes the previous one. A background compactor deletes events
 // covered by a durable snapshot, a bounded number per pass, unless
 // Options.RetainEvents is set. Another goroutine runs Badger's value-log GC
 // periodically. Close stops both.

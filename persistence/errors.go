@@ -13,13 +13,22 @@ var (
 	// Journal in this process, holds the data directory.
 	ErrDirectoryLocked = errors.New("another orderd is using this data directory")
 
+	// ErrFormat is returned by Open for a data directory written with another
+	// journal format (key layout), which this build cannot read.
+	ErrFormat = errors.New("unsupported journal format")
+
+	// ErrPartitionCount is returned by Open when Options.Partitions differs
+	// from the partition count the data directory was created with.
+	ErrPartitionCount = errors.New("journal partition count mismatch")
+
 	// ErrEarlierAppendFailed fails an append that was queued behind a failed
 	// append of the same identity: its sequence assumed events that were not
 	// written. The actor reloads and continues from the durable sequence.
 	ErrEarlierAppendFailed = errors.New("an earlier append of this identity failed")
 
 	// ErrInvalidRequest is wrapped by every refusal of a malformed request
-	// (empty id, no events, sizes beyond their limits).
+	// (empty id, too many events, sizes beyond their limits, a negative wake
+	// time, a snapshot racing a Delete of its identity).
 	ErrInvalidRequest = errors.New("invalid journal request")
 )
 

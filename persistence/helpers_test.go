@@ -2,11 +2,14 @@ package persistence
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // waitMax bounds every wait in these tests.
@@ -52,7 +55,7 @@ func wait(t testing.TB, ch chan error) error {
 func appendSync(t testing.TB, j *Journal, id string, first uint64, events ...[]byte) error {
 	t.Helper()
 	done, ch := result()
-	j.Append(id, first, events, done)
+	j.Append(id, first, events, 0, done)
 	return wait(t, ch)
 }
 
@@ -99,4 +102,58 @@ func testSeed(t testing.TB) uint64 {
 	}
 	t.Logf("seed %d (rerun with PERSISTENCE_SEED=%d)", seed, seed)
 	return seed
+}
+
+func appendWake(t testing.TB, j *Journal, id string, first uint64, wake int64, events ...[]byte) error {
+	t.Helper()
+	done, ch := result()
+	j.Append(id, first, events, wake, done)
+	return wait(t, ch)
+}
+
+func deleteSync(t testing.TB, j *Journal, id string) error {
+	t.Helper()
+	done, ch := result()
+	j.Delete(id, done)
+	return wait(t, ch)
+}
+
+// keysOf returns every stored key that belongs to id, of any kind, wake
+// index entries included, straight from Badger.
+func keysOf(t testing.TB, j *Journal, id string) [][]byte {
+	t.Helper()
+	p := j.partition(id)
+	var keys [][]byte
+	err := j.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{byte(p >> 8), byte(p)}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().KeyCopy(nil)
+			_, eid, _, _ := parseEventKey(k)
+			ref, _ := parseSnapshotKey(k)
+			_, _, wid, _ := parseWakeKey(k)
+			_, kid, _ := parseWakeOfKey(k)
+			if eid == id || ref.id == id || wid == id || kid == id {
+				keys = append(keys, k)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// due lists Due(before, limit) as id@wake strings.
+func due(t testing.TB, j *Journal, before int64, limit int) []string {
+	t.Helper()
+	var got []string
+	if err := j.Due(before, limit, func(id string, wake int64) bool {
+		got = append(got, fmt.Sprintf("%s@%d", id, wake))
+		return true
+	}); err != nil {
+		t.Fatalf("due: %v", err)
+	}
+	return got
 }

@@ -93,46 +93,6 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 }
 
-func TestAppendsCompleteInSubmissionOrder(t *testing.T) {
-	for _, wait := range []time.Duration{0, 2 * time.Millisecond} {
-		t.Run(fmt.Sprintf("flush-wait=%v", wait), func(t *testing.T) {
-			o := testOptions(t)
-			o.FlushWait = wait
-			testSubmissionOrder(t, openTest(t, t.TempDir(), o))
-		})
-	}
-}
-
-func testSubmissionOrder(t *testing.T, j *Journal) {
-	const n = 2000
-	var mu sync.Mutex
-	var order []int
-	var wg sync.WaitGroup
-	wg.Add(n)
-	for i := range n {
-		j.Append("hot", uint64(i+1), [][]byte{fmt.Appendf(nil, "e%d", i+1)}, func(err error) {
-			if err != nil {
-				t.Errorf("append %d: %v", i+1, err)
-			}
-			mu.Lock()
-			order = append(order, i)
-			mu.Unlock()
-			wg.Done()
-		})
-	}
-	wg.Wait()
-	if !slices.IsSorted(order) {
-		t.Fatal("completions out of submission order")
-	}
-	got := replayAll(t, j, "hot", 0)
-	if len(got) != n || got[n-1] != (event{n, fmt.Sprintf("e%d", n)}) {
-		t.Fatalf("replayed %d events, last %v", len(got), got[len(got)-1])
-	}
-	if s := j.Stats(); s.Flushes >= n || s.Entries != n {
-		t.Fatalf("no group commit: %+v", s)
-	}
-}
-
 func TestManyIdentitiesConcurrently(t *testing.T) {
 	dir := t.TempDir()
 	j := openTest(t, dir, testOptions(t))
@@ -205,7 +165,7 @@ func TestSequenceConflictIsRefused(t *testing.T) {
 	}
 	// A second activation racing the first: the pending append counts.
 	done, ch := result()
-	j.Append("x", 2, [][]byte{[]byte("2")}, done)
+	j.Append("x", 2, [][]byte{[]byte("2")}, 0, done)
 	if err := appendSync(t, j, "x", 2, []byte("2'")); err == nil {
 		t.Fatal("second append at a pending sequence was accepted")
 	}
@@ -217,11 +177,12 @@ func TestSequenceConflictIsRefused(t *testing.T) {
 func TestInvalidRequestsAreRefused(t *testing.T) {
 	j := openTest(t, t.TempDir(), testOptions(t))
 	cases := map[string]func(func(error)){
-		"empty id":    func(d func(error)) { j.Append("", 1, [][]byte{{1}}, d) },
-		"long id":     func(d func(error)) { j.Append(strings.Repeat("x", idBytesMax+1), 1, [][]byte{{1}}, d) },
-		"no events":   func(d func(error)) { j.Append("x", 1, nil, d) },
-		"sequence 0":  func(d func(error)) { j.Append("x", 0, [][]byte{{1}}, d) },
-		"big event":   func(d func(error)) { j.Append("x", 1, [][]byte{make([]byte, eventBytesMax+1)}, d) },
+		"empty id":    func(d func(error)) { j.Append("", 1, [][]byte{{1}}, 0, d) },
+		"long id":     func(d func(error)) { j.Append(strings.Repeat("x", idBytesMax+1), 1, [][]byte{{1}}, 0, d) },
+		"many events": func(d func(error)) { j.Append("x", 1, make([][]byte, j.AppendEventsMax()+1), 0, d) },
+		"past wake":   func(d func(error)) { j.Append("x", 1, [][]byte{{1}}, -1, d) },
+		"sequence 0":  func(d func(error)) { j.Append("x", 0, [][]byte{{1}}, 0, d) },
+		"big event":   func(d func(error)) { j.Append("x", 1, [][]byte{make([]byte, eventBytesMax+1)}, 0, d) },
 		"snapshot 0":  func(d func(error)) { j.SaveSnapshot("x", 0, nil, d) },
 		"big state":   func(d func(error)) { j.SaveSnapshot("x", 1, make([]byte, snapshotBytesMax+1), d) },
 		"not durable": func(d func(error)) { j.SaveSnapshot("x", 1, nil, d) },
@@ -252,12 +213,12 @@ func TestFailedCommitRollsBackPendingSequences(t *testing.T) {
 		return nil
 	}
 	d1, c1 := result()
-	j.Append("x", 2, [][]byte{[]byte("2"), []byte("3")}, d1)
+	j.Append("x", 2, [][]byte{[]byte("2"), []byte("3")}, 0, d1)
 	<-entered // the writer is committing 2..3; queue more behind it
 	d2, c2 := result()
-	j.Append("x", 4, [][]byte{[]byte("4")}, d2)
+	j.Append("x", 4, [][]byte{[]byte("4")}, 0, d2)
 	d3, c3 := result()
-	j.Append("y", 1, [][]byte{[]byte("y1")}, d3)
+	j.Append("y", 1, [][]byte{[]byte("y1")}, 0, d3)
 	close(release)
 	if err := wait(t, c1); !errors.Is(err, boom) {
 		t.Fatalf("failed batch: got %v, want %v", err, boom)
@@ -277,112 +238,6 @@ func TestFailedCommitRollsBackPendingSequences(t *testing.T) {
 	}
 	if got := replayAll(t, j, "x", 0); !slices.Equal(got, []event{{1, "1"}, {2, "2b"}}) {
 		t.Fatalf("got %v", got)
-	}
-}
-
-func TestCloseFlushesQueueAndRefusesLater(t *testing.T) {
-	dir := t.TempDir()
-	j, err := Open(dir, testOptions(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const n = 500
-	errs := make(chan error, n)
-	for i := range n {
-		j.Append("x", uint64(i+1), [][]byte{{byte(i)}}, func(err error) { errs <- err })
-	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for range n {
-		if err := <-errs; err != nil {
-			t.Fatalf("append queued before Close: %v", err)
-		}
-	}
-	if err := j.Close(); err != nil {
-		t.Fatalf("second close: %v", err)
-	}
-	if err := appendSync(t, j, "x", n+1, []byte("late")); !errors.Is(err, ErrClosed) {
-		t.Fatalf("append after close: got %v", err)
-	}
-	if err := snapshotSync(t, j, "x", 1, nil); !errors.Is(err, ErrClosed) {
-		t.Fatalf("snapshot after close: got %v", err)
-	}
-	if err := j.Replay("x", 0, func(uint64, []byte) error { return nil }); !errors.Is(err, ErrClosed) {
-		t.Fatalf("replay after close: got %v", err)
-	}
-	j2 := openTest(t, dir, testOptions(t))
-	if last, err := j2.LastSequence("x"); last != n || err != nil {
-		t.Fatalf("after reopen: last %d, %v; want %d", last, err, n)
-	}
-}
-
-func TestFullQueueBlocksSubmitterUntilSpace(t *testing.T) {
-	o := testOptions(t)
-	o.QueueEntries = 1
-	j := openTest(t, t.TempDir(), o)
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	j.beforeCommit = func() error {
-		once.Do(func() { close(entered); <-release })
-		return nil
-	}
-	d1, c1 := result()
-	j.Append("a", 1, [][]byte{{1}}, d1)
-	<-entered
-	d2, c2 := result()
-	j.Append("b", 1, [][]byte{{1}}, d2) // fills the queue
-	returned := make(chan struct{})
-	d3, c3 := result()
-	go func() {
-		j.Append("c", 1, [][]byte{{1}}, d3)
-		close(returned)
-	}()
-	select {
-	case <-returned:
-		t.Fatal("Append returned while the queue was full")
-	case <-time.After(50 * time.Millisecond):
-	}
-	close(release)
-	for _, c := range []chan error{c1, c2, c3} {
-		if err := wait(t, c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	<-returned
-}
-
-func TestCloseReleasesBlockedSubmitter(t *testing.T) {
-	o := testOptions(t)
-	o.QueueEntries = 1
-	j, err := Open(t.TempDir(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	j.beforeCommit = func() error {
-		once.Do(func() { close(entered); <-release })
-		return nil
-	}
-	d1, c1 := result()
-	j.Append("a", 1, [][]byte{{1}}, d1)
-	<-entered
-	d2, c2 := result()
-	j.Append("b", 1, [][]byte{{1}}, d2)
-	d3, c3 := result()
-	go j.Append("c", 1, [][]byte{{1}}, d3) // blocks on the full queue
-	time.Sleep(20 * time.Millisecond)
-	closed := make(chan error, 1)
-	go func() { closed <- j.Close() }()
-	if err := wait(t, c3); !errors.Is(err, ErrClosed) {
-		t.Fatalf("blocked submitter: got %v, want ErrClosed", err)
-	}
-	close(release)
-	for _, c := range []chan error{c1, c2, closed} {
-		if err := wait(t, c); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
@@ -433,48 +288,6 @@ func TestOptionsValidate(t *testing.T) {
 	}
 }
 
-func TestOversizedBatchIsSplitAcrossTransactions(t *testing.T) {
-	o := testOptions(t)
-	o.BatchEntries = batchEntriesMax
-	o.BatchBytes = int(o.MemTableBytes * txnSharePercentMax / 100)
-	j := openTest(t, t.TempDir(), o)
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	j.beforeCommit = func() error {
-		once.Do(func() { close(entered); <-release })
-		return nil
-	}
-	d0, c0 := result()
-	j.Append("warm", 1, [][]byte{{1}}, d0)
-	<-entered // the writer is held: what follows lands in one batch
-	// 16 x 1024 tiny events exceed Badger's entry count per transaction
-	// (15% of the memtable / skiplist node size, about 13 k for 8 MiB).
-	const appends, per = 16, 1024
-	chans := make([]chan error, appends)
-	for a := range appends {
-		events := make([][]byte, per)
-		for i := range events {
-			events[i] = []byte{byte(a), byte(i)}
-		}
-		var done func(error)
-		done, chans[a] = result()
-		j.Append("big", uint64(a*per+1), events, done)
-	}
-	before := j.Stats().Flushes
-	close(release)
-	for _, c := range append([]chan error{c0}, chans...) {
-		if err := wait(t, c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := len(replayAll(t, j, "big", 0)); got != appends*per {
-		t.Fatalf("replayed %d events, want %d", got, appends*per)
-	}
-	if s := j.Stats(); s.Flushes-before < 3 || s.FlushFailures != 0 {
-		t.Fatalf("want the held batch split into at least two transactions: %+v", s)
-	}
-}
-
 // A kill right after Badger creates a memtable file leaves it empty; the
 // crash test found that the next Open then fails (badger issue 2207).
 func TestOpenSurvivesEmptyMemtableFile(t *testing.T) {
@@ -521,69 +334,5 @@ func TestEvictedIdentitiesReloadTheirSequences(t *testing.T) {
 	}
 	if last, err := j.LastSequence("order-5"); last != 3 || err != nil {
 		t.Fatalf("last %d, %v", last, err)
-	}
-}
-
-// Close racing with appends and reads must fail them cleanly, never let a
-// read touch a closed Badger.
-func TestCloseDuringLoad(t *testing.T) {
-	j, err := Open(t.TempDir(), testOptions(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for w := range 6 {
-		wg.Go(func() {
-			id := fmt.Sprintf("load-%d", w)
-			for seq := uint64(1); ; seq++ {
-				err := appendSync(t, j, id, seq, []byte("x"))
-				if err == nil {
-					err = j.Replay(id, seq-1, func(uint64, []byte) error { return nil })
-				}
-				if err == nil {
-					_, err = j.LastSequence(fmt.Sprintf("new-%d-%d", w, seq))
-				}
-				if errors.Is(err, ErrClosed) {
-					return
-				}
-				if err != nil {
-					t.Errorf("%s: %v", id, err)
-					return
-				}
-			}
-		})
-	}
-	time.Sleep(100 * time.Millisecond)
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-}
-
-func TestOnFlushSeesEveryCommit(t *testing.T) {
-	o := testOptions(t)
-	var mu sync.Mutex
-	var flushes, requests, entries int
-	o.OnFlush = func(r, e, _ int, d time.Duration, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if err == nil && d > 0 {
-			flushes, requests, entries = flushes+1, requests+r, entries+e
-		}
-	}
-	j := openTest(t, t.TempDir(), o)
-	for i := uint64(1); i <= 20; i++ {
-		if err := appendSync(t, j, "f", 2*i-1, []byte("a"), []byte("b")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := snapshotSync(t, j, "f", 40, []byte("s")); err != nil {
-		t.Fatal(err)
-	}
-	s := j.Stats()
-	mu.Lock()
-	defer mu.Unlock()
-	if uint64(flushes) != s.Flushes || requests != 21 || entries != 41 || s.Entries != 41 {
-		t.Fatalf("hook saw %d flushes, %d requests, %d entries; stats %+v", flushes, requests, entries, s)
 	}
 }

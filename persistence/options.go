@@ -15,12 +15,12 @@ import (
 // invalid settings instead of returning an error, so nothing reaches it
 // before Validate has passed.
 const (
-	idBytesMax        = 1024     // longest identity; keys stay small
-	eventBytesMax     = 1 << 20  // largest single event
-	snapshotBytesMax  = 16 << 20 // largest snapshot state
-	memTableBytesMin  = 8 << 20  // below this Badger refuses its default value threshold
-	memTableBytesMax  = 1 << 30  //
-	valueLogBytesMin  = 1 << 20  // Badger's own bounds on a value-log file
+	idBytesMax        = 1024      // longest identity; keys stay small
+	eventBytesMax     = 1 << 20   // largest single event
+	snapshotBytesMax  = 256 << 20 // largest snapshot state; a million reservations fit
+	memTableBytesMin  = 8 << 20   // below this Badger refuses its default value threshold
+	memTableBytesMax  = 1 << 30   //
+	valueLogBytesMin  = 2 << 20   // Badger's bound is 1 MiB; ours fits the largest event record
 	valueLogBytesMax  = 1<<30 - 1
 	batchEntriesMax   = 16384 // a batch beyond Badger's per-txn count is split
 	queueEntriesMax   = 1 << 20
@@ -30,6 +30,10 @@ const (
 	// takes at most half of that so key overheads never push it over.
 	txnSharePercentMax = 7
 )
+
+// A value-log file must hold the largest event record: Badger refuses a
+// value larger than one.
+var _ = [valueLogBytesMin - (recordHeaderBytes + eventBytesMax + recordCRCBytes)]struct{}{}
 
 // Options configure a Journal. The zero value of a field means its default;
 // DefaultOptions returns the defaults spelled out.
@@ -53,6 +57,12 @@ type Options struct {
 	// Default 0: commit at once, and let batches grow while the previous
 	// commit is in progress.
 	FlushWait time.Duration
+
+	// Partitions is how many partitions identities are spread over
+	// (Partition). It is fixed when a data directory is created: Open
+	// refuses a directory made with another count. Default 64, at most
+	// 4096.
+	Partitions int
 
 	// RetainEvents keeps events that a snapshot covers. Default false: the
 	// compactor deletes them.
@@ -88,6 +98,7 @@ func DefaultOptions() Options {
 		BatchEntries:        1024,
 		BatchBytes:          256 << 10,
 		QueueEntries:        8192,
+		Partitions:          64,
 		CompactInterval:     time.Second,
 		CompactKeys:         10000,
 		ValueLogGCInterval:  5 * time.Minute,
@@ -108,6 +119,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.BatchEntries, d.BatchEntries)
 	setDefault(&o.BatchBytes, d.BatchBytes)
 	setDefault(&o.QueueEntries, d.QueueEntries)
+	setDefault(&o.Partitions, d.Partitions)
 	setDefault(&o.CompactInterval, d.CompactInterval)
 	setDefault(&o.CompactKeys, d.CompactKeys)
 	setDefault(&o.ValueLogGCInterval, d.ValueLogGCInterval)
@@ -139,6 +151,8 @@ func (o Options) Validate() error {
 		"batch entries %d: want 1..%d", o.BatchEntries, batchEntriesMax)
 	check(o.QueueEntries > 0 && o.QueueEntries <= queueEntriesMax,
 		"queue entries %d: want 1..%d", o.QueueEntries, queueEntriesMax)
+	check(o.Partitions > 0 && o.Partitions <= partitionsMax,
+		"partitions %d: want 1..%d", o.Partitions, partitionsMax)
 	check(o.FlushWait >= 0 && o.FlushWait <= flushWaitMax,
 		"flush wait %v: want 0..%v", o.FlushWait, flushWaitMax)
 	check(o.CompactInterval > 0, "compact interval %v: want > 0", o.CompactInterval)

@@ -1,7 +1,6 @@
 package persistence
 
 import (
-	"errors"
 	"fmt"
 	"math"
 
@@ -12,7 +11,8 @@ import (
 const replayPrefetchEntries = 256
 
 // LoadSnapshot returns id's latest snapshot, or 0 and nil when it has none.
-// A snapshot that fails its checks is a *CorruptRecordError.
+// A snapshot that fails its checks, or a chunked one missing a chunk, is a
+// *CorruptRecordError.
 func (j *Journal) LoadSnapshot(id string) (seq uint64, state []byte, err error) {
 	if err := checkID(id); err != nil {
 		return 0, nil, err
@@ -22,7 +22,7 @@ func (j *Journal) LoadSnapshot(id string) (seq uint64, state []byte, err error) 
 	}
 	defer j.reads.Done()
 	err = j.db.View(func(txn *badger.Txn) error {
-		seq, state, err = readSnapshot(txn, id)
+		seq, state, err = readSnapshot(txn, j.partition(id), id)
 		return err
 	})
 	if err != nil {
@@ -31,26 +31,12 @@ func (j *Journal) LoadSnapshot(id string) (seq uint64, state []byte, err error) 
 	return seq, state, nil
 }
 
-func readSnapshot(txn *badger.Txn, id string) (seq uint64, state []byte, err error) {
-	key := snapshotKey(id)
-	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, nil, nil
-	}
-	if err != nil {
-		return 0, nil, err
-	}
-	err = item.Value(func(v []byte) error {
-		seq, state, err = decodeSnapshot(key, v)
-		return err
-	})
-	return seq, state, err
-}
-
 // Replay calls fn with each durable event of id after sequence after, in
 // order, and returns the first error fn returns, unwrapped. The events it
-// reads must be contiguous: a gap, or a record that fails its checks, is a
-// *CorruptRecordError and fn sees nothing past it. event is fn's to keep.
+// reads must be contiguous and must start no later than one past the larger
+// of after and the latest snapshot: a gap, or a record that fails its
+// checks, is a *CorruptRecordError and fn sees nothing past it. event is
+// fn's to keep.
 //
 // Events that a snapshot covers may have been compacted away, so recovery
 // is LoadSnapshot followed by Replay(id, snapshotSeq, fn).
@@ -65,16 +51,17 @@ func (j *Journal) Replay(id string, after uint64, fn func(seq uint64, event []by
 	if after == math.MaxUint64 {
 		return nil
 	}
+	p := j.partition(id)
 	var fnErr error
 	err := j.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{
 			PrefetchValues: true,
 			PrefetchSize:   replayPrefetchEntries,
-			Prefix:         idPrefix(kindEvent, id),
+			Prefix:         idPrefix(p, kindEvent, id),
 		})
 		defer it.Close()
 		prev := uint64(0)
-		for it.Seek(eventKey(id, after+1)); it.Valid(); it.Next() {
+		for it.Seek(eventKey(p, id, after+1)); it.Valid(); it.Next() {
 			item := it.Item()
 			var seq uint64
 			var event []byte
@@ -83,6 +70,11 @@ func (j *Journal) Replay(id string, after uint64, fn func(seq uint64, event []by
 				return err
 			}); err != nil {
 				return err
+			}
+			if prev == 0 && seq != after+1 {
+				if err := checkHistoryStart(txn, p, id, after, seq, item.KeyCopy(nil)); err != nil {
+					return err
+				}
 			}
 			if prev != 0 && seq != prev+1 {
 				return &CorruptRecordError{Key: item.KeyCopy(nil),
@@ -105,35 +97,74 @@ func (j *Journal) Replay(id string, after uint64, fn func(seq uint64, event []by
 	return nil
 }
 
-// loadSequences reads id's last event sequence and snapshot sequence. Events
-// covered by a snapshot may be compacted away, so the last sequence is the
-// larger of the two.
-func (j *Journal) loadSequences(id string) (last, snap uint64, err error) {
-	err = j.db.View(func(txn *badger.Txn) error {
-		var err error
-		if snap, _, err = readSnapshot(txn, id); err != nil {
-			return err
-		}
-		last, err = lastEventSeq(txn, id)
-		return err
-	})
+// checkHistoryStart refuses a first event beyond one past after and the
+// latest snapshot: the events between are neither stored nor covered.
+// Compaction only deletes covered events, so this is lost history, such as
+// a Delete of a large identity cut short by a crash.
+func checkHistoryStart(txn *badger.Txn, p uint16, id string, after, first uint64, key []byte) error {
+	it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: idPrefix(p, kindSnapshot, id)})
+	ref, _, err := latestSnapshot(it, p, id)
+	it.Close()
 	if err != nil {
-		return 0, 0, fmt.Errorf("load sequences of %q: %w", id, err)
+		return err
 	}
-	return max(last, snap), snap, nil
+	if first > max(after, ref.seq)+1 {
+		return &CorruptRecordError{Key: key,
+			Reason: fmt.Sprintf("sequence gap: history resumes at %d after %d (latest snapshot %d)", first, after, ref.seq)}
+	}
+	return nil
 }
 
-func lastEventSeq(txn *badger.Txn, id string) (uint64, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: idPrefix(kindEvent, id)})
-	defer it.Close()
-	it.Seek(eventKey(id, math.MaxUint64))
-	if !it.Valid() {
-		return 0, nil
+// stored is what Badger holds about an identity's position.
+type stored struct {
+	last       uint64 // last event sequence, or the snapshot's if larger
+	snap       uint64 // latest snapshot's sequence, 0 for none
+	snapChunks int    // its chunk keys; 0 when it is one value
+	wake       int64
+}
+
+// loadStored reads id's sequences from its keys alone, with two reverse
+// seeks of one iterator, plus its wake time's 8-byte inline value. Events
+// covered by a snapshot may be compacted away, so the last sequence is the
+// larger of the two. Its cost does not depend on the identity's history or
+// snapshot size.
+func (j *Journal) loadStored(id string) (s stored, err error) {
+	p := j.partition(id)
+	err = j.db.View(func(txn *badger.Txn) error {
+		// Every stored identity has its wake-time key (written with its
+		// first append, removed by Delete). A point read answers "never
+		// stored" from Badger's bloom filters, which is what nearly every
+		// cache miss of a busy node is: a new order's first append.
+		var found bool
+		if s.wake, found, err = readWake(txn, p, id); err != nil || !found {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte{byte(p >> 8), byte(p)}})
+		defer it.Close()
+		it.Seek(eventKey(p, id, math.MaxUint64))
+		if it.ValidForPrefix(idPrefix(p, kindEvent, id)) {
+			key := it.Item().Key()
+			_, _, seq, ok := parseEventKey(key)
+			if !ok {
+				return &CorruptRecordError{Key: clone(key), Reason: "malformed event key"}
+			}
+			s.last = seq
+		}
+		ref, found, err := latestSnapshot(it, p, id)
+		if err != nil {
+			return err
+		}
+		if found {
+			s.snap = ref.seq
+			if ref.chunked {
+				s.snapChunks = int(ref.chunk) + 1
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return stored{}, fmt.Errorf("load sequences of %q: %w", id, err)
 	}
-	key := it.Item().Key()
-	_, seq, ok := parseEventKey(key)
-	if !ok {
-		return 0, &CorruptRecordError{Key: clone(key), Reason: "malformed event key"}
-	}
-	return seq, nil
+	s.last = max(s.last, s.snap)
+	return s, nil
 }

@@ -21,6 +21,7 @@ const (
 	recordCRCBytes         = 4
 	recordKindEvent   byte = 'E'
 	recordKindSnap    byte = 'S'
+	recordKindChunk   byte = 'C' // one chunk of a snapshot too big for one value
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -86,7 +87,7 @@ func decodeRecord(b []byte, kind byte) (seq uint64, payload []byte, err error) {
 // decodeEvent decodes the event stored under key, checking that the
 // record's sequence is the key's. The returned event is a copy.
 func decodeEvent(key, value []byte) (seq uint64, event []byte, err error) {
-	_, keySeq, ok := parseEventKey(key)
+	_, _, keySeq, ok := parseEventKey(key)
 	if !ok {
 		return 0, nil, &CorruptRecordError{Key: clone(key), Reason: "malformed event key"}
 	}

@@ -41,11 +41,11 @@ func FuzzDecodeSnapshot(f *testing.F) { fuzzDecode(f, recordKindSnap) }
 
 func TestRecordKindsAreNotInterchangeable(t *testing.T) {
 	enc := encodeRecord(nil, recordKindSnap, 3, []byte("s"))
-	if _, _, err := decodeEvent(eventKey("x", 3), enc); err == nil {
+	if _, _, err := decodeEvent(eventKey(0, "x", 3), enc); err == nil {
 		t.Fatal("a snapshot record decoded as an event")
 	}
 	enc = encodeRecord(nil, recordKindEvent, 3, []byte("e"))
-	if _, _, err := decodeEvent(eventKey("x", 4), enc); err == nil {
+	if _, _, err := decodeEvent(eventKey(0, "x", 4), enc); err == nil {
 		t.Fatal("an event record decoded under another sequence's key")
 	}
 }
@@ -79,14 +79,14 @@ func TestCorruptEventIsReportedWithItsKey(t *testing.T) {
 		if err := appendSync(t, j, "id/1", 1, []byte("one"), []byte("two-two"), []byte("three")); err != nil {
 			t.Fatal(err)
 		}
-		corrupt(t, j, eventKey("id/1", 2), at)
+		corrupt(t, j, eventKey(j.partition("id/1"), "id/1", 2), at)
 		var seen []uint64
 		err := j.Replay("id/1", 0, func(seq uint64, _ []byte) error {
 			seen = append(seen, seq)
 			return nil
 		})
 		c, ok := asCorrupt(err)
-		if !ok || !bytes.Equal(c.Key, eventKey("id/1", 2)) {
+		if !ok || !bytes.Equal(c.Key, eventKey(j.partition("id/1"), "id/1", 2)) {
 			t.Fatalf("flip at %d: got %v, want a CorruptRecordError for event 2", at, err)
 		}
 		if len(seen) != 1 {
@@ -105,10 +105,10 @@ func TestCorruptSnapshotIsReportedWithItsKey(t *testing.T) {
 	if err := snapshotSync(t, j, "s", 1, []byte("state")); err != nil {
 		t.Fatal(err)
 	}
-	corrupt(t, j, snapshotKey("s"), recordHeaderBytes+1)
+	corrupt(t, j, snapshotKey(j.partition("s"), "s", 1), recordHeaderBytes+1)
 	_, state, err := j.LoadSnapshot("s")
 	c, ok := asCorrupt(err)
-	if !ok || !bytes.Equal(c.Key, snapshotKey("s")) || state != nil {
+	if !ok || !bytes.Equal(c.Key, snapshotKey(j.partition("s"), "s", 1)) || state != nil {
 		t.Fatalf("got %q, %v; want a CorruptRecordError for the snapshot", state, err)
 	}
 	t.Log(err)
@@ -121,11 +121,11 @@ func TestSequenceGapIsCorruption(t *testing.T) {
 	if err := appendSync(t, j, "g", 1, []byte("1"), []byte("2"), []byte("3")); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.db.Update(func(txn *badger.Txn) error { return txn.Delete(eventKey("g", 2)) }); err != nil {
+	if err := j.db.Update(func(txn *badger.Txn) error { return txn.Delete(eventKey(j.partition("g"), "g", 2)) }); err != nil {
 		t.Fatal(err)
 	}
 	c, ok := asCorrupt(j.Replay("g", 0, func(uint64, []byte) error { return nil }))
-	if !ok || !bytes.Equal(c.Key, eventKey("g", 3)) {
+	if !ok || !bytes.Equal(c.Key, eventKey(j.partition("g"), "g", 3)) {
 		t.Fatalf("got %v, want a gap reported at event 3", c)
 	}
 }

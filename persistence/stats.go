@@ -9,8 +9,8 @@ import (
 type Stats struct {
 	Flushes        uint64        // synced transactions committed
 	FlushFailures  uint64        // synced transactions that failed
-	Requests       uint64        // appends and snapshots committed
-	Entries        uint64        // events and snapshots committed
+	Requests       uint64        // appends, snapshots and deletes committed
+	Entries        uint64        // events, snapshots and deletes committed
 	Bytes          uint64        // encoded record bytes committed
 	LastFlush      time.Duration // duration of the latest commit
 	MaxFlush       time.Duration // longest commit

@@ -1,11 +1,8 @@
 package persistence
 
 import (
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // writeLoop is the single writer: it takes a batch from the queue, commits
@@ -48,9 +45,11 @@ func (j *Journal) takeBatch() (batch, stale []*request, closing bool) {
 		j.mu.Lock()
 	}
 	defer j.mu.Unlock()
+	j.batches++
 	entries, bytes, taken := 0, 0, 0
 	for _, r := range j.queue {
-		if st := j.ids[r.id]; !r.snapshot && r.gen != st.gen {
+		st := j.ids[r.id]
+		if r.kind != kindSnapshotRequest && r.gen != st.gen {
 			stale = append(stale, r)
 			taken++
 			continue
@@ -59,6 +58,7 @@ func (j *Journal) takeBatch() (batch, stale []*request, closing bool) {
 		if len(batch) > 0 && (entries+n > j.opts.BatchEntries || bytes+r.bytes > j.opts.BatchBytes) {
 			break
 		}
+		j.stageLocked(st, r)
 		batch = append(batch, r)
 		entries, bytes, taken = entries+n, bytes+r.bytes, taken+1
 	}
@@ -70,6 +70,27 @@ func (j *Journal) takeBatch() (batch, stale []*request, closing bool) {
 		j.signal() // the next turn must not wait for a submitter
 	}
 	return batch, stale, j.closing
+}
+
+// stageLocked records in r the wake time and snapshot it replaces, as the
+// requests of id before it in this batch leave them, and moves the
+// identity's staged state past r. Every batch starts again from the durable
+// state, because the previous one has been settled by then.
+func (j *Journal) stageLocked(st *identity, r *request) {
+	if st.stagedBatch != j.batches {
+		st.stagedBatch = j.batches
+		st.stagedSnap, st.stagedChunks, st.stagedWake = st.snapDurable, st.snapChunks, st.wake
+	}
+	switch r.kind {
+	case kindAppendRequest:
+		r.prevWake, st.stagedWake = st.stagedWake, r.wake
+	case kindSnapshotRequest:
+		r.prevSnap, r.prevChunks = st.stagedSnap, st.stagedChunks
+		st.stagedSnap, st.stagedChunks = r.seq, snapshotChunks(len(r.state))
+	case kindDeleteRequest:
+		r.prevWake = st.stagedWake
+		st.stagedSnap, st.stagedChunks, st.stagedWake = 0, 0, 0
+	}
 }
 
 // linger waits up to FlushWait, returning early once a full batch is queued.
@@ -121,20 +142,55 @@ func (j *Journal) commit(batch []*request) {
 }
 
 // writeTxn commits the longest prefix of batch that fits in one transaction
-// and returns its length.
+// and returns its length. Each request's writes are listed and measured
+// against Badger's limit before any is staged, so a request is in a
+// transaction whole or not at all. A Delete reads its identity's keys from
+// what is committed, so it starts a new transaction when an earlier request
+// of the same identity is staged in this one.
 func (j *Journal) writeTxn(batch []*request) (int, error) {
 	txn := j.db.NewTransaction(true)
 	defer txn.Discard()
+	budget := j.newTxnBudget()
+	var staged map[string]struct{} // ids in this txn; built at the first Delete
 	entries, bytes, n := 0, 0, 0
 	for _, r := range batch {
-		err := setRequest(txn, r)
-		if errors.Is(err, badger.ErrTxnTooBig) && n > 0 {
-			break // commit what fits; r starts the next transaction
+		if r.kind == kindDeleteRequest && n > 0 {
+			if staged == nil {
+				staged = make(map[string]struct{}, n)
+				for _, s := range batch[:n] {
+					staged[s.id] = struct{}{}
+				}
+			}
+			if _, ok := staged[r.id]; ok {
+				break
+			}
+		}
+		ops, err := j.requestOps(j.opsBuf[:0], r)
+		if err == nil && n == 0 && r.kind == kindDeleteRequest && !budget.fits(ops) {
+			ops, err = j.shrinkDelete(r, ops)
 		}
 		if err != nil {
-			return 0, fmt.Errorf("stage %s: %w", describeKey(firstKey(r)), err)
+			return 0, fmt.Errorf("%s: %w", describeRequest(r), err)
+		}
+		if !budget.fits(ops) {
+			j.recycle(ops)
+			if n > 0 {
+				break // r starts the next transaction
+			}
+			return 0, fmt.Errorf("%s: %d writes exceed one badger transaction", describeRequest(r), len(ops))
+		}
+		if err := stageOps(txn, ops); err != nil {
+			return 0, fmt.Errorf("stage %s: %w", describeRequest(r), err)
+		}
+		budget.add(ops)
+		j.recycle(ops)
+		if staged != nil {
+			staged[r.id] = struct{}{}
 		}
 		entries, bytes, n = entries+r.entries(), bytes+r.bytes, n+1
+	}
+	if budget.entries == 0 {
+		return n, nil // only wake-only appends that changed nothing: no commit to make
 	}
 	start := time.Now()
 	var err error
@@ -153,26 +209,6 @@ func (j *Journal) writeTxn(batch []*request) (int, error) {
 		return 0, err
 	}
 	return n, nil
-}
-
-func setRequest(txn *badger.Txn, r *request) error {
-	if r.snapshot {
-		return txn.Set(snapshotKey(r.id), encodeRecord(nil, recordKindSnap, r.seq, r.state))
-	}
-	for i, e := range r.events {
-		seq := r.seq + uint64(i)
-		if err := txn.Set(eventKey(r.id, seq), encodeRecord(nil, recordKindEvent, seq, e)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func firstKey(r *request) []byte {
-	if r.snapshot {
-		return snapshotKey(r.id)
-	}
-	return eventKey(r.id, r.seq)
 }
 
 // finish records the outcome of reqs in their identities and calls their
@@ -194,17 +230,26 @@ func (j *Journal) finish(reqs []*request, err error) {
 func (j *Journal) settleLocked(r *request, err error) {
 	st := j.ids[r.id]
 	st.inflight--
+	if r.kind == kindDeleteRequest {
+		st.deletes--
+		j.deleteSettled(r)
+	}
 	switch {
-	case err == nil && r.snapshot:
-		st.snapDurable = max(st.snapDurable, r.seq)
+	case err == nil && r.kind == kindSnapshotRequest:
+		st.snapDurable, st.snapChunks = r.seq, snapshotChunks(len(r.state))
 		if !j.opts.RetainEvents {
 			j.compactMu.Lock()
 			j.compactDue[r.id] = max(j.compactDue[r.id], r.seq)
 			j.compactMu.Unlock()
 		}
+	case err == nil && r.kind == kindDeleteRequest:
+		// No snapshot is admitted while a Delete is pending, and those
+		// before it have settled, so none is pending now: a failed one may
+		// have set snapPending back to the old history's.
+		st.durable, st.snapDurable, st.snapChunks, st.wake, st.snapPending = 0, 0, 0, 0, 0
 	case err == nil:
-		st.durable = r.last()
-	case r.snapshot:
+		st.durable, st.wake = r.last(), r.wake
+	case r.kind == kindSnapshotRequest:
 		st.snapPending = st.snapDurable
 	case r.gen == st.gen:
 		// The first failure of this generation: what was pending is gone.

@@ -2209,9 +2209,13 @@ type OrderSnapshot struct {
 	RejectedSku       string `protobuf:"bytes,12,opt,name=rejected_sku,json=rejectedSku,proto3" json:"rejected_sku,omitempty"`
 	RejectedAvailable int64  `protobuf:"varint,13,opt,name=rejected_available,json=rejectedAvailable,proto3" json:"rejected_available,omitempty"`
 	// The status the order left when it was cancelled or expired.
-	EndedFrom     OrderStatus `protobuf:"varint,14,opt,name=ended_from,json=endedFrom,proto3,enum=orderengine.v1.OrderStatus" json:"ended_from,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	EndedFrom OrderStatus `protobuf:"varint,14,opt,name=ended_from,json=endedFrom,proto3,enum=orderengine.v1.OrderStatus" json:"ended_from,omitempty"`
+	// When the order entered its current status (Unix nanoseconds): the
+	// start of its retention once it is terminal, and when a return became
+	// owed once a paid order is cancelled.
+	StatusAtUnixNano int64 `protobuf:"varint,15,opt,name=status_at_unix_nano,json=statusAtUnixNano,proto3" json:"status_at_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *OrderSnapshot) Reset() {
@@ -2342,443 +2346,11 @@ func (x *OrderSnapshot) GetEndedFrom() OrderStatus {
 	return OrderStatus_ORDER_STATUS_UNSPECIFIED
 }
 
-// OpenOrder records in the node's order index that an order has a saga in
-// flight or can still expire, so that a node that restarts activates it
-// again (Orders.RecoverOpen). Sent by the order actor before its first SKU
-// command; the reply is OrderIndexResult, sent once the record is durable.
-// Idempotent on order_id: opening an open order changes nothing.
-type OpenOrder struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *OpenOrder) Reset() {
-	*x = OpenOrder{}
-	mi := &file_order_proto_msgTypes[29]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *OpenOrder) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*OpenOrder) ProtoMessage() {}
-
-func (x *OpenOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[29]
+func (x *OrderSnapshot) GetStatusAtUnixNano() int64 {
 	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use OpenOrder.ProtoReflect.Descriptor instead.
-func (*OpenOrder) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{29}
-}
-
-func (x *OpenOrder) GetOrderId() string {
-	if x != nil {
-		return x.OrderId
-	}
-	return ""
-}
-
-// CloseOrder removes an order that owes its SKUs nothing and cannot expire
-// from the index. Sent by the order actor; no reply. Idempotent on
-// order_id. A lost CloseOrder only costs a needless activation after a
-// restart.
-type CloseOrder struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *CloseOrder) Reset() {
-	*x = CloseOrder{}
-	mi := &file_order_proto_msgTypes[30]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *CloseOrder) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*CloseOrder) ProtoMessage() {}
-
-func (x *CloseOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[30]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use CloseOrder.ProtoReflect.Descriptor instead.
-func (*CloseOrder) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{30}
-}
-
-func (x *CloseOrder) GetOrderId() string {
-	if x != nil {
-		return x.OrderId
-	}
-	return ""
-}
-
-// ListOpenOrders asks the index for every open order. Sent by the node at
-// start; the reply is OrderIndexResult with order_ids.
-type ListOpenOrders struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ListOpenOrders) Reset() {
-	*x = ListOpenOrders{}
-	mi := &file_order_proto_msgTypes[31]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ListOpenOrders) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ListOpenOrders) ProtoMessage() {}
-
-func (x *ListOpenOrders) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[31]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ListOpenOrders.ProtoReflect.Descriptor instead.
-func (*ListOpenOrders) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{31}
-}
-
-// OrderIndexResult answers OpenOrder and ListOpenOrders.
-type OrderIndexResult struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// False when the change could not be made durable; detail says why.
-	Ok            bool     `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
-	Detail        string   `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
-	OrderIds      []string `protobuf:"bytes,3,rep,name=order_ids,json=orderIds,proto3" json:"order_ids,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *OrderIndexResult) Reset() {
-	*x = OrderIndexResult{}
-	mi := &file_order_proto_msgTypes[32]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *OrderIndexResult) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*OrderIndexResult) ProtoMessage() {}
-
-func (x *OrderIndexResult) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[32]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use OrderIndexResult.ProtoReflect.Descriptor instead.
-func (*OrderIndexResult) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{32}
-}
-
-func (x *OrderIndexResult) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
-}
-
-func (x *OrderIndexResult) GetDetail() string {
-	if x != nil {
-		return x.Detail
-	}
-	return ""
-}
-
-func (x *OrderIndexResult) GetOrderIds() []string {
-	if x != nil {
-		return x.OrderIds
-	}
-	return nil
-}
-
-// OrderIndexEvent is one journaled change of the order index.
-type OrderIndexEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SchemaVersion uint32                 `protobuf:"varint,1,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
-	// Types that are valid to be assigned to Body:
-	//
-	//	*OrderIndexEvent_Opened
-	//	*OrderIndexEvent_Closed
-	Body          isOrderIndexEvent_Body `protobuf_oneof:"body"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *OrderIndexEvent) Reset() {
-	*x = OrderIndexEvent{}
-	mi := &file_order_proto_msgTypes[33]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *OrderIndexEvent) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*OrderIndexEvent) ProtoMessage() {}
-
-func (x *OrderIndexEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[33]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use OrderIndexEvent.ProtoReflect.Descriptor instead.
-func (*OrderIndexEvent) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{33}
-}
-
-func (x *OrderIndexEvent) GetSchemaVersion() uint32 {
-	if x != nil {
-		return x.SchemaVersion
+		return x.StatusAtUnixNano
 	}
 	return 0
-}
-
-func (x *OrderIndexEvent) GetBody() isOrderIndexEvent_Body {
-	if x != nil {
-		return x.Body
-	}
-	return nil
-}
-
-func (x *OrderIndexEvent) GetOpened() *OrderOpened {
-	if x != nil {
-		if x, ok := x.Body.(*OrderIndexEvent_Opened); ok {
-			return x.Opened
-		}
-	}
-	return nil
-}
-
-func (x *OrderIndexEvent) GetClosed() *OrderClosed {
-	if x != nil {
-		if x, ok := x.Body.(*OrderIndexEvent_Closed); ok {
-			return x.Closed
-		}
-	}
-	return nil
-}
-
-type isOrderIndexEvent_Body interface {
-	isOrderIndexEvent_Body()
-}
-
-type OrderIndexEvent_Opened struct {
-	Opened *OrderOpened `protobuf:"bytes,10,opt,name=opened,proto3,oneof"`
-}
-
-type OrderIndexEvent_Closed struct {
-	Closed *OrderClosed `protobuf:"bytes,11,opt,name=closed,proto3,oneof"`
-}
-
-func (*OrderIndexEvent_Opened) isOrderIndexEvent_Body() {}
-
-func (*OrderIndexEvent_Closed) isOrderIndexEvent_Body() {}
-
-// OrderOpened: the order is open (see OpenOrder).
-type OrderOpened struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *OrderOpened) Reset() {
-	*x = OrderOpened{}
-	mi := &file_order_proto_msgTypes[34]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *OrderOpened) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*OrderOpened) ProtoMessage() {}
-
-func (x *OrderOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[34]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use OrderOpened.ProtoReflect.Descriptor instead.
-func (*OrderOpened) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{34}
-}
-
-func (x *OrderOpened) GetOrderId() string {
-	if x != nil {
-		return x.OrderId
-	}
-	return ""
-}
-
-// OrderClosed: the order is closed (see CloseOrder).
-type OrderClosed struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *OrderClosed) Reset() {
-	*x = OrderClosed{}
-	mi := &file_order_proto_msgTypes[35]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *OrderClosed) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*OrderClosed) ProtoMessage() {}
-
-func (x *OrderClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[35]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use OrderClosed.ProtoReflect.Descriptor instead.
-func (*OrderClosed) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{35}
-}
-
-func (x *OrderClosed) GetOrderId() string {
-	if x != nil {
-		return x.OrderId
-	}
-	return ""
-}
-
-// OrderIndexSnapshot is the set of open orders as of a journal sequence.
-type OrderIndexSnapshot struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SchemaVersion uint32                 `protobuf:"varint,1,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
-	Sequence      uint64                 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
-	Open          []string               `protobuf:"bytes,3,rep,name=open,proto3" json:"open,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *OrderIndexSnapshot) Reset() {
-	*x = OrderIndexSnapshot{}
-	mi := &file_order_proto_msgTypes[36]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *OrderIndexSnapshot) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*OrderIndexSnapshot) ProtoMessage() {}
-
-func (x *OrderIndexSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[36]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use OrderIndexSnapshot.ProtoReflect.Descriptor instead.
-func (*OrderIndexSnapshot) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{36}
-}
-
-func (x *OrderIndexSnapshot) GetSchemaVersion() uint32 {
-	if x != nil {
-		return x.SchemaVersion
-	}
-	return 0
-}
-
-func (x *OrderIndexSnapshot) GetSequence() uint64 {
-	if x != nil {
-		return x.Sequence
-	}
-	return 0
-}
-
-func (x *OrderIndexSnapshot) GetOpen() []string {
-	if x != nil {
-		return x.Open
-	}
-	return nil
 }
 
 var File_order_proto protoreflect.FileDescriptor
@@ -2902,7 +2474,7 @@ const file_order_proto_rawDesc = "" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x125\n" +
 	"\areserve\x18\x03 \x01(\x0e2\x1b.orderengine.v1.LineReserveR\areserve\x12\x1c\n" +
 	"\tavailable\x18\x04 \x01(\x03R\tavailable\x12,\n" +
-	"\x04hold\x18\x05 \x01(\x0e2\x18.orderengine.v1.LineHoldR\x04hold\"\xc8\x04\n" +
+	"\x04hold\x18\x05 \x01(\x0e2\x18.orderengine.v1.LineHoldR\x04hold\"\xf7\x04\n" +
 	"\rOrderSnapshot\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x19\n" +
@@ -2921,31 +2493,8 @@ const file_order_proto_rawDesc = "" +
 	"\frejected_sku\x18\f \x01(\tR\vrejectedSku\x12-\n" +
 	"\x12rejected_available\x18\r \x01(\x03R\x11rejectedAvailable\x12:\n" +
 	"\n" +
-	"ended_from\x18\x0e \x01(\x0e2\x1b.orderengine.v1.OrderStatusR\tendedFrom\"&\n" +
-	"\tOpenOrder\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"'\n" +
-	"\n" +
-	"CloseOrder\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"\x10\n" +
-	"\x0eListOpenOrders\"W\n" +
-	"\x10OrderIndexResult\x12\x0e\n" +
-	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x1b\n" +
-	"\torder_ids\x18\x03 \x03(\tR\borderIds\"\xae\x01\n" +
-	"\x0fOrderIndexEvent\x12%\n" +
-	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x125\n" +
-	"\x06opened\x18\n" +
-	" \x01(\v2\x1b.orderengine.v1.OrderOpenedH\x00R\x06opened\x125\n" +
-	"\x06closed\x18\v \x01(\v2\x1b.orderengine.v1.OrderClosedH\x00R\x06closedB\x06\n" +
-	"\x04body\"(\n" +
-	"\vOrderOpened\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"(\n" +
-	"\vOrderClosed\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"k\n" +
-	"\x12OrderIndexSnapshot\x12%\n" +
-	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x12\n" +
-	"\x04open\x18\x03 \x03(\tR\x04open*\x80\x02\n" +
+	"ended_from\x18\x0e \x01(\x0e2\x1b.orderengine.v1.OrderStatusR\tendedFrom\x12-\n" +
+	"\x13status_at_unix_nano\x18\x0f \x01(\x03R\x10statusAtUnixNano*\x80\x02\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ORDER_STATUS_RESERVING\x10\x01\x12\x19\n" +
@@ -2999,58 +2548,50 @@ func file_order_proto_rawDescGZIP() []byte {
 }
 
 var file_order_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_order_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_order_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_order_proto_goTypes = []any{
-	(OrderStatus)(0),           // 0: orderengine.v1.OrderStatus
-	(OrderCode)(0),             // 1: orderengine.v1.OrderCode
-	(SkuStep)(0),               // 2: orderengine.v1.SkuStep
-	(LineReserve)(0),           // 3: orderengine.v1.LineReserve
-	(LineHold)(0),              // 4: orderengine.v1.LineHold
-	(*OrderLine)(nil),          // 5: orderengine.v1.OrderLine
-	(*PlaceOrder)(nil),         // 6: orderengine.v1.PlaceOrder
-	(*PayOrder)(nil),           // 7: orderengine.v1.PayOrder
-	(*CancelOrder)(nil),        // 8: orderengine.v1.CancelOrder
-	(*ShipOrder)(nil),          // 9: orderengine.v1.ShipOrder
-	(*CompleteOrder)(nil),      // 10: orderengine.v1.CompleteOrder
-	(*GetOrder)(nil),           // 11: orderengine.v1.GetOrder
-	(*ExpireOrder)(nil),        // 12: orderengine.v1.ExpireOrder
-	(*RetryOrderSaga)(nil),     // 13: orderengine.v1.RetryOrderSaga
-	(*StockAnswered)(nil),      // 14: orderengine.v1.StockAnswered
-	(*OrderView)(nil),          // 15: orderengine.v1.OrderView
-	(*OrderResult)(nil),        // 16: orderengine.v1.OrderResult
-	(*OrderEvent)(nil),         // 17: orderengine.v1.OrderEvent
-	(*OrderPlaced)(nil),        // 18: orderengine.v1.OrderPlaced
-	(*LineReserved)(nil),       // 19: orderengine.v1.LineReserved
-	(*LineRefused)(nil),        // 20: orderengine.v1.LineRefused
-	(*OrderReserved)(nil),      // 21: orderengine.v1.OrderReserved
-	(*OrderRejected)(nil),      // 22: orderengine.v1.OrderRejected
-	(*LineReleased)(nil),       // 23: orderengine.v1.LineReleased
-	(*OrderPaid)(nil),          // 24: orderengine.v1.OrderPaid
-	(*LineCommitted)(nil),      // 25: orderengine.v1.LineCommitted
-	(*LineFailed)(nil),         // 26: orderengine.v1.LineFailed
-	(*OrderCancelled)(nil),     // 27: orderengine.v1.OrderCancelled
-	(*LineReturned)(nil),       // 28: orderengine.v1.LineReturned
-	(*OrderExpired)(nil),       // 29: orderengine.v1.OrderExpired
-	(*OrderShipped)(nil),       // 30: orderengine.v1.OrderShipped
-	(*OrderCompleted)(nil),     // 31: orderengine.v1.OrderCompleted
-	(*OrderLineState)(nil),     // 32: orderengine.v1.OrderLineState
-	(*OrderSnapshot)(nil),      // 33: orderengine.v1.OrderSnapshot
-	(*OpenOrder)(nil),          // 34: orderengine.v1.OpenOrder
-	(*CloseOrder)(nil),         // 35: orderengine.v1.CloseOrder
-	(*ListOpenOrders)(nil),     // 36: orderengine.v1.ListOpenOrders
-	(*OrderIndexResult)(nil),   // 37: orderengine.v1.OrderIndexResult
-	(*OrderIndexEvent)(nil),    // 38: orderengine.v1.OrderIndexEvent
-	(*OrderOpened)(nil),        // 39: orderengine.v1.OrderOpened
-	(*OrderClosed)(nil),        // 40: orderengine.v1.OrderClosed
-	(*OrderIndexSnapshot)(nil), // 41: orderengine.v1.OrderIndexSnapshot
-	(Outcome)(0),               // 42: orderengine.v1.Outcome
-	(HoldState)(0),             // 43: orderengine.v1.HoldState
+	(OrderStatus)(0),       // 0: orderengine.v1.OrderStatus
+	(OrderCode)(0),         // 1: orderengine.v1.OrderCode
+	(SkuStep)(0),           // 2: orderengine.v1.SkuStep
+	(LineReserve)(0),       // 3: orderengine.v1.LineReserve
+	(LineHold)(0),          // 4: orderengine.v1.LineHold
+	(*OrderLine)(nil),      // 5: orderengine.v1.OrderLine
+	(*PlaceOrder)(nil),     // 6: orderengine.v1.PlaceOrder
+	(*PayOrder)(nil),       // 7: orderengine.v1.PayOrder
+	(*CancelOrder)(nil),    // 8: orderengine.v1.CancelOrder
+	(*ShipOrder)(nil),      // 9: orderengine.v1.ShipOrder
+	(*CompleteOrder)(nil),  // 10: orderengine.v1.CompleteOrder
+	(*GetOrder)(nil),       // 11: orderengine.v1.GetOrder
+	(*ExpireOrder)(nil),    // 12: orderengine.v1.ExpireOrder
+	(*RetryOrderSaga)(nil), // 13: orderengine.v1.RetryOrderSaga
+	(*StockAnswered)(nil),  // 14: orderengine.v1.StockAnswered
+	(*OrderView)(nil),      // 15: orderengine.v1.OrderView
+	(*OrderResult)(nil),    // 16: orderengine.v1.OrderResult
+	(*OrderEvent)(nil),     // 17: orderengine.v1.OrderEvent
+	(*OrderPlaced)(nil),    // 18: orderengine.v1.OrderPlaced
+	(*LineReserved)(nil),   // 19: orderengine.v1.LineReserved
+	(*LineRefused)(nil),    // 20: orderengine.v1.LineRefused
+	(*OrderReserved)(nil),  // 21: orderengine.v1.OrderReserved
+	(*OrderRejected)(nil),  // 22: orderengine.v1.OrderRejected
+	(*LineReleased)(nil),   // 23: orderengine.v1.LineReleased
+	(*OrderPaid)(nil),      // 24: orderengine.v1.OrderPaid
+	(*LineCommitted)(nil),  // 25: orderengine.v1.LineCommitted
+	(*LineFailed)(nil),     // 26: orderengine.v1.LineFailed
+	(*OrderCancelled)(nil), // 27: orderengine.v1.OrderCancelled
+	(*LineReturned)(nil),   // 28: orderengine.v1.LineReturned
+	(*OrderExpired)(nil),   // 29: orderengine.v1.OrderExpired
+	(*OrderShipped)(nil),   // 30: orderengine.v1.OrderShipped
+	(*OrderCompleted)(nil), // 31: orderengine.v1.OrderCompleted
+	(*OrderLineState)(nil), // 32: orderengine.v1.OrderLineState
+	(*OrderSnapshot)(nil),  // 33: orderengine.v1.OrderSnapshot
+	(Outcome)(0),           // 34: orderengine.v1.Outcome
+	(HoldState)(0),         // 35: orderengine.v1.HoldState
 }
 var file_order_proto_depIdxs = []int32{
 	5,  // 0: orderengine.v1.PlaceOrder.items:type_name -> orderengine.v1.OrderLine
 	2,  // 1: orderengine.v1.StockAnswered.step:type_name -> orderengine.v1.SkuStep
-	42, // 2: orderengine.v1.StockAnswered.outcome:type_name -> orderengine.v1.Outcome
-	43, // 3: orderengine.v1.StockAnswered.hold:type_name -> orderengine.v1.HoldState
+	34, // 2: orderengine.v1.StockAnswered.outcome:type_name -> orderengine.v1.Outcome
+	35, // 3: orderengine.v1.StockAnswered.hold:type_name -> orderengine.v1.HoldState
 	0,  // 4: orderengine.v1.OrderView.status:type_name -> orderengine.v1.OrderStatus
 	5,  // 5: orderengine.v1.OrderView.items:type_name -> orderengine.v1.OrderLine
 	1,  // 6: orderengine.v1.OrderResult.code:type_name -> orderengine.v1.OrderCode
@@ -3072,7 +2613,7 @@ var file_order_proto_depIdxs = []int32{
 	31, // 22: orderengine.v1.OrderEvent.completed:type_name -> orderengine.v1.OrderCompleted
 	5,  // 23: orderengine.v1.OrderPlaced.items:type_name -> orderengine.v1.OrderLine
 	2,  // 24: orderengine.v1.LineFailed.step:type_name -> orderengine.v1.SkuStep
-	42, // 25: orderengine.v1.LineFailed.outcome:type_name -> orderengine.v1.Outcome
+	34, // 25: orderengine.v1.LineFailed.outcome:type_name -> orderengine.v1.Outcome
 	0,  // 26: orderengine.v1.OrderCancelled.from_status:type_name -> orderengine.v1.OrderStatus
 	0,  // 27: orderengine.v1.OrderExpired.from_status:type_name -> orderengine.v1.OrderStatus
 	3,  // 28: orderengine.v1.OrderLineState.reserve:type_name -> orderengine.v1.LineReserve
@@ -3080,13 +2621,11 @@ var file_order_proto_depIdxs = []int32{
 	0,  // 30: orderengine.v1.OrderSnapshot.status:type_name -> orderengine.v1.OrderStatus
 	32, // 31: orderengine.v1.OrderSnapshot.lines:type_name -> orderengine.v1.OrderLineState
 	0,  // 32: orderengine.v1.OrderSnapshot.ended_from:type_name -> orderengine.v1.OrderStatus
-	39, // 33: orderengine.v1.OrderIndexEvent.opened:type_name -> orderengine.v1.OrderOpened
-	40, // 34: orderengine.v1.OrderIndexEvent.closed:type_name -> orderengine.v1.OrderClosed
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_order_proto_init() }
@@ -3111,17 +2650,13 @@ func file_order_proto_init() {
 		(*OrderEvent_Shipped)(nil),
 		(*OrderEvent_Completed)(nil),
 	}
-	file_order_proto_msgTypes[33].OneofWrappers = []any{
-		(*OrderIndexEvent_Opened)(nil),
-		(*OrderIndexEvent_Closed)(nil),
-	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_order_proto_rawDesc), len(file_order_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   37,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

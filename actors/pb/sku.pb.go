@@ -461,11 +461,16 @@ func (x *CommitReservation) GetOrderId() string {
 // unknown one answers UNKNOWN_RESERVATION and leaves a tombstone, so that a
 // ReserveStock for the order that arrives late is refused, not applied.
 type ReleaseReservation struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	Reason        ReleaseReason          `protobuf:"varint,2,opt,name=reason,proto3,enum=orderengine.v1.ReleaseReason" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	Reason  ReleaseReason          `protobuf:"varint,2,opt,name=reason,proto3,enum=orderengine.v1.ReleaseReason" json:"reason,omitempty"`
+	// The reservation's deadline as the order knows it (its expires_at). A
+	// release for an order the SKU never saw leaves a tombstone, and the
+	// deadline bounds how long the tombstone must be remembered: a
+	// ReserveStock past deadline plus grace is refused anyway.
+	DeadlineUnixNano int64 `protobuf:"varint,3,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ReleaseReservation) Reset() {
@@ -512,15 +517,32 @@ func (x *ReleaseReservation) GetReason() ReleaseReason {
 	return ReleaseReason_RELEASE_REASON_UNSPECIFIED
 }
 
+func (x *ReleaseReservation) GetDeadlineUnixNano() int64 {
+	if x != nil {
+		return x.DeadlineUnixNano
+	}
+	return 0
+}
+
 // ReturnStock returns an order's sold units to available.
 // Sent by the order actor when a paid order is cancelled; the reply is
 // StockResult. Idempotent on order_id: a second return answers ALREADY_DONE;
 // returning units that were never committed answers CONFLICT.
+//
+// A SKU forgets a committed hold once its dedup window has passed, while
+// the order may be cancelled much later, so the command carries what the
+// SKU needs to apply it without the hold: the quantity, the reservation's
+// deadline, and when the return became owed (the cancellation). A return
+// owed for longer than the dedup window that the SKU does not recognise is
+// refused with CONFLICT instead of risking a second application.
 type ReturnStock struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	OrderId           string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	Quantity          int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	DeadlineUnixNano  int64                  `protobuf:"varint,3,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
+	OwedSinceUnixNano int64                  `protobuf:"varint,4,opt,name=owed_since_unix_nano,json=owedSinceUnixNano,proto3" json:"owed_since_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ReturnStock) Reset() {
@@ -558,6 +580,27 @@ func (x *ReturnStock) GetOrderId() string {
 		return x.OrderId
 	}
 	return ""
+}
+
+func (x *ReturnStock) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *ReturnStock) GetDeadlineUnixNano() int64 {
+	if x != nil {
+		return x.DeadlineUnixNano
+	}
+	return 0
+}
+
+func (x *ReturnStock) GetOwedSinceUnixNano() int64 {
+	if x != nil {
+		return x.OwedSinceUnixNano
+	}
+	return 0
 }
 
 // GetStock asks for the SKU's current view. Sent by the gateway; the reply
@@ -1169,11 +1212,14 @@ func (x *ReservationCommitted) GetOrderId() string {
 
 // ReservationReleased: order_id's reserved units are available again.
 type ReservationReleased struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	Reason        ReleaseReason          `protobuf:"varint,2,opt,name=reason,proto3,enum=orderengine.v1.ReleaseReason" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	Reason  ReleaseReason          `protobuf:"varint,2,opt,name=reason,proto3,enum=orderengine.v1.ReleaseReason" json:"reason,omitempty"`
+	// For a tombstone (a release of an order the SKU never saw): the
+	// deadline from the command, which bounds how long it is kept.
+	DeadlineUnixNano int64 `protobuf:"varint,3,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ReservationReleased) Reset() {
@@ -1220,12 +1266,22 @@ func (x *ReservationReleased) GetReason() ReleaseReason {
 	return ReleaseReason_RELEASE_REASON_UNSPECIFIED
 }
 
-// StockReturned: order_id's sold units are available again.
+func (x *ReservationReleased) GetDeadlineUnixNano() int64 {
+	if x != nil {
+		return x.DeadlineUnixNano
+	}
+	return 0
+}
+
+// StockReturned: order_id's sold units are available again. quantity is
+// the command's; it is used when the SKU no longer remembers the hold.
 type StockReturned struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	OrderId          string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	Quantity         int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	DeadlineUnixNano int64                  `protobuf:"varint,3,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StockReturned) Reset() {
@@ -1265,6 +1321,20 @@ func (x *StockReturned) GetOrderId() string {
 	return ""
 }
 
+func (x *StockReturned) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *StockReturned) GetDeadlineUnixNano() int64 {
+	if x != nil {
+		return x.DeadlineUnixNano
+	}
+	return 0
+}
+
 // Hold is one order's units on a SKU.
 type Hold struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -1273,8 +1343,13 @@ type Hold struct {
 	State            HoldState              `protobuf:"varint,3,opt,name=state,proto3,enum=orderengine.v1.HoldState" json:"state,omitempty"`
 	// Why a released hold was released.
 	ReleaseReason ReleaseReason `protobuf:"varint,4,opt,name=release_reason,json=releaseReason,proto3,enum=orderengine.v1.ReleaseReason" json:"release_reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// When the hold left HOLD_STATE_RESERVED (committed, released or
+	// returned); 0 while reserved. With the deadline it decides when the
+	// SKU may forget the hold.
+	SettledUnixNano int64  `protobuf:"varint,5,opt,name=settled_unix_nano,json=settledUnixNano,proto3" json:"settled_unix_nano,omitempty"`
+	OrderId         string `protobuf:"bytes,6,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Hold) Reset() {
@@ -1335,6 +1410,90 @@ func (x *Hold) GetReleaseReason() ReleaseReason {
 	return ReleaseReason_RELEASE_REASON_UNSPECIFIED
 }
 
+func (x *Hold) GetSettledUnixNano() int64 {
+	if x != nil {
+		return x.SettledUnixNano
+	}
+	return 0
+}
+
+func (x *Hold) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+// SkuOp is an applied restock or remove, remembered by op_id for the
+// operation retention so that repeats are recognised.
+type SkuOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OpId          string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	Quantity      int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	Remove        bool                   `protobuf:"varint,3,opt,name=remove,proto3" json:"remove,omitempty"`
+	AtUnixNano    int64                  `protobuf:"varint,4,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SkuOp) Reset() {
+	*x = SkuOp{}
+	mi := &file_sku_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SkuOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SkuOp) ProtoMessage() {}
+
+func (x *SkuOp) ProtoReflect() protoreflect.Message {
+	mi := &file_sku_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SkuOp.ProtoReflect.Descriptor instead.
+func (*SkuOp) Descriptor() ([]byte, []int) {
+	return file_sku_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SkuOp) GetOpId() string {
+	if x != nil {
+		return x.OpId
+	}
+	return ""
+}
+
+func (x *SkuOp) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *SkuOp) GetRemove() bool {
+	if x != nil {
+		return x.Remove
+	}
+	return false
+}
+
+func (x *SkuOp) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
 // SkuSnapshot is the whole state of a SKU actor as of a journal sequence.
 type SkuSnapshot struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1346,18 +1505,18 @@ type SkuSnapshot struct {
 	Restocked     int64                  `protobuf:"varint,6,opt,name=restocked,proto3" json:"restocked,omitempty"`
 	Removed       int64                  `protobuf:"varint,7,opt,name=removed,proto3" json:"removed,omitempty"`
 	Known         bool                   `protobuf:"varint,8,opt,name=known,proto3" json:"known,omitempty"`
-	Holds         map[string]*Hold       `protobuf:"bytes,9,rep,name=holds,proto3" json:"holds,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Quantities of applied restock and remove operations, by op_id, so that
-	// repeats are recognised.
-	RestockOps    map[string]int64 `protobuf:"bytes,10,rep,name=restock_ops,json=restockOps,proto3" json:"restock_ops,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	RemoveOps     map[string]int64 `protobuf:"bytes,11,rep,name=remove_ops,json=removeOps,proto3" json:"remove_ops,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Every hold the SKU remembers: live reservations, and settled ones
+	// still inside their dedup window.
+	Holds []*Hold `protobuf:"bytes,12,rep,name=holds,proto3" json:"holds,omitempty"`
+	// Applied restock and remove operations inside the operation retention.
+	Ops           []*SkuOp `protobuf:"bytes,13,rep,name=ops,proto3" json:"ops,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SkuSnapshot) Reset() {
 	*x = SkuSnapshot{}
-	mi := &file_sku_proto_msgTypes[18]
+	mi := &file_sku_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1369,7 +1528,7 @@ func (x *SkuSnapshot) String() string {
 func (*SkuSnapshot) ProtoMessage() {}
 
 func (x *SkuSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[18]
+	mi := &file_sku_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1382,7 +1541,7 @@ func (x *SkuSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkuSnapshot.ProtoReflect.Descriptor instead.
 func (*SkuSnapshot) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{18}
+	return file_sku_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SkuSnapshot) GetSchemaVersion() uint32 {
@@ -1441,23 +1600,16 @@ func (x *SkuSnapshot) GetKnown() bool {
 	return false
 }
 
-func (x *SkuSnapshot) GetHolds() map[string]*Hold {
+func (x *SkuSnapshot) GetHolds() []*Hold {
 	if x != nil {
 		return x.Holds
 	}
 	return nil
 }
 
-func (x *SkuSnapshot) GetRestockOps() map[string]int64 {
+func (x *SkuSnapshot) GetOps() []*SkuOp {
 	if x != nil {
-		return x.RestockOps
-	}
-	return nil
-}
-
-func (x *SkuSnapshot) GetRemoveOps() map[string]int64 {
-	if x != nil {
-		return x.RemoveOps
+		return x.Ops
 	}
 	return nil
 }
@@ -1478,12 +1630,16 @@ const file_sku_proto_rawDesc = "" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12,\n" +
 	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\".\n" +
 	"\x11CommitReservation\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"f\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\"\x94\x01\n" +
 	"\x12ReleaseReservation\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x125\n" +
-	"\x06reason\x18\x02 \x01(\x0e2\x1d.orderengine.v1.ReleaseReasonR\x06reason\"(\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x1d.orderengine.v1.ReleaseReasonR\x06reason\x12,\n" +
+	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\"\xa3\x01\n" +
 	"\vReturnStock\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12,\n" +
+	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\x12/\n" +
+	"\x14owed_since_unix_nano\x18\x04 \x01(\x03R\x11owedSinceUnixNano\"\n" +
 	"\n" +
 	"\bGetStock\"\x13\n" +
 	"\x11SweepReservations\"\x7f\n" +
@@ -1521,17 +1677,28 @@ const file_sku_proto_rawDesc = "" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12,\n" +
 	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\"1\n" +
 	"\x14ReservationCommitted\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"g\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\"\x95\x01\n" +
 	"\x13ReservationReleased\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x125\n" +
-	"\x06reason\x18\x02 \x01(\x0e2\x1d.orderengine.v1.ReleaseReasonR\x06reason\"*\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x1d.orderengine.v1.ReleaseReasonR\x06reason\x12,\n" +
+	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\"t\n" +
 	"\rStockReturned\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"\xc7\x01\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12,\n" +
+	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\"\x8e\x02\n" +
 	"\x04Hold\x12\x1a\n" +
 	"\bquantity\x18\x01 \x01(\x03R\bquantity\x12,\n" +
 	"\x12deadline_unix_nano\x18\x02 \x01(\x03R\x10deadlineUnixNano\x12/\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x19.orderengine.v1.HoldStateR\x05state\x12D\n" +
-	"\x0erelease_reason\x18\x04 \x01(\x0e2\x1d.orderengine.v1.ReleaseReasonR\rreleaseReason\"\x86\x05\n" +
+	"\x0erelease_reason\x18\x04 \x01(\x0e2\x1d.orderengine.v1.ReleaseReasonR\rreleaseReason\x12*\n" +
+	"\x11settled_unix_nano\x18\x05 \x01(\x03R\x0fsettledUnixNano\x12\x19\n" +
+	"\border_id\x18\x06 \x01(\tR\aorderId\"r\n" +
+	"\x05SkuOp\x12\x13\n" +
+	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12\x16\n" +
+	"\x06remove\x18\x03 \x01(\bR\x06remove\x12 \n" +
+	"\fat_unix_nano\x18\x04 \x01(\x03R\n" +
+	"atUnixNano\"\xe2\x02\n" +
 	"\vSkuSnapshot\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x10\n" +
 	"\x03sku\x18\x02 \x01(\tR\x03sku\x12\x1a\n" +
@@ -1540,23 +1707,12 @@ const file_sku_proto_rawDesc = "" +
 	"\x04sold\x18\x05 \x01(\x03R\x04sold\x12\x1c\n" +
 	"\trestocked\x18\x06 \x01(\x03R\trestocked\x12\x18\n" +
 	"\aremoved\x18\a \x01(\x03R\aremoved\x12\x14\n" +
-	"\x05known\x18\b \x01(\bR\x05known\x12<\n" +
-	"\x05holds\x18\t \x03(\v2&.orderengine.v1.SkuSnapshot.HoldsEntryR\x05holds\x12L\n" +
-	"\vrestock_ops\x18\n" +
-	" \x03(\v2+.orderengine.v1.SkuSnapshot.RestockOpsEntryR\n" +
-	"restockOps\x12I\n" +
-	"\n" +
-	"remove_ops\x18\v \x03(\v2*.orderengine.v1.SkuSnapshot.RemoveOpsEntryR\tremoveOps\x1aN\n" +
-	"\n" +
-	"HoldsEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12*\n" +
-	"\x05value\x18\x02 \x01(\v2\x14.orderengine.v1.HoldR\x05value:\x028\x01\x1a=\n" +
-	"\x0fRestockOpsEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a<\n" +
-	"\x0eRemoveOpsEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xd0\x01\n" +
+	"\x05known\x18\b \x01(\bR\x05known\x12*\n" +
+	"\x05holds\x18\f \x03(\v2\x14.orderengine.v1.HoldR\x05holds\x12'\n" +
+	"\x03ops\x18\r \x03(\v2\x15.orderengine.v1.SkuOpR\x03opsJ\x04\b\t\x10\n" +
+	"J\x04\b\n" +
+	"\x10\vJ\x04\b\v\x10\fR\vrestock_opsR\n" +
+	"remove_ops*\xd0\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_APPLIED\x10\x01\x12\x18\n" +
@@ -1592,7 +1748,7 @@ func file_sku_proto_rawDescGZIP() []byte {
 }
 
 var file_sku_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_sku_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_sku_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_sku_proto_goTypes = []any{
 	(Outcome)(0),                 // 0: orderengine.v1.Outcome
 	(ReleaseReason)(0),           // 1: orderengine.v1.ReleaseReason
@@ -1615,10 +1771,8 @@ var file_sku_proto_goTypes = []any{
 	(*ReservationReleased)(nil),  // 18: orderengine.v1.ReservationReleased
 	(*StockReturned)(nil),        // 19: orderengine.v1.StockReturned
 	(*Hold)(nil),                 // 20: orderengine.v1.Hold
-	(*SkuSnapshot)(nil),          // 21: orderengine.v1.SkuSnapshot
-	nil,                          // 22: orderengine.v1.SkuSnapshot.HoldsEntry
-	nil,                          // 23: orderengine.v1.SkuSnapshot.RestockOpsEntry
-	nil,                          // 24: orderengine.v1.SkuSnapshot.RemoveOpsEntry
+	(*SkuOp)(nil),                // 21: orderengine.v1.SkuOp
+	(*SkuSnapshot)(nil),          // 22: orderengine.v1.SkuSnapshot
 }
 var file_sku_proto_depIdxs = []int32{
 	1,  // 0: orderengine.v1.ReleaseReservation.reason:type_name -> orderengine.v1.ReleaseReason
@@ -1634,15 +1788,13 @@ var file_sku_proto_depIdxs = []int32{
 	1,  // 10: orderengine.v1.ReservationReleased.reason:type_name -> orderengine.v1.ReleaseReason
 	2,  // 11: orderengine.v1.Hold.state:type_name -> orderengine.v1.HoldState
 	1,  // 12: orderengine.v1.Hold.release_reason:type_name -> orderengine.v1.ReleaseReason
-	22, // 13: orderengine.v1.SkuSnapshot.holds:type_name -> orderengine.v1.SkuSnapshot.HoldsEntry
-	23, // 14: orderengine.v1.SkuSnapshot.restock_ops:type_name -> orderengine.v1.SkuSnapshot.RestockOpsEntry
-	24, // 15: orderengine.v1.SkuSnapshot.remove_ops:type_name -> orderengine.v1.SkuSnapshot.RemoveOpsEntry
-	20, // 16: orderengine.v1.SkuSnapshot.HoldsEntry.value:type_name -> orderengine.v1.Hold
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	20, // 13: orderengine.v1.SkuSnapshot.holds:type_name -> orderengine.v1.Hold
+	21, // 14: orderengine.v1.SkuSnapshot.ops:type_name -> orderengine.v1.SkuOp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_sku_proto_init() }
@@ -1664,7 +1816,7 @@ func file_sku_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sku_proto_rawDesc), len(file_sku_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   22,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

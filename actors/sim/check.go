@@ -32,7 +32,7 @@ func (w *world) checkSettled(final bool) error {
 		}
 		for _, l := range o.Lines {
 			var hold *pb.Hold
-			if h, ok := w.skus[l.SKU].state.Holds[id]; ok {
+			if h, ok := w.skus[l.SKU].state.HoldOf(id); ok {
 				hold = h
 			}
 			state := pb.HoldState_HOLD_STATE_UNSPECIFIED
@@ -82,7 +82,7 @@ func (w *world) checkSettled(final bool) error {
 		if s.Sold != sold[sku] {
 			return fmt.Errorf("sku %s: %d sold, paid orders account for %d", sku, s.Sold, sold[sku])
 		}
-		for id, h := range s.Holds {
+		for id, h := range s.Holds() {
 			o, ok := w.orders[id]
 			if (!ok || o.state.Status == pb.OrderStatus_ORDER_STATUS_UNSPECIFIED) && h.State != pb.HoldState_HOLD_STATE_RELEASED {
 				return fmt.Errorf("sku %s: hold %v for order %s, which was never placed", sku, h.State, id)

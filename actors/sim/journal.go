@@ -15,13 +15,34 @@ func (j *journal) append(id string, events [][]byte) {
 	j.events[id] = append(j.events[id], events...)
 }
 
+// simAppendEventsMax is the simulation's append limit: small, so that the
+// shells' splitting of long buffers is exercised.
+const simAppendEventsMax = 8
+
+// AppendEventsMax implements actors.Journal.
+func (j *journal) AppendEventsMax() int { return simAppendEventsMax }
+
 // Append implements actors.Journal.
-func (j *journal) Append(id string, first uint64, events [][]byte, done func(error)) {
-	if first != uint64(len(j.events[id]))+1 {
+func (j *journal) Append(id string, first uint64, events [][]byte, wake int64, done func(error)) {
+	switch {
+	case len(events) > simAppendEventsMax:
+		done(fmt.Errorf("append %s: %d events, limit %d", id, len(events), simAppendEventsMax))
+		return
+	case first != uint64(len(j.events[id]))+1:
 		done(fmt.Errorf("append %s at %d after %d", id, first, len(j.events[id])))
 		return
 	}
 	j.append(id, events)
+	done(nil)
+}
+
+// Due implements actors.Journal; the simulation drives time itself and
+// keeps no wake index.
+func (j *journal) Due(int64, int, func(string, int64) bool) error { return nil }
+
+// Delete implements actors.Journal.
+func (j *journal) Delete(id string, done func(error)) {
+	delete(j.events, id)
 	done(nil)
 }
 

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -8,24 +9,45 @@ import (
 	"time"
 )
 
+// Limits of the Badger journal's default options (persistence), which this
+// journal enforces the same way, so that a test sees what production
+// would: an over-long append or identity is refused, not stored.
+const (
+	// DefaultAppendEventsMax is persistence's default BatchEntries: the
+	// most events one Append may carry.
+	DefaultAppendEventsMax = 1024
+	// idBytesMax, eventBytesMax and snapshotBytesMax are persistence's
+	// hard limits.
+	idBytesMax       = 1024
+	eventBytesMax    = 1 << 20
+	snapshotBytesMax = 256 << 20
+)
+
+// ErrInvalidRequest is returned for a write that breaks one of the limits.
+var ErrInvalidRequest = errors.New("testkit journal: invalid request")
+
 // Journal is an in-memory actors.Journal. Like the Badger journal it has one
 // writer goroutine that takes every waiting append and snapshot as one
 // flush, completes them in submission order, and refuses an append that
 // does not continue its identity's sequence. A flush can be delayed
-// (SetFlushDelay), held back (Pause/Resume) or made to fail (FailNext).
+// (SetFlushDelay), held back (Pause/Resume) or made to fail (FailNext). It
+// enforces the Badger journal's limits (AppendEventsMax and the byte
+// limits), keeps wake times atomically with the events, and deletes.
 type Journal struct {
-	mu       sync.Mutex
-	cond     *sync.Cond
-	events   map[string][][]byte // durable events; index i is sequence i+1
-	snaps    map[string]memSnapshot
-	last     map[string]uint64 // last durable-or-pending sequence
-	queue    []journalOp
-	paused   bool
-	closed   bool
-	delay    time.Duration
-	failures []error
-	flushes  int
-	done     chan struct{}
+	mu        sync.Mutex
+	cond      *sync.Cond
+	events    map[string][][]byte // durable events; index i is sequence i+1
+	snaps     map[string]memSnapshot
+	wakes     map[string]int64  // durable wake times
+	last      map[string]uint64 // last durable-or-pending sequence
+	appendMax int
+	queue     []journalOp
+	paused    bool
+	closed    bool
+	delay     time.Duration
+	failures  []error
+	flushes   int
+	done      chan struct{}
 }
 
 type memSnapshot struct {
@@ -37,7 +59,9 @@ type journalOp struct {
 	id       string
 	first    uint64
 	events   [][]byte
+	wake     int64
 	snapshot bool
+	delete   bool
 	done     func(error)
 }
 
@@ -47,43 +71,122 @@ var ErrClosed = errors.New("testkit journal closed")
 // NewJournal starts an empty journal. Close stops its writer.
 func NewJournal() *Journal {
 	j := &Journal{
-		events: map[string][][]byte{},
-		snaps:  map[string]memSnapshot{},
-		last:   map[string]uint64{},
-		done:   make(chan struct{}),
+		events:    map[string][][]byte{},
+		snaps:     map[string]memSnapshot{},
+		last:      map[string]uint64{},
+		wakes:     map[string]int64{},
+		appendMax: DefaultAppendEventsMax,
+		done:      make(chan struct{}),
 	}
 	j.cond = sync.NewCond(&j.mu)
 	go j.writer()
 	return j
 }
 
-// Append implements actors.Journal.
-func (j *Journal) Append(id string, first uint64, events [][]byte, done func(error)) {
+// AppendEventsMax implements actors.Journal.
+func (j *Journal) AppendEventsMax() int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	switch {
-	case j.closed:
-		go done(ErrClosed)
-		return
-	case first != j.last[id]+1:
-		go done(fmt.Errorf("append %s at %d after %d: sequence conflict", id, first, j.last[id]))
+	return j.appendMax
+}
+
+// SetAppendEventsMax changes the most events one Append may carry, as the
+// Badger journal's BatchEntries option does.
+func (j *Journal) SetAppendEventsMax(n int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.appendMax = max(n, 1)
+}
+
+// Append implements actors.Journal.
+func (j *Journal) Append(id string, first uint64, events [][]byte, wake int64, done func(error)) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.checkAppend(id, first, events); err != nil {
+		go done(err)
 		return
 	}
 	j.last[id] += uint64(len(events))
-	j.queue = append(j.queue, journalOp{id: id, first: first, events: slices.Clone(events), done: done})
+	j.queue = append(j.queue, journalOp{id: id, first: first, events: slices.Clone(events), wake: wake, done: done})
 	j.cond.Broadcast()
+}
+
+func (j *Journal) checkAppend(id string, first uint64, events [][]byte) error {
+	switch {
+	case j.closed:
+		return ErrClosed
+	case id == "" || len(id) > idBytesMax:
+		return fmt.Errorf("%w: id of %d bytes, want 1..%d", ErrInvalidRequest, len(id), idBytesMax)
+	case len(events) > j.appendMax:
+		return fmt.Errorf("%w: %d events in one append, want at most %d", ErrInvalidRequest, len(events), j.appendMax)
+	case first != j.last[id]+1:
+		return fmt.Errorf("append %s at %d after %d: sequence conflict", id, first, j.last[id])
+	}
+	for _, e := range events {
+		if len(e) > eventBytesMax {
+			return fmt.Errorf("%w: event of %d bytes, limit %d", ErrInvalidRequest, len(e), eventBytesMax)
+		}
+	}
+	return nil
 }
 
 // SaveSnapshot implements actors.Journal.
 func (j *Journal) SaveSnapshot(id string, seq uint64, state []byte, done func(error)) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.closed {
+	switch {
+	case j.closed:
 		go done(ErrClosed)
+		return
+	case len(state) > snapshotBytesMax || seq == 0:
+		go done(fmt.Errorf("%w: snapshot of %d bytes at %d", ErrInvalidRequest, len(state), seq))
 		return
 	}
 	j.queue = append(j.queue, journalOp{id: id, first: seq, events: [][]byte{slices.Clone(state)}, snapshot: true, done: done})
 	j.cond.Broadcast()
+}
+
+// Delete implements actors.Journal.
+func (j *Journal) Delete(id string, done func(error)) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		go done(ErrClosed)
+		return
+	}
+	j.last[id] = 0
+	j.queue = append(j.queue, journalOp{id: id, delete: true, done: done})
+	j.cond.Broadcast()
+}
+
+// Due implements actors.Journal.
+func (j *Journal) Due(before int64, limit int, fn func(id string, wake int64) bool) error {
+	type due struct {
+		id   string
+		wake int64
+	}
+	j.mu.Lock()
+	var list []due
+	for id, w := range j.wakes {
+		if w != 0 && w <= before {
+			list = append(list, due{id, w})
+		}
+	}
+	j.mu.Unlock()
+	slices.SortFunc(list, func(a, b due) int { return cmp.Or(cmp.Compare(a.wake, b.wake), cmp.Compare(a.id, b.id)) })
+	for i, d := range list {
+		if i == limit || !fn(d.id, d.wake) {
+			break
+		}
+	}
+	return nil
+}
+
+// Wake returns the identity's durable wake time, 0 for none.
+func (j *Journal) Wake(id string) int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.wakes[id]
 }
 
 // LoadSnapshot implements actors.Journal.
@@ -204,11 +307,23 @@ func (j *Journal) commit(batch []journalOp) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.flushes++
+	next := map[string]uint64{} // the sequence each identity continues at, as the batch goes
 	for _, op := range batch {
-		if !op.snapshot && op.first > uint64(len(j.events[op.id]))+1 {
-			// Submitted after an earlier append of the identity failed:
-			// writing it would leave a gap.
-			return fmt.Errorf("append %s at %d: earlier events were lost: sequence conflict", op.id, op.first)
+		switch {
+		case op.delete:
+			next[op.id] = 1
+		case op.snapshot:
+		default:
+			want, ok := next[op.id]
+			if !ok {
+				want = uint64(len(j.events[op.id])) + 1
+			}
+			if op.first != want {
+				// Submitted after an earlier append of the identity failed:
+				// writing it would leave a gap.
+				return fmt.Errorf("append %s at %d: earlier events were lost: sequence conflict", op.id, op.first)
+			}
+			next[op.id] = op.first + uint64(len(op.events))
 		}
 	}
 	if len(j.failures) > 0 {
@@ -222,6 +337,12 @@ func (j *Journal) commit(batch []journalOp) error {
 		return err
 	}
 	for _, op := range batch {
+		if op.delete {
+			delete(j.events, op.id)
+			delete(j.snaps, op.id)
+			delete(j.wakes, op.id)
+			continue
+		}
 		if op.snapshot {
 			if op.first > j.snaps[op.id].seq {
 				j.snaps[op.id] = memSnapshot{seq: op.first, state: op.events[0]}
@@ -229,6 +350,11 @@ func (j *Journal) commit(batch []journalOp) error {
 			continue
 		}
 		j.events[op.id] = append(j.events[op.id], op.events...)
+		if op.wake == 0 {
+			delete(j.wakes, op.id)
+		} else {
+			j.wakes[op.id] = op.wake
+		}
 	}
 	return nil
 }

@@ -51,7 +51,9 @@ func NewCheckout(t testing.TB, cfg actors.OrderConfig, opts ...Option) *Checkout
 func (c *Checkout) stopAll() {
 	var futures []*actor.Future
 	for _, id := range c.known() {
-		futures = append(futures, c.System.Root.StopFuture(c.Orders.PID(id)))
+		// By name, not through Orders.PID: an order that passivated must
+		// not be activated only to be stopped.
+		futures = append(futures, c.System.Root.StopFuture(actor.NewPID(c.System.Address(), "order/"+id)))
 	}
 	futures = append(futures, c.Link.stopAll()...)
 	deadline := time.Now().Add(c.Timeout)
@@ -160,7 +162,8 @@ func (c *Checkout) known() []string {
 	return ids
 }
 
-// Advance moves the clock forward, sweeps the SKUs (Kit.Advance), and
+// Advance moves the clock forward, sweeps the SKUs (Kit.Advance), wakes
+// what the journal's wake index says is due (as a node's waker does), and
 // wakes every order the kit has talked to with ExpireOrder and
 // RetryOrderSaga, so that expiries and overdue SKU commands happen before
 // the next step of the test (the SKU answers still arrive asynchronously:
@@ -168,11 +171,24 @@ func (c *Checkout) known() []string {
 func (c *Checkout) Advance(d time.Duration) {
 	c.T.Helper()
 	c.Kit.Advance(d)
+	c.WakeDue()
 	for _, id := range c.known() {
 		c.Orders.Send(id, &pb.ExpireOrder{})
 		c.Orders.Send(id, &pb.RetryOrderSaga{})
 		c.AskOrder(id, &pb.GetOrder{OrderId: id}) // answered after the ticks
 	}
+}
+
+// WakeDue activates the actors whose wake time has passed on the kit's
+// clock and that are not in memory, as a node's waker does every 200 ms
+// (Orders.WakeDue), and returns how many it woke.
+func (c *Checkout) WakeDue() int {
+	c.T.Helper()
+	n, err := c.Orders.WakeDue(c.Clock.Now())
+	if err != nil {
+		c.T.Fatalf("wake due actors: %v", err)
+	}
+	return n
 }
 
 // CrashOrder makes the order's actor panic. Its supervisor restarts it and
@@ -183,8 +199,8 @@ func (c *Checkout) CrashOrder(orderID string) {
 }
 
 // StopOrder stops the order's actor gracefully and waits, as a node
-// shutdown does: nothing wakes it again but a message to it, or
-// Orders.RecoverOpen.
+// shutdown does: nothing wakes it again but a message to it, or the wake
+// index (Orders.WakeDue) once its wake time has passed.
 func (c *Checkout) StopOrder(orderID string) {
 	if err := c.System.Root.StopFuture(c.Orders.PID(orderID)).Wait(); err != nil {
 		c.T.Fatalf("stop order %s: %v", orderID, err)

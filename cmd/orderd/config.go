@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/orderengine/orderengine/actors"
 )
 
 // config is everything orderd reads from flags and environment.
@@ -26,8 +28,14 @@ type config struct {
 	snapshotEvery  uint64
 	passivateAfter time.Duration
 	orderPassivate time.Duration
+	orderRetention time.Duration
+	residentMax    int
 	debugAddr      string
 }
+
+// orderRetentionMin is API.md's promise: an idempotent checkout replays
+// its first answer for at least 24 hours.
+const orderRetentionMin = 24 * time.Hour
 
 // envPrefix: every flag can also come from ORDERD_<FLAG>, with dashes as
 // underscores (ORDERD_ADMIN_TOKEN). A flag on the command line wins.
@@ -50,7 +58,11 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (c
 	fs.Uint64Var(&c.snapshotEvery, "snapshot-every", 1000, "events between snapshots of an actor (0: only on passivation)")
 	fs.DurationVar(&c.passivateAfter, "passivate-after", 10*time.Minute, "stop SKU actors idle this long (0: never)")
 	fs.DurationVar(&c.orderPassivate, "order-passivate-after", 30*time.Second,
-		"stop settled order actors idle this long (0: never); unpaid orders stay until they expire")
+		"stop order actors idle this long (0: never); unpaid ones are woken again at their expiry")
+	fs.DurationVar(&c.orderRetention, "order-retention", actors.DefaultOrderRetention,
+		"keep terminal orders (rejected, cancelled, expired, completed) this long, then delete them (at least 24h)")
+	fs.IntVar(&c.residentMax, "max-resident", actors.DefaultResidentMax,
+		"actors kept in memory before the least recently used are asked to passivate (0: no bound)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (off when empty; keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -85,6 +97,10 @@ func (c config) validate() error {
 		return errors.New("-request-timeout must be positive")
 	case c.passivateAfter < 0 || c.orderPassivate < 0:
 		return errors.New("-passivate-after and -order-passivate-after must not be negative")
+	case c.orderRetention < orderRetentionMin:
+		return fmt.Errorf("-order-retention %v: want at least %v (idempotent checkouts replay for 24 hours)", c.orderRetention, orderRetentionMin)
+	case c.residentMax < 0:
+		return errors.New("-max-resident must not be negative")
 	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		return err

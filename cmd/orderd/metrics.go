@@ -45,11 +45,17 @@ func (m *journalMetrics) observe(_, entries, _ int, d time.Duration, err error) 
 
 // registerActorMetrics exports the number of live actors by kind, counted
 // when scraped.
-func registerActorMetrics(reg prometheus.Registerer, skus *actors.Registry) {
+func registerActorMetrics(reg prometheus.Registerer, skus *actors.Registry, residentMax int) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "orderengine_actors_live", Help: "Actors active on this node, by kind.", ConstLabels: prometheus.Labels{"kind": "sku"},
 	}, func() float64 { n, _ := skus.Count(); return float64(n) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "orderengine_actors_live", Help: "Actors active on this node, by kind.", ConstLabels: prometheus.Labels{"kind": "order"},
 	}, func() float64 { _, n := skus.Count(); return float64(n) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orderengine_actors_resident", Help: "Actors the registry keeps in memory (all kinds); compare with orderengine_actors_resident_max.",
+	}, func() float64 { return float64(skus.Resident()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orderengine_actors_resident_max", Help: "The bound beyond which least recently used actors are asked to passivate (-max-resident).",
+	}, func() float64 { return float64(max(residentMax, 0)) }))
 }

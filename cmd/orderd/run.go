@@ -68,19 +68,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	skus := actors.NewRegistry(system, actors.SkuConfig{
 		Journal: journal, SnapshotEvery: cfg.snapshotEvery, PassivateAfter: cfg.passivateAfter, Logger: actorLog,
 	})
+	skus.SetResidentMax(cfg.residentMax)
 	orders := actors.NewOrders(skus, actors.OrderConfig{
-		Journal: journal, SnapshotEvery: cfg.snapshotEvery, PassivateAfter: cfg.orderPassivate, Logger: actorLog,
+		Journal: journal, SnapshotEvery: cfg.snapshotEvery, PassivateAfter: cfg.orderPassivate,
+		Retention: cfg.orderRetention, Logger: actorLog,
 	})
-	registerActorMetrics(reg, skus)
-	// Orders that still owe their SKUs a command, or can still expire,
-	// have nobody to wake them after a restart but this.
-	rctx, rcancel := context.WithTimeout(ctx, shutdownTimeout)
-	woken, err := orders.RecoverOpen(rctx)
-	rcancel()
-	if err != nil {
-		return fmt.Errorf("recover open orders: %w", err)
-	}
-	log.Info("open orders recovered", "orders", woken)
+	registerActorMetrics(reg, skus, cfg.residentMax)
+	// Nothing is loaded in bulk at start: the waker activates what the
+	// journal's wake index says is due (orders whose saga owes a SKU
+	// command, unpaid orders at their expiry, SKUs at their first safety
+	// expiry, terminal orders at the end of their retention).
+	wakeCtx, stopWaker := context.WithCancel(context.Background())
+	wakerDone := make(chan struct{})
+	go func() {
+		defer close(wakerDone)
+		orders.RunWaker(wakeCtx, actors.SystemClock{}, actors.DefaultWakeInterval, func(err error) {
+			log.Error("wake due actors", "err", err)
+		})
+	}()
+	defer func() {
+		stopWaker()
+		<-wakerDone
+	}()
 
 	var ready atomic.Bool
 	gw, err := gateway.New(gateway.Config{

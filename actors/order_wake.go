@@ -1,0 +1,63 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/orderengine/orderengine/actors/pb"
+)
+
+// wakeAtOnce is the wake time of an identity a node must activate as soon
+// as it can: an order whose saga owes a SKU command. Any time in the past
+// would do; 1 sorts it first in the journal's wake index.
+const wakeAtOnce int64 = 1
+
+// DefaultOrderRetention is how long a terminal order (rejected, cancelled,
+// expired, completed) is kept before its journal is deleted. API.md asks
+// for at least 24 hours, so that an idempotent checkout can be replayed.
+const DefaultOrderRetention = 7 * 24 * time.Hour
+
+// OrderWakeAt returns when the order must next be activated even if nobody
+// asks for it (Unix nanoseconds), 0 for never:
+//
+//   - at once while its saga owes a SKU command (after a restart, nothing
+//     else would send it);
+//   - at expires_at while it is unpaid, so that it expires on time although
+//     it passivated;
+//   - at the end of its retention once it is terminal, when it deletes
+//     itself (retention 0 keeps it forever);
+//   - never while paid or shipped: those wait for the customer or the
+//     operator, and an order never placed has nothing to do.
+//
+// It is a pure function of the state, so a recovered order computes the
+// same wake time that its last append wrote.
+func OrderWakeAt(s *OrderState, retention time.Duration) int64 {
+	switch {
+	case s.Status == pb.OrderStatus_ORDER_STATUS_UNSPECIFIED:
+		return 0
+	case !OrderSettled(s):
+		return wakeAtOnce
+	case orderUnpaid(s.Status):
+		return s.ExpiresAt
+	case orderTerminal(s.Status) && retention > 0:
+		return s.StatusAt + int64(retention)
+	}
+	return 0
+}
+
+// orderTerminal reports whether no command can move an order in this
+// status any more.
+func orderTerminal(st pb.OrderStatus) bool {
+	switch st {
+	case pb.OrderStatus_ORDER_STATUS_REJECTED, pb.OrderStatus_ORDER_STATUS_CANCELLED,
+		pb.OrderStatus_ORDER_STATUS_EXPIRED, pb.OrderStatus_ORDER_STATUS_COMPLETED:
+		return true
+	}
+	return false
+}
+
+// orderRetentionDue reports whether a terminal order that owes nothing has
+// been kept for its retention and may be forgotten.
+func orderRetentionDue(s *OrderState, now time.Time, retention time.Duration) bool {
+	return retention > 0 && orderTerminal(s.Status) && OrderSettled(s) &&
+		now.UnixNano() >= s.StatusAt+int64(retention)
+}

@@ -1,0 +1,141 @@
+package actors_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/orderengine/orderengine/actors"
+	"github.com/orderengine/orderengine/actors/pb"
+	"github.com/orderengine/orderengine/actors/testkit"
+)
+
+// unpaidOrders is how many orders TestUnpaidOrdersExpireFromTheWakeIndex
+// places: small enough for make test, and raised by hand to check the
+// promise at scale (go test ./actors -run UnpaidOrders -unpaid-orders
+// 1000000 -timeout 60m).
+var unpaidOrders = flag.Int("unpaid-orders", 5_000, "orders placed by TestUnpaidOrdersExpireFromTheWakeIndex")
+
+// Unpaid orders passivate (the resident bound pushes them out), and the
+// journal's wake index brings each back at its expiry: every order expires
+// exactly once, within one second of its deadline on the node's clock,
+// its stock comes back exactly once, and the node never keeps more than
+// its bound of actors (plus those busy at the moment, which decline).
+func TestUnpaidOrdersExpireFromTheWakeIndex(t *testing.T) {
+	const (
+		residentMax = 2_000
+		workers     = 64
+		ttlSeconds  = 60
+		stepFake    = 100 * time.Millisecond // waker interval, in fake time
+	)
+	n := *unpaidOrders
+	c := testkit.NewCheckout(t, actors.OrderConfig{})
+	c.Timeout = 5 * time.Minute // one wait covers every expiry of a step
+	c.Registry.SetResidentMax(residentMax)
+	c.AskSku("A", &pb.Restock{OpId: "r", Quantity: int64(n)})
+
+	// Place every order: the fake clock moves 1 ms every 10 orders, so
+	// deadlines are spread as in a real sale.
+	ids := make([]string, n)
+	var next atomic.Int64
+	var residentPeak atomic.Int64
+	var wg sync.WaitGroup
+	placeStart := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if i%10 == 0 {
+					c.Clock.Advance(time.Millisecond)
+				}
+				ids[i] = actors.KeyedOrderID("c", fmt.Sprint("k-", i))
+				res := askOrder(t, c, ids[i], &pb.PlaceOrder{OrderId: ids[i], Customer: "c", TtlSeconds: ttlSeconds,
+					Items: []*pb.OrderLine{{Sku: "A", Quantity: 1}}})
+				if res.Code != pb.OrderCode_ORDER_CODE_OK || res.Order.Status != pb.OrderStatus_ORDER_STATUS_RESERVED {
+					t.Errorf("place %d: %v", i, res)
+					return
+				}
+				residentPeak.Store(max(residentPeak.Load(), int64(c.Registry.Resident())))
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	t.Logf("placed %d orders in %v", n, time.Since(placeStart).Round(time.Millisecond))
+	expireStart := time.Now()
+	if v := c.AskSku("A", &pb.GetStock{}).View; v.Available != 0 || v.Reserved != int64(n) {
+		t.Fatalf("after placing: %v", v)
+	}
+
+	// Move time in waker-sized steps; after each, wake what is due and
+	// wait until nothing due is left, as a node's waker would within its
+	// interval.
+	end := c.Clock.Now().Add(ttlSeconds*time.Second + time.Second)
+	for c.Clock.Now().Before(end) {
+		c.Clock.Advance(stepFake)
+		now := c.Clock.Now().UnixNano()
+		c.Eventually("every due order expired and settled", func() bool {
+			c.WakeDue()
+			residentPeak.Store(max(residentPeak.Load(), int64(c.Registry.Resident())))
+			due := 0
+			_ = c.Journal.Due(now, 1, func(string, int64) bool {
+				due++
+				return false
+			})
+			return due == 0
+		})
+	}
+	t.Logf("expired them in %v", time.Since(expireStart).Round(time.Millisecond))
+	skuIs(t, c, "A", int64(n), 0, 0)
+
+	late, expired := time.Duration(0), 0
+	for _, id := range ids {
+		var deadline int64
+		count := 0
+		for _, ev := range c.OrderEvents(id) {
+			switch b := ev.Body.(type) {
+			case *pb.OrderEvent_Placed:
+				deadline = b.Placed.ExpiresAtUnixNano
+			case *pb.OrderEvent_Expired:
+				count++
+				late = max(late, time.Duration(ev.AtUnixNano-deadline))
+			}
+		}
+		if count != 1 {
+			t.Fatalf("order %s expired %d times", id, count)
+		}
+		expired++
+	}
+	if late > time.Second {
+		t.Errorf("an order expired %v after its deadline, want within 1s", late)
+	}
+	// The bound is soft by the actors busy at a given moment (a saga in
+	// flight declines to passivate): at most one per worker here.
+	if peak := residentPeak.Load(); peak > residentMax+workers+2 {
+		t.Errorf("resident actors peaked at %d, bound %d", peak, residentMax)
+	}
+	t.Logf("%d orders expired, latest %v after its deadline, resident peak %d (bound %d)",
+		expired, late, residentPeak.Load(), residentMax)
+}
+
+// askOrder asks without the kit remembering the order, so that a test with
+// many orders does not make the kit wake or stop each of them.
+func askOrder(t *testing.T, c *testkit.Checkout, id string, cmd any) *pb.OrderResult {
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+	defer cancel()
+	res, err := c.Orders.Ask(ctx, id, cmd)
+	if err != nil {
+		t.Errorf("ask order %s: %v", id, err)
+		return &pb.OrderResult{}
+	}
+	return res
+}
