@@ -6,7 +6,7 @@ DATA      ?= ./data
 HTTP      ?= 127.0.0.1:8080
 FUZZTIME  ?= 20s
 
-.PHONY: all build run test test-short lint bench bench-http bench-compare sim fuzz proto tools clean
+.PHONY: all build run test test-short lint bench bench-http bench-compare bench-sustained sim fuzz proto tools clean
 
 all: build
 
@@ -44,6 +44,13 @@ bench-http:
 # installs redis-server and postgresql with apt-get when missing).
 bench-compare:
 	./scripts/bench-compare.sh
+
+# One fresh orderd under minutes of closed-loop load: HOT_DURATION (120s) on one
+# hot SKU, then UNIFORM_DURATION (60s) over 10 000 SKUs, checkouts/s and server
+# RSS every WINDOW (10s) with CONNECTIONS (64); replaces the "Sustained load"
+# section of docs/benchmarks.md and writes docs/bench/sustained.{png,csv}.
+bench-sustained:
+	./scripts/bench-sustained.sh
 
 # The order/SKU simulation with many more seeds than make test runs.
 SEEDS ?= 2000

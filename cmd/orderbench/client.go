@@ -43,6 +43,7 @@ type client struct {
 	hc    *fasthttp.HostClient
 	host  string
 	token string
+	ttl   int // ttl_seconds sent with each checkout; 0 leaves the server's default
 }
 
 func newClient(rawURL, token string, conns int) (*client, error) {
@@ -155,7 +156,12 @@ func (c *client) send(o op, customer string, req *fasthttp.Request, resp *fastht
 		buf = append(buf, customer...)
 		buf = append(buf, `","items":[{"sku":"`...)
 		buf = append(buf, o.SKU...)
-		buf = append(buf, `","quantity":1}]}`...)
+		buf = append(buf, `","quantity":1}]`...)
+		if c.ttl > 0 {
+			buf = append(buf, `,"ttl_seconds":`...)
+			buf = strconv.AppendInt(buf, int64(c.ttl), 10)
+		}
+		buf = append(buf, '}')
 		status, body := c.do("POST", "/v1/orders", buf, false, req, resp)
 		if status == fasthttp.StatusCreated {
 			id := orderID(body)

@@ -79,6 +79,13 @@ func (h *Histogram) Merge(o *Histogram) {
 	}
 }
 
+// Reset empties h without giving its buckets back, so that one histogram can
+// serve window after window without allocating.
+func (h *Histogram) Reset() {
+	clear(h.counts)
+	h.total, h.sum, h.max = 0, 0, 0
+}
+
 // Count is the number of recorded values.
 func (h *Histogram) Count() uint64 { return h.total }
 

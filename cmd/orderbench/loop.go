@@ -73,6 +73,7 @@ type sender struct {
 	req      *fasthttp.Request
 	resp     *fasthttp.Response
 	buf      []byte
+	win      *windowSlot // per-window counts for the sustained mode; nil elsewhere
 }
 
 func newSender(c *client, w *workload, id int) *sender {
@@ -87,6 +88,11 @@ func (s *sender) exec(o op, from time.Time, measure bool) {
 	var id string
 	status, id, s.buf = s.c.send(o, s.customer, s.req, s.resp, s.buf)
 	lat := time.Since(from)
+	if s.win != nil {
+		// Every answer counts towards its window, warm-up included: the
+		// reporter decides which windows it prints.
+		s.win.record(o.Kind, status, lat)
+	}
 	if status >= 200 && status < 300 {
 		switch o.Kind {
 		case opCheckout:

@@ -4,6 +4,7 @@
 //
 //	orderbench -url http://127.0.0.1:8080 -token T -workload hot -duration 10s
 //	orderbench report -in results/ -out docs/benchmarks.md -plots docs/bench
+//	orderbench sustained -url http://127.0.0.1:8080 -token T -phases hot:120s,uniform:60s -window 10s -server-pid PID
 //	orderbench freeport
 package main
 
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		switch args[0] {
 		case "report":
 			return runReport(args[1:], stdout, stderr)
+		case "sustained":
+			return runSustained(ctx, args[1:], stdout, stderr)
 		case "freeport":
 			return freePort(stdout)
 		}

@@ -78,6 +78,14 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("report: %w", err)
 		}
 	}
+	// The sustained-load section comes from another script (bench-sustained.sh)
+	// and takes minutes to measure: keep it rather than lose it to this rewrite.
+	if old, err := os.ReadFile(c.Out); err == nil {
+		if s := sustainedSection(old); s != nil {
+			buf.WriteString("\n")
+			buf.Write(s)
+		}
+	}
 	if err := os.WriteFile(c.Out, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
