@@ -39,6 +39,9 @@ type orderSend struct {
 // act on a decision that a crash could still undo.
 func (o *OrderSends) Due(s *OrderState, now time.Time, jitter func() float64) []OrderSkuCommand {
 	owed := OrderOwed(s)
+	if len(owed) == 0 && o.inflight == nil {
+		return nil
+	}
 	if o.inflight == nil {
 		o.inflight = make(map[orderSendKey]orderSend, len(owed))
 	}
@@ -62,6 +65,9 @@ func (o *OrderSends) Due(s *OrderState, now time.Time, jitter func() float64) []
 				delete(o.inflight, k)
 			}
 		}
+	}
+	if len(o.inflight) == 0 {
+		o.inflight = nil // a settled order that stays resident keeps no map
 	}
 	return out
 }

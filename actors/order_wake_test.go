@@ -139,3 +139,54 @@ func askOrder(t *testing.T, c *testkit.Checkout, id string, cmd any) *pb.OrderRe
 	}
 	return res
 }
+
+// A terminal order is kept for its retention and then deletes its journal
+// when the wake index brings it back: its ID reads as never placed, and a
+// keyed checkout with the same key starts a new order. Paid orders are
+// kept, since they can still move.
+func TestTerminalOrdersAreForgottenAfterTheirRetention(t *testing.T) {
+	const retention = 24 * time.Hour
+	c := testkit.NewCheckout(t, actors.OrderConfig{Retention: retention})
+	c.AskSku("A", &pb.Restock{OpId: "r", Quantity: 10})
+	place := func(key string) string {
+		id := actors.KeyedOrderID("c", key)
+		res := c.AskOrder(id, &pb.PlaceOrder{OrderId: id, Customer: "c", TtlSeconds: 60,
+			Items: []*pb.OrderLine{{Sku: "A", Quantity: 1}}})
+		if res.Code != pb.OrderCode_ORDER_CODE_OK {
+			t.Fatalf("place %s: %v", key, res)
+		}
+		return id
+	}
+	cancelled, paid := place("cancelled"), place("paid")
+	c.AskOrder(cancelled, &pb.CancelOrder{OrderId: cancelled})
+	c.AskOrder(paid, &pb.PayOrder{OrderId: paid, PaymentRef: "p"})
+	c.Eventually("both settled", func() bool { return c.Settled(cancelled) && c.Settled(paid) })
+	cancelledAt := c.OrderState(cancelled).StatusAt
+	if w := c.Journal.Wake("order/" + cancelled); w != cancelledAt+int64(retention) {
+		t.Fatalf("cancelled order's wake time %d, want the end of its retention %d", w, cancelledAt+int64(retention))
+	}
+	if w := c.Journal.Wake("order/" + paid); w != 0 {
+		t.Fatalf("paid order's wake time %d, want none", w)
+	}
+
+	c.Clock.Advance(retention - time.Second)
+	c.WakeDue()
+	if len(c.Journal.Events("order/"+cancelled)) == 0 {
+		t.Fatal("forgotten before its retention ended")
+	}
+	c.Clock.Advance(time.Second)
+	c.WakeDue()
+	c.Eventually("the cancelled order's journal deleted", func() bool {
+		return len(c.Journal.Events("order/"+cancelled)) == 0 && c.Journal.Wake("order/"+cancelled) == 0
+	})
+	if r := c.AskOrder(cancelled, &pb.GetOrder{OrderId: cancelled}); r.Code != pb.OrderCode_ORDER_CODE_NOT_FOUND {
+		t.Fatalf("a forgotten order reads %v, want NOT_FOUND", r.Code)
+	}
+	if got := c.OrderState(paid); got.Status != pb.OrderStatus_ORDER_STATUS_PAID {
+		t.Fatalf("the paid order was touched: %v", got.Status)
+	}
+	// The key is free again: the same checkout is a new order.
+	if again := place("cancelled"); again != cancelled || c.OrderState(again).Status != pb.OrderStatus_ORDER_STATUS_RESERVED {
+		t.Fatal("a keyed checkout after the retention did not start a new order")
+	}
+}

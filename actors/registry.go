@@ -46,7 +46,7 @@ const activationShards = 256
 
 // DefaultResidentMax bounds the actors a node keeps in memory (see
 // Registry). A resident order or SKU costs a few KiB.
-const DefaultResidentMax = 50_000
+const DefaultResidentMax = 20_000
 
 const (
 	// evictScanMax bounds the passivation requests one activation sends
@@ -55,6 +55,14 @@ const (
 	// evictAskAgainAfter spaces passivation requests to one actor that
 	// declined, so a busy actor is not asked on every activation.
 	evictAskAgainAfter = time.Second
+	// evictLookMax bounds how far from the least recently used end one
+	// eviction looks for actors to ask.
+	evictLookMax = 64
+	// skuEvictIdleMin spares SKUs used more recently than this: a node has
+	// far fewer SKUs than orders, a SKU is costly to bring back (its
+	// snapshot on the way out, its holds on the way in) and likely to be
+	// used again soon, while a settled order is neither.
+	skuEvictIdleMin = time.Minute
 )
 
 type residentShard struct {
@@ -66,7 +74,14 @@ type residentShard struct {
 // residentActor is one activation of a name, tracked until it stops.
 type residentActor struct {
 	name  string
+	sku   bool
+	used  time.Time // when it was last activated or looked up
 	asked time.Time // when it was last asked to passivate
+}
+
+// evictable reports whether ra may be asked to passivate at now.
+func (ra *residentActor) evictable(now time.Time) bool {
+	return now.Sub(ra.asked) >= evictAskAgainAfter && (!ra.sku || now.Sub(ra.used) >= skuEvictIdleMin)
 }
 
 // passivateRequest asks an actor to stop if it is idle, as its receive
@@ -111,13 +126,15 @@ func (r *Registry) activate(name string, props func() *actor.Props) *actor.PID {
 	sh := &r.shards[h.Sum32()%activationShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	now := time.Now()
 	if _, ok := r.system.ProcessRegistry.GetLocal(name); ok {
 		if e := sh.byName[name]; e != nil {
 			sh.lru.MoveToFront(e)
+			e.Value.(*residentActor).used = now
 		}
 		return actor.NewPID(r.system.Address(), name)
 	}
-	ra := &residentActor{name: name}
+	ra := &residentActor{name: name, sku: strings.HasPrefix(name, skuActorName("")), used: now}
 	pid, err := r.system.Root.SpawnNamed(props().Configure(actor.WithReceiverMiddleware(r.untrackOnStop(sh, ra))), name)
 	if err != nil && !errors.Is(err, actor.ErrNameExists) {
 		// SpawnNamed fails only on a taken name; anything else is a bug.
@@ -132,25 +149,27 @@ func (r *Registry) activate(name string, props func() *actor.Props) *actor.PID {
 	}
 	sh.byName[name] = sh.lru.PushFront(ra)
 	if n := r.resident.Add(1); r.residentMax > 0 && n > r.residentMax {
-		r.askToPassivate(sh, ra)
+		r.askToPassivate(sh, ra, now, evictScanMax)
 	}
 	return pid
 }
 
-// askToPassivate sends passivation requests to the least recently used
-// actors of sh, other than the one just activated. The caller holds sh.mu.
-func (r *Registry) askToPassivate(sh *residentShard, spare *residentActor) {
-	now := time.Now()
+// askToPassivate sends up to n passivation requests to the least recently
+// used evictable actors of sh, other than spare, and returns how many it
+// sent. The caller holds sh.mu.
+func (r *Registry) askToPassivate(sh *residentShard, spare *residentActor, now time.Time, n int) int {
+	asked := 0
 	e := sh.lru.Back()
-	for asked := 0; e != nil && asked < evictScanMax; e = e.Prev() {
+	for looked := 0; e != nil && asked < n && looked < evictLookMax; e, looked = e.Prev(), looked+1 {
 		ra := e.Value.(*residentActor)
-		if ra == spare || now.Sub(ra.asked) < evictAskAgainAfter {
+		if ra == spare || !ra.evictable(now) {
 			continue
 		}
 		ra.asked = now
 		r.system.Root.Send(actor.NewPID(r.system.Address(), ra.name), &passivateRequest{})
 		asked++
 	}
+	return asked
 }
 
 // room returns how many more actors may be activated before the resident
@@ -170,16 +189,7 @@ func (r *Registry) makeRoom(n int) {
 	for tried := 0; n > 0 && tried < activationShards; tried++ {
 		sh := &r.shards[r.roomCursor.Add(1)%activationShards]
 		sh.mu.Lock()
-		for e := sh.lru.Back(); e != nil; e = e.Prev() {
-			ra := e.Value.(*residentActor)
-			if now.Sub(ra.asked) < evictAskAgainAfter {
-				continue
-			}
-			ra.asked = now
-			r.system.Root.Send(actor.NewPID(r.system.Address(), ra.name), &passivateRequest{})
-			n--
-			break
-		}
+		n -= r.askToPassivate(sh, nil, now, 1)
 		sh.mu.Unlock()
 	}
 }

@@ -27,12 +27,18 @@ type holdRec struct {
 // million records copies only about two thousand page pointers.
 const holdPageSlots = 512
 
+// holdPageFirstSlots is the room a new page starts with; it doubles up to
+// holdPageSlots as slots are handed out, so that a SKU with a handful of
+// holds (most SKUs of a large catalogue) costs a few hundred bytes, not a
+// whole page.
+const holdPageFirstSlots = 8
+
 type holdPage struct {
 	// epoch is the table epoch the page was created or copied in; a page
 	// of an older epoch may be read by a frozen view and is copied before
-	// it is written.
+	// it is written or grown.
 	epoch uint64
-	recs  [holdPageSlots]holdRec
+	recs  []holdRec // at most holdPageSlots; only the last page is shorter
 }
 
 // Kinds of heap a record is in. A record is in exactly one heap: a
@@ -86,16 +92,18 @@ func (t *holdTable) rec(slot int32) *holdRec {
 // writable returns the record in slot for writing, first copying its page
 // if a frozen view may still read it.
 func (t *holdTable) writable(slot int32) *holdRec {
-	i := slot / holdPageSlots
+	return &t.writablePage(slot / holdPageSlots).recs[slot%holdPageSlots]
+}
+
+// writablePage returns page i for writing, first copying it if a frozen
+// view may still read it.
+func (t *holdTable) writablePage(i int32) *holdPage {
 	p := t.pages[i]
 	if t.frozen > 0 && p.epoch != t.epoch {
-		cp := new(holdPage)
-		*cp = *p
-		cp.epoch = t.epoch
-		t.pages[i] = cp
-		p = cp
+		p = &holdPage{epoch: t.epoch, recs: slices.Clone(p.recs)}
+		t.pages[i] = p
 	}
-	return &p.recs[slot%holdPageSlots]
+	return p
 }
 
 func (t *holdTable) pos(slot int32) *int32 {
@@ -148,9 +156,13 @@ func (t *holdTable) alloc() int32 {
 		return slot
 	}
 	if int(t.used) == len(t.pages)*holdPageSlots {
-		t.pages = append(t.pages, &holdPage{epoch: t.epoch})
-		t.heapPos = append(t.heapPos, make([]int32, holdPageSlots))
+		t.pages = append(t.pages, &holdPage{epoch: t.epoch, recs: make([]holdRec, 0, holdPageFirstSlots)})
+		t.heapPos = append(t.heapPos, make([]int32, 0, holdPageFirstSlots))
 	}
+	last := int32(len(t.pages) - 1)
+	p := t.writablePage(last)
+	p.recs = append(p.recs, holdRec{})
+	t.heapPos[last] = append(t.heapPos[last], 0)
 	t.used++
 	return t.used - 1
 }

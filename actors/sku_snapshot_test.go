@@ -180,6 +180,18 @@ func TestSkuSnapshotBoundedAfterAMillionOrders(t *testing.T) {
 	if s.HoldCount() > kept+skuPruneMax || len(b) > maxSize {
 		t.Fatalf("%d holds kept, snapshot %d bytes; want at most %d and %d", s.HoldCount(), len(b), kept+skuPruneMax, maxSize)
 	}
+	// Once the last window has passed, nothing of the million is left but
+	// the counters: the sweeps drop skuPruneMax records each.
+	now = now.Add(max(ttl+rules.Grace, rules.DedupWindow))
+	for range kept/skuPruneMax + 2 {
+		s.Step(&pb.SweepReservations{}, now, rules)
+	}
+	if b := encodeAt(t, s, now, rules); s.HoldCount() != 0 || len(b) > 1<<10 {
+		t.Fatalf("after the window: %d holds, snapshot %d bytes", s.HoldCount(), len(b))
+	}
+	if v := s.View(); v.Sold != orders-orders/3-(orders+1)/3 || v.Reserved != 0 {
+		t.Fatalf("counters after forgetting: %v", v)
+	}
 }
 
 // TestSkuHoldMemory measures the Go heap one live reservation costs, with
@@ -213,4 +225,35 @@ func holdMemory(n int) (float64, *SkuState) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n), s
+}
+
+// A catalogue of many SKUs with a few holds each must not cost a whole
+// page of hold records per SKU: pages start small and grow.
+func TestSkuWithFewHoldsIsSmall(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	const (
+		skus           = 10_000
+		bytesPerSKUMax = 2 << 10
+	)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	states := make([]*SkuState, skus)
+	for i := range states {
+		s := NewSkuState(fmt.Sprint("S-", i))
+		s.Step(&pb.Restock{OpId: "r", Quantity: 10}, testNow, DefaultSkuRules)
+		s.Step(&pb.ReserveStock{OrderId: fmt.Sprintf("o_01J%023d", i), Quantity: 1,
+			DeadlineUnixNano: testNow.Add(time.Hour).UnixNano()}, testNow, DefaultSkuRules)
+		states[i] = s
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perSKU := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / skus
+	runtime.KeepAlive(states)
+	t.Logf("%.0f bytes of heap per SKU with one hold", perSKU)
+	if perSKU > bytesPerSKUMax {
+		t.Fatalf("%.0f bytes per SKU with one hold, want at most %d", perSKU, bytesPerSKUMax)
+	}
 }

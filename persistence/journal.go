@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +18,7 @@ import (
 // them all in memory. The reload reads keys and the 8-byte wake time only
 // (loadStored), so a miss costs the same whatever the identity's history or
 // snapshot size.
-const identitiesCachedMax = 100_000
+const identitiesCachedMax = 32_768
 
 // Journal is the Badger-backed journal. Its methods are safe for concurrent
 // use.
@@ -50,6 +51,11 @@ type Journal struct {
 	reads     sync.WaitGroup // reads of Badger outside the writer; Close waits for them
 	evictions uint64         // identities dropped from ids; guarded by mu
 	idsMax    int            // identitiesCachedMax; tests lower it
+	// idsLRU orders ids by last use, most recent first, so that the
+	// identities dropped beyond idsMax are the ones least likely to write
+	// again soon (an order's second append follows its first by a few
+	// milliseconds). Guarded by mu.
+	idsLRU list.List
 
 	opsBuf []op // the writer's scratch list of one request's writes
 
@@ -74,8 +80,9 @@ type identity struct {
 	snapPending uint64 // latest durable or queued snapshot sequence
 	wake        int64  // durable wake time; 0 for none
 	gen         uint64
-	inflight    int // requests queued or being committed
-	deletes     int // Deletes queued or being committed
+	inflight    int           // requests queued or being committed
+	deletes     int           // Deletes queued or being committed
+	used        *list.Element // in Journal.idsLRU
 
 	// The snapshot and wake time as the batch being committed leaves them,
 	// valid while stagedBatch equals the journal's batches: the writer

@@ -336,3 +336,37 @@ func TestEvictedIdentitiesReloadTheirSequences(t *testing.T) {
 		t.Fatalf("last %d, %v", last, err)
 	}
 }
+
+// The identities dropped beyond the cache's bound are the least recently
+// used ones, not the one that just wrote: an order's second append follows
+// its first by milliseconds, and must not pay a read of Badger for it.
+func TestEvictionDropsLeastRecentlyUsed(t *testing.T) {
+	j := openTest(t, t.TempDir(), testOptions(t))
+	j.idsMax = 2
+	for _, id := range []string{"a", "b", "c"} {
+		if err := appendSync(t, j, id, 1, []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.mu.Lock()
+	_, a := j.ids["a"]
+	_, c := j.ids["c"]
+	evicted := j.evictions
+	j.mu.Unlock()
+	if a || !c || evicted != 1 {
+		t.Fatalf("after three identities with room for two: a tracked %v, c tracked %v, %d evictions; want a dropped, c kept, 1", a, c, evicted)
+	}
+	for _, id := range []string{"c", "b", "c"} {
+		j.mu.Lock()
+		seq := j.ids[id].pending + 1
+		j.mu.Unlock()
+		if err := appendSync(t, j, id, seq, []byte("more")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.evictions != 1 {
+		t.Fatalf("appends of tracked identities evicted: %d evictions", j.evictions)
+	}
+}

@@ -182,7 +182,7 @@ func (o Options) Validate() error {
 // must be durable when acknowledged, so SyncWrites is on: each commit of the
 // writer is one fsync.
 func (o Options) badgerOptions(dir string) badger.Options {
-	return badger.DefaultOptions(dir).
+	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
 		WithLogger(badgerLogger{o.Logger}).
 		WithMemTableSize(o.MemTableBytes).
@@ -197,6 +197,12 @@ func (o Options) badgerOptions(dir string) badger.Options {
 		WithCompression(options.Snappy).
 		WithNumVersionsToKeep(1).
 		WithDetectConflicts(false) // one writer; nothing to detect
+	// Every level's tables the size of the base level's: Badger builds
+	// each table in memory (up to a dozen at a time while compacting, and
+	// it keeps a pool of the builders' buffers), so tables that doubled in
+	// size with each level made the node's memory grow with its store.
+	opts.TableSizeMultiplier = 1
+	return opts
 }
 
 // badgerLogger routes Badger's printf-style logs into slog. Badger's info

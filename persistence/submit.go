@@ -188,6 +188,7 @@ func (j *Journal) waitAndTrackLocked(id string) (*identity, error) {
 			return nil, ErrClosed
 		}
 		if st, ok := j.ids[id]; ok {
+			j.idsLRU.MoveToFront(st.used)
 			return st, nil
 		}
 		evictions := j.evictions
@@ -203,7 +204,7 @@ func (j *Journal) waitAndTrackLocked(id string) (*identity, error) {
 		// have been committed and evicted, which makes this read stale.
 		if _, ok := j.ids[id]; !ok && j.evictions == evictions {
 			j.ids[id] = &identity{durable: s.last, pending: s.last, snapDurable: s.snap,
-				snapChunks: s.snapChunks, snapPending: s.snap, wake: s.wake}
+				snapChunks: s.snapChunks, snapPending: s.snap, wake: s.wake, used: j.idsLRU.PushFront(id)}
 		}
 	}
 }

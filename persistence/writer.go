@@ -257,8 +257,25 @@ func (j *Journal) settleLocked(r *request, err error) {
 		st.snapPending = st.snapDurable
 		st.gen++
 	}
-	if st.inflight == 0 && len(j.ids) > j.idsMax {
-		delete(j.ids, r.id)
-		j.evictions++
+	j.evictLocked()
+}
+
+// evictScanMax bounds the least recently used identities one eviction
+// looks at for one with nothing in flight.
+const evictScanMax = 8
+
+// evictLocked drops least recently used identities with nothing in flight
+// while more than idsMax are tracked.
+func (j *Journal) evictLocked() {
+	e := j.idsLRU.Back()
+	for scanned := 0; len(j.ids) > j.idsMax && e != nil && scanned < evictScanMax; scanned++ {
+		prev := e.Prev()
+		id := e.Value.(string)
+		if st := j.ids[id]; st.inflight == 0 {
+			j.idsLRU.Remove(e)
+			delete(j.ids, id)
+			j.evictions++
+		}
+		e = prev
 	}
 }

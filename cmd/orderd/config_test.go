@@ -65,3 +65,22 @@ func TestAdminTokenIsGeneratedOnceWithMode0600(t *testing.T) {
 		t.Fatalf("a configured token wins: %q %q", given, path)
 	}
 }
+
+func TestByteSizeFlag(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "4096": 4096, "512MiB": 512 << 20, "2GiB": 2 << 30, "64KiB": 64 << 10} {
+		var b byteSize
+		if err := b.Set(in); err != nil || int64(b) != want {
+			t.Errorf("Set(%q) = %d, %v; want %d", in, b, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "12MB", "1.5GiB", "GiB", "1 MiB", "99999999999GiB"} {
+		var b byteSize
+		if err := b.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted as %d", bad, b)
+		}
+	}
+	b := byteSize(512 << 20)
+	if b.String() != "512MiB" {
+		t.Errorf("String() = %q", b.String())
+	}
+}

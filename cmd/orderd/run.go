@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	if cfg.memoryLimit > 0 {
+		debug.SetMemoryLimit(int64(cfg.memoryLimit))
+	}
 	if err := os.MkdirAll(cfg.dataDir, 0o750); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
