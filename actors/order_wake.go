@@ -19,10 +19,17 @@ const DefaultOrderRetention = 7 * 24 * time.Hour
 // OrderWakeAt returns when the order must next be activated even if nobody
 // asks for it (Unix nanoseconds), 0 for never:
 //
-//   - at once while its saga owes a SKU command (after a restart, nothing
-//     else would send it);
+//   - at once while its saga owes a SKU command after the reservation (a
+//     commit, release or return: after a restart, nothing else would send
+//     it);
 //   - at expires_at while it is unpaid, so that it expires on time although
-//     it passivated;
+//     it passivated; also while it is still reserving. A checkout's
+//     reservations take milliseconds, so writing "at once" with its first
+//     event and expires_at with its second would cost every checkout a
+//     wake-time write and a tombstone that the waker's scans would wade
+//     through. An order that a crash caught reserving is brought back by
+//     its next request or at its expiry, and its SKUs hold its units until
+//     then, as they would for a reserved order;
 //   - at the end of its retention once it is terminal, when it deletes
 //     itself (retention 0 keeps it forever);
 //   - never while paid or shipped: those wait for the customer or the
@@ -34,10 +41,10 @@ func OrderWakeAt(s *OrderState, retention time.Duration) int64 {
 	switch {
 	case s.Status == pb.OrderStatus_ORDER_STATUS_UNSPECIFIED:
 		return 0
-	case !OrderSettled(s):
-		return wakeAtOnce
 	case orderUnpaid(s.Status):
 		return s.ExpiresAt
+	case !OrderSettled(s):
+		return wakeAtOnce
 	case orderTerminal(s.Status) && retention > 0:
 		return s.StatusAt + int64(retention)
 	}

@@ -21,6 +21,11 @@ type SkuConfig struct {
 	// PassivateAfter stops an idle actor (after a snapshot); it is
 	// activated again by its next message. 0 keeps actors forever.
 	PassivateAfter time.Duration
+	// UnknownPassivateAfter stops, this soon, an actor whose SKU has
+	// nothing in the journal (never restocked; a read or a refused command
+	// changed nothing), so that requests for SKUs that do not exist leave
+	// no actors behind. Default DefaultUnknownPassivateAfter.
+	UnknownPassivateAfter time.Duration
 	// SweepInterval is how often a SKU that holds reservations looks for
 	// ones past deadline plus grace.
 	SweepInterval time.Duration
@@ -35,6 +40,8 @@ type SkuConfig struct {
 const (
 	DefaultSnapshotEvery = 1000
 	DefaultSweepInterval = time.Second
+	// DefaultUnknownPassivateAfter: see SkuConfig.UnknownPassivateAfter.
+	DefaultUnknownPassivateAfter = time.Second
 	// loadRetryInterval spaces attempts to recover from a journal that
 	// could not be read.
 	loadRetryInterval = time.Second
@@ -50,6 +57,9 @@ func (c SkuConfig) withDefaults() SkuConfig {
 	c.Rules = c.Rules.withDefaults()
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.UnknownPassivateAfter <= 0 {
+		c.UnknownPassivateAfter = DefaultUnknownPassivateAfter
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -67,10 +77,13 @@ func SkuProps(sku string, cfg SkuConfig) *actor.Props {
 // skuActor is the shell around SkuState: it journals what the pure layer
 // decides and answers once that is durable.
 type skuActor struct {
-	sku   string
-	cfg   SkuConfig
-	state *SkuState
-	log   *durableLog
+	sku string
+	cfg SkuConfig
+	// unknownIdle: the receive timeout is UnknownPassivateAfter, since the
+	// SKU has nothing journaled.
+	unknownIdle bool
+	state       *SkuState
+	log         *durableLog
 	// loadErr is set while the journal cannot be read; commands are then
 	// answered UNAVAILABLE and loading is retried.
 	loadErr     error
@@ -169,6 +182,26 @@ func (a *skuActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 	a.log.setWake(a.state.WakeAt(a.cfg.Rules))
 	a.log.flush()
 	a.scheduleSweep(ctx)
+	a.passivateSoonIfUnknown(ctx)
+}
+
+// passivateSoonIfUnknown shortens the idle time of an actor whose SKU has
+// nothing journaled, and restores it once it has: a request for a SKU
+// that does not exist must cost nothing after its answer.
+func (a *skuActor) passivateSoonIfUnknown(ctx actor.Context) {
+	unknown := a.state.Sequence == 0 && a.log.applied == 0
+	switch {
+	case unknown && !a.unknownIdle:
+		a.unknownIdle = true
+		ctx.SetReceiveTimeout(a.cfg.UnknownPassivateAfter)
+	case !unknown && a.unknownIdle:
+		a.unknownIdle = false
+		if a.cfg.PassivateAfter > 0 {
+			ctx.SetReceiveTimeout(a.cfg.PassivateAfter)
+		} else {
+			ctx.CancelReceiveTimeout()
+		}
+	}
 }
 
 func (a *skuActor) unavailable(ctx actor.Context, cmd any, sender *actor.PID, detail string) {

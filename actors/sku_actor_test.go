@@ -430,3 +430,36 @@ func TestPassivatesWithReservationsAndWakes(t *testing.T) {
 	}
 	waitFor(t, func() bool { return k.Journal.Wake("sku/A") == dl.Add(time.Hour+time.Minute).UnixNano() })
 }
+
+// Requests for SKUs that do not exist (a read, a refused remove or
+// reservation) are answered and leave no actor behind: a flood of them
+// must not grow the node's memory.
+func TestUnknownSkusLeaveNoActors(t *testing.T) {
+	k := testkit.New(t, testkit.WithSkuConfig(actors.SkuConfig{UnknownPassivateAfter: 20 * time.Millisecond}))
+	k.AskSku("real", &pb.Restock{OpId: "r", Quantity: 5})
+	for i := range 1000 {
+		if r := k.AskSku(fmt.Sprint("nope-", i), &pb.GetStock{}); r.View.Known {
+			t.Fatalf("unknown SKU %d reads as known: %v", i, r)
+		}
+	}
+	if r := k.AskSku("ghost", &pb.Remove{OpId: "x", Quantity: 1}); r.Outcome != pb.Outcome_OUTCOME_INSUFFICIENT {
+		t.Fatalf("remove on an unknown SKU: %v", r)
+	}
+	if r := k.AskSku("ghost", &pb.ReserveStock{OrderId: "o", Quantity: 1,
+		DeadlineUnixNano: k.Clock.Now().Add(time.Minute).UnixNano()}); r.Outcome != pb.Outcome_OUTCOME_INSUFFICIENT {
+		t.Fatalf("reserve on an unknown SKU: %v", r)
+	}
+	until := time.Now().Add(10 * time.Second)
+	for k.Registry.Resident() != 1 {
+		if time.Now().After(until) {
+			t.Fatalf("%d actors resident, want only the restocked SKU", k.Registry.Resident())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if r := k.AskSku("real", &pb.GetStock{}); r.View.Available != 5 {
+		t.Fatalf("the real SKU: %v", r.View)
+	}
+	if n := len(k.SkuEvents("ghost")); n != 0 {
+		t.Fatalf("an unknown SKU journaled %d events", n)
+	}
+}
