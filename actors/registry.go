@@ -90,6 +90,10 @@ type passivateRequest struct{}
 
 func (*passivateRequest) NotInfluenceReceiveTimeout() {}
 
+// IgnoreDeadLetterLogging: an actor that stopped before the request
+// arrived is what the request asked for.
+func (*passivateRequest) IgnoreDeadLetterLogging() {}
+
 // wakeUp activates an actor whose wake time passed while it was not in
 // memory (Orders.WakeDue).
 type wakeUp struct{}

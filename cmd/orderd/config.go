@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -32,6 +33,7 @@ type config struct {
 	residentMax    int
 	memoryLimit    byteSize
 	debugAddr      string
+	version        bool
 }
 
 // defaultMemoryLimit is the Go heap's soft limit unless -memory-limit or
@@ -56,6 +58,21 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (c
 	var c config
 	fs := flag.NewFlagSet("orderd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: orderd [flags]
+
+orderd runs one node of the order engine: its journal in the data
+directory, the SKU and order actors, and the checkout HTTP API.
+
+Every flag can also be set in the environment as %s<FLAG>, upper case
+with dashes as underscores (ORDERD_ADMIN_TOKEN, ORDERD_MAX_RESIDENT); a flag
+on the command line wins.
+
+Flags:
+`, envPrefix)
+		fs.PrintDefaults()
+	}
+	fs.BoolVar(&c.version, "version", false, "print the version and exit")
 	fs.StringVar(&c.dataDir, "data", "./data", "data directory (journal, snapshots, generated admin token)")
 	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8080", "HTTP listen address of the gateway")
 	fs.StringVar(&c.adminToken, "admin-token", "", "admin bearer token (default: generated at first start and stored in the data directory)")
@@ -212,4 +229,23 @@ func (b *byteSize) Set(s string) error {
 		return nil
 	}
 	return fmt.Errorf("%q: want a size such as 512MiB", s)
+}
+
+// buildVersion is the module version and VCS revision the binary was built
+// from, as far as the Go toolchain recorded them.
+func buildVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown version)"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			v += " " + s.Value
+		case s.Key == "vcs.modified" && s.Value == "true":
+			v += " (modified)"
+		}
+	}
+	return v + " " + info.GoVersion
 }

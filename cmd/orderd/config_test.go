@@ -1,7 +1,12 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"io"
+	"io/fs"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,5 +87,50 @@ func TestByteSizeFlag(t *testing.T) {
 	b := byteSize(512 << 20)
 	if b.String() != "512MiB" {
 		t.Errorf("String() = %q", b.String())
+	}
+}
+
+func TestDeadLettersLoggedAtDebug(t *testing.T) {
+	var b strings.Builder
+	log := slog.New(deadLettersAtDebug{slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelInfo})})
+	log.Info("[DeadLetter]", "pid", "sku/A")
+	log.Info("actor system started")
+	if strings.Contains(b.String(), "DeadLetter") || !strings.Contains(b.String(), "actor system started") {
+		t.Fatalf("at info level: %q", b.String())
+	}
+	b.Reset()
+	log = slog.New(deadLettersAtDebug{slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug})})
+	log.Info("[DeadLetter]", "pid", "sku/A")
+	if !strings.Contains(b.String(), "level=DEBUG") {
+		t.Fatalf("at debug level: %q", b.String())
+	}
+}
+
+// A node whose HTTP address is taken fails before it writes anything.
+func TestTakenAddressWritesNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := filepath.Join(t.TempDir(), "data")
+	err = run(t.Context(), []string{"-data", dir, "-http", ln.Addr().String()}, io.Discard, io.Discard, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("run on a taken address: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the data directory was created: %v", err)
+	}
+}
+
+func TestHelpNamesTheEnvironment(t *testing.T) {
+	var b strings.Builder
+	_, err := parseConfig([]string{"-h"}, &b, func(string) string { return "" })
+	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(b.String(), "ORDERD_<FLAG>") || !strings.Contains(b.String(), "-max-resident") {
+		t.Fatalf("-h: %v\n%s", err, b.String())
+	}
+	var out strings.Builder
+	if err := run(t.Context(), []string{"-version"}, &out, io.Discard, func(string) string { return "" }); err != nil || !strings.HasPrefix(out.String(), "orderd ") {
+		t.Fatalf("-version: %v %q", err, out.String())
 	}
 }

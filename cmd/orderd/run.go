@@ -32,10 +32,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		return err
 	}
+	if cfg.version {
+		fmt.Fprintln(stdout, "orderd", buildVersion())
+		return nil
+	}
 	log := newLogger(cfg, stderr)
 	if cfg.memoryLimit > 0 {
 		debug.SetMemoryLimit(int64(cfg.memoryLimit))
 	}
+	// Take the HTTP address before anything is written: a node that cannot
+	// serve must not create a data directory or a token on its way out.
+	ln, err := net.Listen("tcp", cfg.httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen on -http %s: %w", cfg.httpAddr, err)
+	}
+	serving := false
+	defer func() {
+		if !serving {
+			ln.Close()
+		}
+	}()
 	if err := os.MkdirAll(cfg.dataDir, 0o750); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -65,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}()
 
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return log.With("component", "actors")
+		return slog.New(deadLettersAtDebug{log.Handler()}).With("component", "actors")
 	}))
 	defer system.Shutdown()
 	actorLog := log.With("component", "actors")
@@ -114,11 +130,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		defer stopDebug()
 	}
-	ln, err := net.Listen("tcp", cfg.httpAddr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	serveErr := make(chan error, 1)
+	serving = true
 	go func() { serveErr <- gw.Serve(ln) }()
 	ready.Store(true)
 	log.Info("orderd listening", "http", ln.Addr().String(), "data", cfg.dataDir)
