@@ -107,6 +107,10 @@ type orderActor struct {
 	// forgetting: the order's retention ended and its journal is being
 	// deleted; it stops once that is done.
 	forgetting bool
+	// evicted: the registry asked the order to make room while it was
+	// busy; it passivates as soon as it is idle, unless a caller uses it
+	// again first.
+	evicted bool
 }
 
 func newOrderActor(id string, cfg OrderConfig, carry *restartCarry) *orderActor {
@@ -193,7 +197,10 @@ func (a *orderActor) Receive(ctx actor.Context) {
 	case *orderExpiryTick:
 		a.expiry = nil
 		a.command(ctx, &pb.ExpireOrder{}, nil)
-	case *actor.ReceiveTimeout, *passivateRequest:
+	case *actor.ReceiveTimeout:
+		a.passivate(ctx)
+	case *passivateRequest:
+		a.evicted = true
 		a.passivate(ctx)
 	case *wakeUp:
 		a.woken(ctx)
@@ -220,6 +227,9 @@ func (a *orderActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 		return
 	}
 	a.passivating = false
+	if sender != nil {
+		a.evicted = false // in use again
+	}
 	reserving := a.state.Status == pb.OrderStatus_ORDER_STATUS_RESERVING
 	d := a.state.Step(cmd, a.cfg.Clock.Now())
 	for _, ev := range d.Events {
@@ -457,6 +467,10 @@ func (a *orderActor) afterDurable(ctx actor.Context) {
 	a.pump(ctx)
 	if a.log.snapshotDue(a.cfg.SnapshotEvery) {
 		a.log.saveSnapshot(a.snapshotBytes())
+		return
+	}
+	if a.evicted && !a.passivating {
+		a.passivate(ctx)
 		return
 	}
 	if a.passivating && !a.forgetting && a.log.idle() && len(a.waiting) == 0 && !a.log.snapshotting {
