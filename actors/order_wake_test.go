@@ -38,8 +38,10 @@ func TestUnpaidOrdersExpireFromTheWakeIndex(t *testing.T) {
 	c.Registry.SetResidentMax(residentMax)
 	c.AskSku("A", &pb.Restock{OpId: "r", Quantity: int64(n)})
 
-	// Place every order: the fake clock moves 1 ms every 10 orders, so
-	// deadlines are spread as in a real sale.
+	// Place every order: the fake clock moves 1 ms every few orders, so
+	// deadlines are spread as in a real sale, over less than the TTL (no
+	// order may fall due while the others are still being placed).
+	perMilli := max(10, n/(ttlSeconds*1000/2))
 	ids := make([]string, n)
 	var next atomic.Int64
 	var residentPeak atomic.Int64
@@ -52,7 +54,7 @@ func TestUnpaidOrdersExpireFromTheWakeIndex(t *testing.T) {
 				if i >= n {
 					return
 				}
-				if i%10 == 0 {
+				if i%perMilli == 0 {
 					c.Clock.Advance(time.Millisecond)
 				}
 				ids[i] = actors.KeyedOrderID("c", fmt.Sprint("k-", i))

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"cmp"
+	"container/heap"
 	"errors"
 	"fmt"
 	"slices"
@@ -159,27 +160,59 @@ func (j *Journal) Delete(id string, done func(error)) {
 	j.cond.Broadcast()
 }
 
-// Due implements actors.Journal.
+// Due implements actors.Journal. It keeps the limit earliest entries in a
+// bounded heap, so that a test with a million wake times stays quick.
 func (j *Journal) Due(before int64, limit int, fn func(id string, wake int64) bool) error {
-	type due struct {
-		id   string
-		wake int64
+	if limit <= 0 {
+		return nil
 	}
 	j.mu.Lock()
-	var list []due
+	h := &dueHeap{}
 	for id, w := range j.wakes {
-		if w != 0 && w <= before {
-			list = append(list, due{id, w})
+		if w == 0 || w > before {
+			continue
+		}
+		e := dueEntry{id, w}
+		switch {
+		case h.Len() < limit:
+			heap.Push(h, e)
+		case e.before((*h)[0]):
+			(*h)[0] = e
+			heap.Fix(h, 0)
 		}
 	}
 	j.mu.Unlock()
-	slices.SortFunc(list, func(a, b due) int { return cmp.Or(cmp.Compare(a.wake, b.wake), cmp.Compare(a.id, b.id)) })
-	for i, d := range list {
-		if i == limit || !fn(d.id, d.wake) {
+	list := []dueEntry(*h)
+	slices.SortFunc(list, func(a, b dueEntry) int { return cmp.Or(cmp.Compare(a.wake, b.wake), cmp.Compare(a.id, b.id)) })
+	for _, d := range list {
+		if !fn(d.id, d.wake) {
 			break
 		}
 	}
 	return nil
+}
+
+type dueEntry struct {
+	id   string
+	wake int64
+}
+
+func (a dueEntry) before(b dueEntry) bool {
+	return a.wake < b.wake || (a.wake == b.wake && a.id < b.id)
+}
+
+// dueHeap is a max-heap: its root is the latest of the entries kept.
+type dueHeap []dueEntry
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[j].before(h[i]) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueEntry)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // Wake returns the identity's durable wake time, 0 for none.
