@@ -47,6 +47,28 @@ func TestUnpaidOrdersExpireFromTheWakeIndex(t *testing.T) {
 	var residentPeak atomic.Int64
 	var wg sync.WaitGroup
 	placeStart := time.Now()
+	// Time moves only as orders are placed. A saga whose SKU answer was
+	// lost retries when the clock says so, so a quiet moment must not stop
+	// the clock: a watchdog nudges it when nothing was placed for a while.
+	stopWatch, nudges := make(chan struct{}), 0
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		last := next.Load()
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(time.Second):
+			}
+			if now := next.Load(); now == last {
+				c.Clock.Advance(time.Second)
+				nudges++
+			} else {
+				last = now
+			}
+		}
+	}()
 	for range workers {
 		wg.Go(func() {
 			for {
@@ -69,10 +91,12 @@ func TestUnpaidOrdersExpireFromTheWakeIndex(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	close(stopWatch)
+	<-watchDone
 	if t.Failed() {
 		return
 	}
-	t.Logf("placed %d orders in %v", n, time.Since(placeStart).Round(time.Millisecond))
+	t.Logf("placed %d orders in %v (the clock was nudged %d times)", n, time.Since(placeStart).Round(time.Millisecond), nudges)
 	expireStart := time.Now()
 	if v := c.AskSku("A", &pb.GetStock{}).View; v.Available != 0 || v.Reserved != int64(n) {
 		t.Fatalf("after placing: %v", v)

@@ -231,6 +231,15 @@ var (
 // it passivated (a dead letter).
 const requestAttemptsMax = 3
 
+// askResendFirst is how long an ask waits before it sends its command
+// again; each later wait doubles, until the caller's deadline. protoactor
+// silently drops what is still in an actor's mailbox when it stops, so a
+// command that reached an actor just as it passivated gets no answer and
+// no dead letter. Every command is idempotent, so sending it again is
+// safe; a command that was only slow gets its first answer from whichever
+// copy the actor answers first.
+const askResendFirst = time.Second
+
 // AskSku sends a command to a SKU actor and waits for its StockResult
 // until ctx is done. The SKU commands are idempotent, so a request that met
 // a passivating actor is sent again to its next activation.
@@ -248,18 +257,23 @@ func (r *Registry) AskSku(ctx context.Context, sku string, cmd any) (*pb.StockRe
 
 // ask is a request-reply bounded by ctx, retried on dead letters.
 func (r *Registry) ask(ctx context.Context, pid func() *actor.PID, cmd any) (any, error) {
+	wait := askResendFirst
 	for attempt := 1; ; attempt++ {
-		timeout := time.Minute
+		remaining := time.Minute
 		if d, ok := ctx.Deadline(); ok {
-			timeout = time.Until(d)
+			remaining = time.Until(d)
 		}
-		if timeout <= 0 {
+		if remaining <= 0 {
 			return nil, ErrTimeout
 		}
+		timeout := min(wait, remaining)
 		reply, err := r.system.Root.RequestFuture(pid(), cmd, timeout).Result()
 		switch {
 		case err == nil:
 			return reply, nil
+		case errors.Is(err, actor.ErrTimeout) && timeout < remaining:
+			wait *= 2 // lost, or only slow: send again, waiting longer
+			continue
 		case errors.Is(err, actor.ErrTimeout):
 			return nil, ErrTimeout
 		case errors.Is(err, actor.ErrDeadLetter) && attempt < requestAttemptsMax:
