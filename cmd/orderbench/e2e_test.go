@@ -70,8 +70,11 @@ func TestCeilingClosedAndOpenLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 500/s for 0.4 s is 200 scheduled requests, all answered.
-	if r.Mode != "open" || r.Requests < 190 || r.Requests > 200 || r.Errors != 0 {
+	// 500/s for 0.4 s schedules exactly 200 requests, however fast the
+	// machine is: the scheduler counts each one, sent or (past the
+	// outstanding limit) not, so the count depends on the rate, not on
+	// timing. Against the ceiling every one is sent and answered.
+	if r.Mode != "open" || r.Requests != 200 || r.Errors != 0 {
 		t.Errorf("open loop: %d requests, %d errors, status %v", r.Requests, r.Errors, r.Status)
 	}
 }
