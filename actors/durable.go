@@ -222,13 +222,22 @@ func (l *durableLog) snapshotDue(every uint64) bool {
 	return every > 0 && !l.snapshotting && l.applied == l.durable && l.durable >= l.snapshotted+every
 }
 
-// saveSnapshot writes state as of the durable sequence.
-func (l *durableLog) saveSnapshot(state []byte) {
+// saveSnapshot writes the state as of the durable sequence. encode runs on
+// a goroutine of its own, off the actor's turn, so it must read only what
+// the turn handed it (bytes already encoded, or a frozen view); its error,
+// like the journal's, comes back as *snapshotDone.
+func (l *durableLog) saveSnapshot(encode func() ([]byte, error)) {
 	l.snapshotting = true
-	inc, seq, root, self := l.incarnation, l.durable, l.root, l.self
-	l.journal.SaveSnapshot(l.id, seq, state, func(err error) {
-		root.Send(self, &snapshotDone{incarnation: inc, seq: seq, err: err})
-	})
+	inc, seq, root, self, journal, id := l.incarnation, l.durable, l.root, l.self, l.journal, l.id
+	done := func(err error) { root.Send(self, &snapshotDone{incarnation: inc, seq: seq, err: err}) }
+	go func() {
+		state, err := encode()
+		if err != nil {
+			done(err)
+			return
+		}
+		journal.SaveSnapshot(id, seq, state, done)
+	}()
 }
 
 // snapshotSaved records the journal's answer to a snapshot write and

@@ -466,7 +466,7 @@ func (a *orderActor) afterDurable(ctx actor.Context) {
 	}
 	a.pump(ctx)
 	if a.log.snapshotDue(a.cfg.SnapshotEvery) {
-		a.log.saveSnapshot(a.snapshotBytes())
+		a.log.saveSnapshot(a.encodedSnapshot())
 		return
 	}
 	if a.evicted && !a.passivating {
@@ -487,7 +487,7 @@ func (a *orderActor) passivate(ctx actor.Context) {
 	}
 	a.passivating = true
 	if a.log.durable >= a.log.snapshotted+orderPassivationSnapshotMin && !a.log.snapshotting && a.state.Status != pb.OrderStatus_ORDER_STATUS_UNSPECIFIED {
-		a.log.saveSnapshot(a.snapshotBytes())
+		a.log.saveSnapshot(a.encodedSnapshot())
 		return
 	}
 	a.afterDurable(ctx)
@@ -506,6 +506,13 @@ func (a *orderActor) snapshotOnStop() {
 			a.cfg.Logger.Warn("order snapshot at stop failed", "order_id", a.id, "err", err)
 		}
 	})
+}
+
+// encodedSnapshot encodes the state in the turn (an order's state is
+// small and changes with the next command) for durableLog.saveSnapshot.
+func (a *orderActor) encodedSnapshot() func() ([]byte, error) {
+	b := a.snapshotBytes()
+	return func() ([]byte, error) { return b, nil }
 }
 
 func (a *orderActor) snapshotBytes() []byte {

@@ -67,21 +67,13 @@ func (a *skuActor) startSnapshot() {
 		panic("sku " + a.sku + ": snapshot of a state that is not durable")
 	}
 	a.snapshotHolds = uint64(f.holds)
-	l.snapshotting = true
-	inc, root, self, id, journal, hook := l.incarnation, l.root, l.self, l.id, a.cfg.Journal, a.cfg.snapshotHook
-	go func() {
+	hook := a.cfg.snapshotHook
+	l.saveSnapshot(func() ([]byte, error) {
 		if hook != nil {
 			hook()
 		}
-		b, err := f.encode()
-		if err != nil {
-			root.Send(self, &snapshotDone{incarnation: inc, seq: f.seq, err: err})
-			return
-		}
-		journal.SaveSnapshot(id, f.seq, b, func(err error) {
-			root.Send(self, &snapshotDone{incarnation: inc, seq: f.seq, err: err})
-		})
-	}()
+		return f.encode()
+	})
 }
 
 // snapshotOnStop hands the journal a snapshot of a state with nothing in
