@@ -121,17 +121,8 @@ func TestFailedDeleteFailsTheAppendsAfterIt(t *testing.T) {
 	if err := appendWake(t, j, "o", 1, 5, []byte("1"), []byte("2")); err != nil {
 		t.Fatal(err)
 	}
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
 	boom := errors.New("disk on fire")
-	j.beforeCommit = func() error {
-		fail := false
-		once.Do(func() { fail = true; close(entered); <-release })
-		if fail {
-			return boom
-		}
-		return nil
-	}
+	entered, release := holdFirstCommit(j, boom)
 	dDel, cDel := result()
 	j.Delete("o", dDel)
 	<-entered // the writer is committing the Delete
@@ -271,17 +262,8 @@ func TestSnapshotFailingBeforeDelete(t *testing.T) {
 	if err := snapshotSync(t, j, "o", 5, []byte("five")); err != nil {
 		t.Fatal(err)
 	}
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
 	boom := errors.New("disk on fire")
-	j.beforeCommit = func() error {
-		fail := false
-		once.Do(func() { fail = true; close(entered); <-release })
-		if fail {
-			return boom
-		}
-		return nil
-	}
+	entered, release := holdFirstCommit(j, boom)
 	dSnap, cSnap := result()
 	j.SaveSnapshot("o", 10, []byte("ten"), dSnap)
 	<-entered

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,4 +157,22 @@ func due(t testing.TB, j *Journal, before int64, limit int) []string {
 		t.Fatalf("due: %v", err)
 	}
 	return got
+}
+
+// holdFirstCommit holds the writer at its first commit: entered is closed
+// once it is there, and it goes on when the test closes release, that
+// commit failing with err (nil: succeeding). What is submitted meanwhile
+// lands in the writer's next batch.
+func holdFirstCommit(j *Journal, err error) (entered, release chan struct{}) {
+	entered, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	j.beforeCommit = func() error {
+		first := false
+		once.Do(func() { first = true; close(entered); <-release })
+		if first {
+			return err
+		}
+		return nil
+	}
+	return entered, release
 }

@@ -201,17 +201,8 @@ func TestFailedCommitRollsBackPendingSequences(t *testing.T) {
 	if err := appendSync(t, j, "x", 1, []byte("1")); err != nil {
 		t.Fatal(err)
 	}
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
 	boom := errors.New("disk on fire")
-	j.beforeCommit = func() error {
-		fail := false
-		once.Do(func() { fail = true; close(entered); <-release })
-		if fail {
-			return boom
-		}
-		return nil
-	}
+	entered, release := holdFirstCommit(j, boom)
 	d1, c1 := result()
 	j.Append("x", 2, [][]byte{[]byte("2"), []byte("3")}, 0, d1)
 	<-entered // the writer is committing 2..3; queue more behind it

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -204,12 +203,7 @@ func TestWakeSurvivesEviction(t *testing.T) {
 // replaces the one before it, so only the last is left.
 func TestWakeChainsWithinABatch(t *testing.T) {
 	j := openTest(t, t.TempDir(), testOptions(t))
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	j.beforeCommit = func() error {
-		once.Do(func() { close(entered); <-release })
-		return nil
-	}
+	entered, release := holdFirstCommit(j, nil)
 	d0, c0 := result()
 	j.Append("warm", 1, [][]byte{{1}}, 0, d0)
 	<-entered

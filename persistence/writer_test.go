@@ -90,12 +90,7 @@ func TestFullQueueBlocksSubmitterUntilSpace(t *testing.T) {
 	o := testOptions(t)
 	o.QueueEntries = 1
 	j := openTest(t, t.TempDir(), o)
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	j.beforeCommit = func() error {
-		once.Do(func() { close(entered); <-release })
-		return nil
-	}
+	entered, release := holdFirstCommit(j, nil)
 	d1, c1 := result()
 	j.Append("a", 1, [][]byte{{1}}, 0, d1)
 	<-entered
@@ -155,12 +150,7 @@ func TestCloseReleasesBlockedSubmitter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	j.beforeCommit = func() error {
-		once.Do(func() { close(entered); <-release })
-		return nil
-	}
+	entered, release := holdFirstCommit(j, nil)
 	blocked := notifyBlocked(j)
 	d1, c1 := result()
 	j.Append("a", 1, [][]byte{{1}}, 0, d1)
@@ -193,12 +183,7 @@ func TestOversizedBatchIsSplitAcrossTransactions(t *testing.T) {
 	o.BatchEntries = batchEntriesMax
 	o.BatchBytes = int(o.MemTableBytes * txnSharePercentMax / 100)
 	j := openTest(t, t.TempDir(), o)
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	j.beforeCommit = func() error {
-		once.Do(func() { close(entered); <-release })
-		return nil
-	}
+	entered, release := holdFirstCommit(j, nil)
 	d0, c0 := result()
 	j.Append("warm", 1, [][]byte{{1}}, 0, d0)
 	<-entered // the writer is held: what follows lands in one batch
