@@ -14,15 +14,15 @@ import (
 // that decodes satisfies the state's own checks, and an event that
 // decodes either applies or is refused with an error.
 
-func FuzzDecodeSkuSnapshot(f *testing.F) {
-	s := NewSkuState("F")
-	s.Step(&pb.Restock{OpId: "r", Quantity: 9}, testNow, DefaultSkuRules)
-	s.Step(&pb.ReserveStock{OrderId: "o", Quantity: 2, DeadlineUnixNano: testNow.Add(time.Minute).UnixNano()}, testNow, DefaultSkuRules)
+func FuzzDecodeSKUSnapshot(f *testing.F) {
+	s := NewSKUState("F")
+	s.Step(&pb.Restock{OpId: "r", Quantity: 9}, testNow, DefaultSKURules)
+	s.Step(&pb.ReserveStock{OrderId: "o", Quantity: 2, DeadlineUnixNano: testNow.Add(time.Minute).UnixNano()}, testNow, DefaultSKURules)
 	b, _ := proto.Marshal(s.Snapshot())
 	f.Add(b)
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		st, err := DecodeSkuSnapshot("F", b)
+		st, err := DecodeSKUSnapshot("F", b)
 		if err != nil {
 			return
 		}
@@ -32,16 +32,16 @@ func FuzzDecodeSkuSnapshot(f *testing.F) {
 	})
 }
 
-func FuzzDecodeSkuEvent(f *testing.F) {
-	s := NewSkuState("F")
-	events, _ := s.Step(&pb.Restock{OpId: "r", Quantity: 9}, testNow, DefaultSkuRules)
-	f.Add(encodeSkuEvent(events[0]))
+func FuzzDecodeSKUEvent(f *testing.F) {
+	s := NewSKUState("F")
+	events, _ := s.Step(&pb.Restock{OpId: "r", Quantity: 9}, testNow, DefaultSKURules)
+	f.Add(encodeSKUEvent(events[0]))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ev, err := DecodeSkuEvent(b)
+		ev, err := DecodeSKUEvent(b)
 		if err != nil {
 			return
 		}
-		st := NewSkuState("F")
+		st := NewSKUState("F")
 		if err := applyRecovered(1, func() { st.apply(1, ev) }); err == nil {
 			if err := st.CheckHolds(); err != nil {
 				t.Fatalf("applied an event into a broken state: %v", err)

@@ -12,19 +12,19 @@ import (
 	"github.com/orderengine/orderengine/actors/pb"
 )
 
-// OrderSkuLink finds the actor to send a SKU's commands to. The Registry
+// OrderSKULink finds the actor to send a SKU's commands to. The Registry
 // is one; the test kit puts a link in between that drops, duplicates,
 // delays and reorders messages.
-type OrderSkuLink interface {
-	SkuPID(sku string) *actor.PID
+type OrderSKULink interface {
+	SKUPID(sku string) *actor.PID
 }
 
 // OrderConfig is what an order actor needs from the node.
 type OrderConfig struct {
 	Journal Journal
 	Clock   Clock
-	// Skus routes SKU commands; Orders fills in its Registry when nil.
-	Skus OrderSkuLink
+	// SKUs routes SKU commands; Orders fills in its Registry when nil.
+	SKUs OrderSKULink
 	// SnapshotEvery is the number of events between snapshots; 0 turns
 	// periodic snapshots off. Orders are short, so 0 is a fine default.
 	SnapshotEvery uint64
@@ -134,7 +134,7 @@ func failedOrderResult(reply any, detail string) any {
 // when the one that sent the request has been restarted since.
 type orderStockReply struct {
 	sku    string
-	step   pb.SkuStep
+	step   pb.SKUStep
 	result *pb.StockResult
 }
 
@@ -326,8 +326,8 @@ func (a *orderActor) pump(ctx actor.Context) {
 
 // send makes one SKU request. Its answer comes back as an orderStockReply;
 // a request that times out is simply sent again when it is overdue.
-func (a *orderActor) send(ctx actor.Context, c OrderSkuCommand) {
-	f := ctx.RequestFuture(a.cfg.Skus.SkuPID(c.SKU), c.Msg, a.cfg.RequestTimeout)
+func (a *orderActor) send(ctx actor.Context, c OrderSKUCommand) {
+	f := ctx.RequestFuture(a.cfg.SKUs.SKUPID(c.SKU), c.Msg, a.cfg.RequestTimeout)
 	sku, step := c.SKU, c.Step
 	ctx.ReenterAfter(f, func(res any, err error) {
 		if r, ok := res.(*pb.StockResult); ok && err == nil {

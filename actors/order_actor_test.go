@@ -19,7 +19,7 @@ func newCheckout(t *testing.T, stock map[string]int64) *testkit.Checkout {
 	t.Helper()
 	c := testkit.NewCheckout(t, actors.OrderConfig{})
 	for sku, n := range stock {
-		c.AskSku(sku, &pb.Restock{OpId: "r-" + sku, Quantity: n})
+		c.AskSKU(sku, &pb.Restock{OpId: "r-" + sku, Quantity: n})
 	}
 	return c
 }
@@ -35,12 +35,12 @@ func placeCmd(id string, kv ...any) *pb.PlaceOrder {
 // skuIs waits until the SKU shows available, reserved and sold.
 func skuIs(t *testing.T, c *testkit.Checkout, sku string, available, reserved, sold int64) {
 	t.Helper()
-	var v *pb.SkuView
+	var v *pb.SKUView
 	c.Eventually(sku+" stock", func() bool {
-		v = c.AskSku(sku, &pb.GetStock{}).View
+		v = c.AskSKU(sku, &pb.GetStock{}).View
 		return v.Available == available && v.Reserved == reserved && v.Sold == sold
 	})
-	if err := c.SkuState(sku).CheckHolds(); err != nil {
+	if err := c.SKUState(sku).CheckHolds(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -96,7 +96,7 @@ func TestCheckoutOutOfStockReleasesEveryReservation(t *testing.T) {
 	settled(t, c, id)
 
 	// A keyed retry replays the first outcome, even once B has stock.
-	c.AskSku("B", &pb.Restock{OpId: "more", Quantity: 10})
+	c.AskSKU("B", &pb.Restock{OpId: "more", Quantity: 10})
 	again := c.AskOrder(id, cmd)
 	if again.Code != pb.OrderCode_ORDER_CODE_OUT_OF_STOCK || again.Sku != "B" || again.Available != 3 {
 		t.Fatalf("replay: %v", again)
@@ -107,7 +107,7 @@ func TestCheckoutLostReplyIsRetried(t *testing.T) {
 	c := newCheckout(t, map[string]int64{"A": 10, "B": 5})
 	var dropped atomic.Bool
 	c.Link.SetRule(func(m testkit.LinkMessage) testkit.LinkAction {
-		if m.SKU == "B" && m.Step == pb.SkuStep_SKU_STEP_RESERVE && dropped.CompareAndSwap(false, true) {
+		if m.SKU == "B" && m.Step == pb.SKUStep_SKU_STEP_RESERVE && dropped.CompareAndSwap(false, true) {
 			return testkit.DropReply
 		}
 		return testkit.Deliver
@@ -137,7 +137,7 @@ func TestCheckoutDuplicatesChangeNothing(t *testing.T) {
 
 	// Injected duplicate and late SKU answers are recognised as known.
 	n := len(c.OrderEvents(id))
-	for _, step := range []pb.SkuStep{pb.SkuStep_SKU_STEP_RESERVE, pb.SkuStep_SKU_STEP_COMMIT} {
+	for _, step := range []pb.SKUStep{pb.SKUStep_SKU_STEP_RESERVE, pb.SKUStep_SKU_STEP_COMMIT} {
 		c.SendOrder(id, &pb.StockAnswered{Sku: "A", Step: step, Outcome: pb.Outcome_OUTCOME_APPLIED})
 	}
 	c.AskOrder(id, &pb.GetOrder{OrderId: id})
@@ -183,7 +183,7 @@ func TestCheckoutRecoveredPaidOrderResendsCommits(t *testing.T) {
 	id := actors.KeyedOrderID("c-1", "k-paid")
 	c.AskOrder(id, placeCmd(id, "A", 3))
 	c.Link.SetRule(func(m testkit.LinkMessage) testkit.LinkAction {
-		if m.Step == pb.SkuStep_SKU_STEP_COMMIT {
+		if m.Step == pb.SKUStep_SKU_STEP_COMMIT {
 			return testkit.Drop
 		}
 		return testkit.Deliver
@@ -208,7 +208,7 @@ func TestCheckoutExpiryReleasesOnce(t *testing.T) {
 	settled(t, c, id)
 	c.Advance(time.Hour)
 	releases := 0
-	for _, ev := range c.SkuEvents("A") {
+	for _, ev := range c.SKUEvents("A") {
 		if ev.GetReleased() != nil {
 			releases++
 		}
@@ -250,7 +250,7 @@ func TestCheckoutCancelPaidOrderReturnsUnits(t *testing.T) {
 func TestCheckoutReleaseOvertakesReservation(t *testing.T) {
 	c := newCheckout(t, map[string]int64{"A": 10, "B": 5})
 	c.Link.SetRule(func(m testkit.LinkMessage) testkit.LinkAction {
-		if m.SKU == "B" && m.Step == pb.SkuStep_SKU_STEP_RESERVE {
+		if m.SKU == "B" && m.Step == pb.SKUStep_SKU_STEP_RESERVE {
 			return testkit.Hold
 		}
 		return testkit.Deliver
@@ -268,7 +268,7 @@ func TestCheckoutReleaseOvertakesReservation(t *testing.T) {
 	skuIs(t, c, "A", 10, 0, 0)
 	skuIs(t, c, "B", 5, 0, 0)
 	c.Eventually("late reserve answered", func() bool {
-		for _, ev := range c.SkuEvents("B") {
+		for _, ev := range c.SKUEvents("B") {
 			if ev.GetReserved() != nil {
 				return false
 			}
@@ -280,7 +280,7 @@ func TestCheckoutReleaseOvertakesReservation(t *testing.T) {
 // Recovery reads the latest snapshot plus the events after it.
 func TestCheckoutRecoversFromSnapshots(t *testing.T) {
 	c := testkit.NewCheckout(t, actors.OrderConfig{SnapshotEvery: 2})
-	c.AskSku("A", &pb.Restock{OpId: "r", Quantity: 10})
+	c.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 10})
 	id := actors.KeyedOrderID("c-1", "k-snap")
 	c.AskOrder(id, placeCmd(id, "A", 3))
 	c.AskOrder(id, &pb.PayOrder{OrderId: id, PaymentRef: "p"})
@@ -310,7 +310,7 @@ func TestCheckoutWakeIndexBringsBackOpenOrders(t *testing.T) {
 	paid := actors.KeyedOrderID("c-1", "k-paid")
 	c.AskOrder(paid, placeCmd(paid, "A", 2))
 	c.Link.SetRule(func(m testkit.LinkMessage) testkit.LinkAction {
-		if m.Step == pb.SkuStep_SKU_STEP_COMMIT && m.OrderID == paid {
+		if m.Step == pb.SKUStep_SKU_STEP_COMMIT && m.OrderID == paid {
 			return testkit.Drop
 		}
 		return testkit.Deliver
@@ -320,7 +320,7 @@ func TestCheckoutWakeIndexBringsBackOpenOrders(t *testing.T) {
 	c.AskOrder(unpaid, placeCmd(unpaid, "B", 3))
 	c.Eventually("commit sent", func() bool {
 		for _, m := range c.Link.Seen() {
-			if m.OrderID == paid && m.Step == pb.SkuStep_SKU_STEP_COMMIT {
+			if m.OrderID == paid && m.Step == pb.SKUStep_SKU_STEP_COMMIT {
 				return true
 			}
 		}
@@ -403,7 +403,7 @@ func testOrderID(t *testing.T, c *testkit.Checkout) string {
 // handful of events) and comes back from the journal on the next request.
 func TestSettledOrderPassivatesAndReturns(t *testing.T) {
 	c := testkit.NewCheckout(t, actors.OrderConfig{PassivateAfter: 50 * time.Millisecond})
-	c.AskSku("A", &pb.Restock{OpId: "r", Quantity: 5})
+	c.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 5})
 	id := testOrderID(t, c)
 	c.AskOrder(id, placeCmd(id, "A", 2))
 	if r := c.AskOrder(id, &pb.PayOrder{OrderId: id, PaymentRef: "p"}); r.Code != pb.OrderCode_ORDER_CODE_OK {

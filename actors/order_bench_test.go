@@ -24,7 +24,7 @@ func BenchmarkCheckout(b *testing.B) {
 		b.Run(fmt.Sprintf("lines=%d", lines), func(b *testing.B) {
 			c := testkit.NewCheckout(b, actors.OrderConfig{})
 			for i := range skus {
-				c.AskSku(fmt.Sprint("S", i), &pb.Restock{OpId: "r", Quantity: 1_000_000_000})
+				c.AskSKU(fmt.Sprint("S", i), &pb.Restock{OpId: "r", Quantity: 1_000_000_000})
 			}
 			b.SetParallelism(max(1, 256/runtime.GOMAXPROCS(0)))
 			b.ResetTimer()

@@ -17,7 +17,7 @@ const (
 	OrderTTLDefault         = 900 * time.Second
 	orderTTLSecondsMin      = 1
 	orderTTLSecondsMax      = 86_400
-	orderSkuBytesMax        = 64
+	orderSKUBytesMax        = 64
 	orderCustomerBytesMax   = 128
 	orderPaymentRefBytesMax = 64
 )
@@ -145,7 +145,7 @@ func checkPlaceOrder(c *pb.PlaceOrder, ttl int64) string {
 	seen := make(map[string]bool, len(c.Items))
 	for i, it := range c.Items {
 		switch {
-		case it == nil || !orderIdentifierOK(it.Sku, orderSkuBytesMax):
+		case it == nil || !orderIdentifierOK(it.Sku, orderSKUBytesMax):
 			return fmt.Sprintf("items[%d].sku must be 1 to 64 characters of [A-Za-z0-9._:-]", i)
 		case seen[it.Sku]:
 			return fmt.Sprintf("items[%d].sku repeats an earlier line", i)
@@ -290,18 +290,18 @@ func decideStockAnswered(s *OrderState, c *pb.StockAnswered, now time.Time) Orde
 		c.Outcome == pb.Outcome_OUTCOME_UNKNOWN_RESERVATION
 	var body *pb.OrderEvent
 	switch c.Step {
-	case pb.SkuStep_SKU_STEP_RESERVE:
+	case pb.SKUStep_SKU_STEP_RESERVE:
 		switch {
 		case ok && l.Hold == pb.LineHold_LINE_HOLD_NONE:
 			body = &pb.OrderEvent{Body: &pb.OrderEvent_LineReserved{LineReserved: &pb.LineReserved{Sku: l.SKU}}}
 		case !ok && (final || c.Outcome == pb.Outcome_OUTCOME_INSUFFICIENT) && l.Reserve == pb.LineReserve_LINE_RESERVE_PENDING:
 			body = &pb.OrderEvent{Body: &pb.OrderEvent_LineRefused{LineRefused: &pb.LineRefused{Sku: l.SKU, Available: c.Available, Detail: c.Detail}}}
 		}
-	case pb.SkuStep_SKU_STEP_COMMIT:
+	case pb.SKUStep_SKU_STEP_COMMIT:
 		if l.Hold == pb.LineHold_LINE_HOLD_RESERVED && (goal == orderGoalCommitted || goal == orderGoalReturned) {
 			body = orderAckOrFail(l, c, ok, final, &pb.OrderEvent{Body: &pb.OrderEvent_LineCommitted{LineCommitted: &pb.LineCommitted{Sku: l.SKU}}})
 		}
-	case pb.SkuStep_SKU_STEP_RELEASE:
+	case pb.SKUStep_SKU_STEP_RELEASE:
 		// UNKNOWN_RESERVATION is success here: the SKU holds nothing and
 		// keeps a tombstone that refuses a late ReserveStock.
 		if goal == orderGoalReleased && orderOwesRelease(l) {
@@ -310,7 +310,7 @@ func decideStockAnswered(s *OrderState, c *pb.StockAnswered, now time.Time) Orde
 			}
 			body = orderAckOrFail(l, c, ok, final, &pb.OrderEvent{Body: &pb.OrderEvent_LineReleased{LineReleased: &pb.LineReleased{Sku: l.SKU}}})
 		}
-	case pb.SkuStep_SKU_STEP_RETURN:
+	case pb.SKUStep_SKU_STEP_RETURN:
 		if l.Hold == pb.LineHold_LINE_HOLD_COMMITTED && goal == orderGoalReturned {
 			body = orderAckOrFail(l, c, ok, final, &pb.OrderEvent{Body: &pb.OrderEvent_LineReturned{LineReturned: &pb.LineReturned{Sku: l.SKU}}})
 		}

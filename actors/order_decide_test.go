@@ -20,7 +20,7 @@ func orderTestPlace() *pb.PlaceOrder {
 		Items: []*pb.OrderLine{{Sku: "A", Quantity: 2}, {Sku: "B", Quantity: 1}}}
 }
 
-func orderAnswer(sku string, step pb.SkuStep, outcome pb.Outcome, available int64) *pb.StockAnswered {
+func orderAnswer(sku string, step pb.SKUStep, outcome pb.Outcome, available int64) *pb.StockAnswered {
 	return &pb.StockAnswered{Sku: sku, Step: step, Outcome: outcome, Available: available}
 }
 
@@ -31,10 +31,10 @@ const (
 	orderUnknown      = pb.Outcome_OUTCOME_UNKNOWN_RESERVATION
 	orderConflictOut  = pb.Outcome_OUTCOME_CONFLICT
 	orderUnavailable  = pb.Outcome_OUTCOME_UNAVAILABLE
-	reserveStep       = pb.SkuStep_SKU_STEP_RESERVE
-	commitStep        = pb.SkuStep_SKU_STEP_COMMIT
-	releaseStep       = pb.SkuStep_SKU_STEP_RELEASE
-	returnStep        = pb.SkuStep_SKU_STEP_RETURN
+	reserveStep       = pb.SKUStep_SKU_STEP_RESERVE
+	commitStep        = pb.SKUStep_SKU_STEP_COMMIT
+	releaseStep       = pb.SKUStep_SKU_STEP_RELEASE
+	returnStep        = pb.SKUStep_SKU_STEP_RETURN
 )
 
 // orderIn returns a state in the named status, reached through Step the
@@ -295,7 +295,7 @@ func TestPayAfterExpiryBeforeTheTick(t *testing.T) {
 	if d := s.Step(&pb.ExpireOrder{}, at.Add(time.Second)); len(d.Events) != 0 {
 		t.Fatal("a second expiry made events")
 	}
-	want := []OrderSkuCommand{
+	want := []OrderSKUCommand{
 		{"A", releaseStep, &pb.ReleaseReservation{OrderId: orderTestID, Reason: pb.ReleaseReason_RELEASE_REASON_EXPIRED, DeadlineUnixNano: s.ExpiresAt}},
 		{"B", releaseStep, &pb.ReleaseReservation{OrderId: orderTestID, Reason: pb.ReleaseReason_RELEASE_REASON_EXPIRED, DeadlineUnixNano: s.ExpiresAt}},
 	}

@@ -17,11 +17,11 @@ type Orders struct {
 	cfg OrderConfig
 }
 
-// NewOrders returns the order actors of reg's node. cfg.Skus defaults to
+// NewOrders returns the order actors of reg's node. cfg.SKUs defaults to
 // reg.
 func NewOrders(reg *Registry, cfg OrderConfig) *Orders {
-	if cfg.Skus == nil {
-		cfg.Skus = reg
+	if cfg.SKUs == nil {
+		cfg.SKUs = reg
 	}
 	return &Orders{reg: reg, cfg: cfg.withDefaults()}
 }

@@ -53,10 +53,10 @@ func orderOwesRelease(l *OrderLineState) bool {
 		(l.Hold == pb.LineHold_LINE_HOLD_NONE && l.Reserve == pb.LineReserve_LINE_RESERVE_PENDING)
 }
 
-// OrderSkuCommand is one SKU command the order owes.
-type OrderSkuCommand struct {
+// OrderSKUCommand is one SKU command the order owes.
+type OrderSKUCommand struct {
 	SKU  string
-	Step pb.SkuStep
+	Step pb.SKUStep
 	// Msg is *pb.ReserveStock, *pb.CommitReservation,
 	// *pb.ReleaseReservation or *pb.ReturnStock.
 	Msg proto.Message
@@ -65,8 +65,8 @@ type OrderSkuCommand struct {
 // OrderOwed lists the SKU commands the order still owes, in line order, at
 // most one per line. An empty list means the saga is settled: every SKU
 // agrees with the order's status.
-func OrderOwed(s *OrderState) []OrderSkuCommand {
-	var out []OrderSkuCommand
+func OrderOwed(s *OrderState) []OrderSKUCommand {
+	var out []OrderSKUCommand
 	goal := orderGoalOf(s)
 	for i := range s.Lines {
 		l := &s.Lines[i]
@@ -77,20 +77,20 @@ func OrderOwed(s *OrderState) []OrderSkuCommand {
 	return out
 }
 
-func orderOwedFor(s *OrderState, goal orderGoal, l *OrderLineState) (OrderSkuCommand, bool) {
+func orderOwedFor(s *OrderState, goal orderGoal, l *OrderLineState) (OrderSKUCommand, bool) {
 	switch goal {
 	case orderGoalHeld:
 		if s.Status == pb.OrderStatus_ORDER_STATUS_RESERVING && l.Reserve == pb.LineReserve_LINE_RESERVE_PENDING {
-			return OrderSkuCommand{l.SKU, pb.SkuStep_SKU_STEP_RESERVE,
+			return OrderSKUCommand{l.SKU, pb.SKUStep_SKU_STEP_RESERVE,
 				&pb.ReserveStock{OrderId: s.ID, Quantity: l.Quantity, DeadlineUnixNano: s.ExpiresAt}}, true
 		}
 	case orderGoalCommitted:
 		if l.Hold == pb.LineHold_LINE_HOLD_RESERVED {
-			return OrderSkuCommand{l.SKU, pb.SkuStep_SKU_STEP_COMMIT, &pb.CommitReservation{OrderId: s.ID}}, true
+			return OrderSKUCommand{l.SKU, pb.SKUStep_SKU_STEP_COMMIT, &pb.CommitReservation{OrderId: s.ID}}, true
 		}
 	case orderGoalReleased:
 		if orderOwesRelease(l) {
-			return OrderSkuCommand{l.SKU, pb.SkuStep_SKU_STEP_RELEASE,
+			return OrderSKUCommand{l.SKU, pb.SKUStep_SKU_STEP_RELEASE,
 				&pb.ReleaseReservation{OrderId: s.ID, Reason: orderReleaseReason(s), DeadlineUnixNano: s.ExpiresAt}}, true
 		}
 	case orderGoalReturned:
@@ -98,17 +98,17 @@ func orderOwedFor(s *OrderState, goal orderGoal, l *OrderLineState) (OrderSkuCom
 		// each SKU command meets the hold state it expects.
 		switch l.Hold {
 		case pb.LineHold_LINE_HOLD_RESERVED:
-			return OrderSkuCommand{l.SKU, pb.SkuStep_SKU_STEP_COMMIT, &pb.CommitReservation{OrderId: s.ID}}, true
+			return OrderSKUCommand{l.SKU, pb.SKUStep_SKU_STEP_COMMIT, &pb.CommitReservation{OrderId: s.ID}}, true
 		case pb.LineHold_LINE_HOLD_COMMITTED:
 			// The SKU may have forgotten the committed hold by now (its
 			// dedup window is short, a cancellation can come days later),
 			// so the return says what to give back and since when it is
 			// owed.
-			return OrderSkuCommand{l.SKU, pb.SkuStep_SKU_STEP_RETURN, &pb.ReturnStock{OrderId: s.ID,
+			return OrderSKUCommand{l.SKU, pb.SKUStep_SKU_STEP_RETURN, &pb.ReturnStock{OrderId: s.ID,
 				Quantity: l.Quantity, DeadlineUnixNano: s.ExpiresAt, OwedSinceUnixNano: s.StatusAt}}, true
 		}
 	}
-	return OrderSkuCommand{}, false
+	return OrderSKUCommand{}, false
 }
 
 func orderReleaseReason(s *OrderState) pb.ReleaseReason {

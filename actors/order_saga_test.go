@@ -12,7 +12,7 @@ import (
 
 func orderSnapshotsEqual(a, b *pb.OrderSnapshot) bool { return proto.Equal(a, b) }
 
-func orderCheckOwed(t *testing.T, s *OrderState, want []OrderSkuCommand) {
+func orderCheckOwed(t *testing.T, s *OrderState, want []OrderSKUCommand) {
 	t.Helper()
 	got := OrderOwed(s)
 	if len(got) != len(want) {
@@ -45,7 +45,7 @@ func TestOrderSagaHappyPath(t *testing.T) {
 	at := orderTestT0
 	orderStepAll(t, s, at, orderTestPlace())
 	dl := s.ExpiresAt
-	orderCheckOwed(t, s, []OrderSkuCommand{
+	orderCheckOwed(t, s, []OrderSKUCommand{
 		{"A", reserveStep, &pb.ReserveStock{OrderId: orderTestID, Quantity: 2, DeadlineUnixNano: dl}},
 		{"B", reserveStep, &pb.ReserveStock{OrderId: orderTestID, Quantity: 1, DeadlineUnixNano: dl}},
 	})
@@ -62,7 +62,7 @@ func TestOrderSagaHappyPath(t *testing.T) {
 		t.Fatalf("place outcome %v", r.Code)
 	}
 	orderStepAll(t, s, at, &pb.PayOrder{OrderId: orderTestID, PaymentRef: "p"})
-	orderCheckOwed(t, s, []OrderSkuCommand{
+	orderCheckOwed(t, s, []OrderSKUCommand{
 		{"A", commitStep, &pb.CommitReservation{OrderId: orderTestID}},
 		{"B", commitStep, &pb.CommitReservation{OrderId: orderTestID}},
 	})
@@ -71,7 +71,7 @@ func TestOrderSagaHappyPath(t *testing.T) {
 		orderAnswer("B", commitStep, orderApplied, 0),
 		orderAnswer("B", commitStep, orderDone, 0), // duplicate
 	)
-	orderCheckOwed(t, s, []OrderSkuCommand{{"A", commitStep, &pb.CommitReservation{OrderId: orderTestID}}})
+	orderCheckOwed(t, s, []OrderSKUCommand{{"A", commitStep, &pb.CommitReservation{OrderId: orderTestID}}})
 	orderStepAll(t, s, at, orderAnswer("A", commitStep, orderDone, 0))
 	orderCheckOwed(t, s, nil)
 }
@@ -98,14 +98,14 @@ func TestOrderSagaRejectsFirstRefusedLineInRequestOrder(t *testing.T) {
 	// The release names the reservation's deadline, which bounds how long
 	// a SKU that never saw the order keeps the tombstone.
 	release := &pb.ReleaseReservation{OrderId: orderTestID, Reason: pb.ReleaseReason_RELEASE_REASON_REJECTED, DeadlineUnixNano: s.ExpiresAt}
-	orderCheckOwed(t, s, []OrderSkuCommand{{"B", releaseStep, release}})
+	orderCheckOwed(t, s, []OrderSKUCommand{{"B", releaseStep, release}})
 	orderStepAll(t, s, at, orderAnswer("B", releaseStep, orderApplied, 0))
 	orderCheckOwed(t, s, nil)
 
 	// A duplicated ReserveStock for A took stock after its refusal: its
 	// late answer makes the order release A too.
 	orderStepAll(t, s, at, orderAnswer("A", reserveStep, orderApplied, 0))
-	orderCheckOwed(t, s, []OrderSkuCommand{{"A", releaseStep, release}})
+	orderCheckOwed(t, s, []OrderSKUCommand{{"A", releaseStep, release}})
 	orderStepAll(t, s, at, orderAnswer("A", releaseStep, orderApplied, 0), orderAnswer("A", reserveStep, orderDone, 0))
 	orderCheckOwed(t, s, nil)
 	if r := OrderPlaceOutcome(s, true); r.Sku != "A" || r.Available != 1 {
@@ -124,7 +124,7 @@ func TestOrderSagaExpiresWhileReserving(t *testing.T) {
 		t.Fatalf("status %v", s.Status)
 	}
 	release := &pb.ReleaseReservation{OrderId: orderTestID, Reason: pb.ReleaseReason_RELEASE_REASON_EXPIRED, DeadlineUnixNano: s.ExpiresAt}
-	orderCheckOwed(t, s, []OrderSkuCommand{{"A", releaseStep, release}, {"B", releaseStep, release}})
+	orderCheckOwed(t, s, []OrderSKUCommand{{"A", releaseStep, release}, {"B", releaseStep, release}})
 	// B never got the reservation: the SKU answers UNKNOWN and keeps a
 	// tombstone; the late ReserveStock is refused with CONFLICT.
 	orderStepAll(t, s, late, orderAnswer("B", releaseStep, orderUnknown, 0), orderAnswer("A", releaseStep, orderApplied, 0),
@@ -145,13 +145,13 @@ func TestOrderSagaCancelAfterPayCommitsThenReturns(t *testing.T) {
 		return &pb.ReturnStock{OrderId: orderTestID, Quantity: s.line(sku).Quantity, DeadlineUnixNano: s.ExpiresAt,
 			OwedSinceUnixNano: at.UnixNano()}
 	}
-	orderCheckOwed(t, s, []OrderSkuCommand{
+	orderCheckOwed(t, s, []OrderSKUCommand{
 		{"A", returnStep, ret("A")},
 		{"B", commitStep, &pb.CommitReservation{OrderId: orderTestID}},
 	})
 	orderStepAll(t, s, at, orderAnswer("B", commitStep, orderApplied, 0), orderAnswer("A", returnStep, orderApplied, 0),
 		orderAnswer("A", releaseStep, orderApplied, 0)) // a stray answer changes nothing
-	orderCheckOwed(t, s, []OrderSkuCommand{{"B", returnStep, ret("B")}})
+	orderCheckOwed(t, s, []OrderSKUCommand{{"B", returnStep, ret("B")}})
 	orderStepAll(t, s, at, orderAnswer("B", returnStep, orderDone, 0))
 	orderCheckOwed(t, s, nil)
 }
@@ -193,7 +193,7 @@ func orderPropertyRun(t *testing.T, seed uint64) {
 	skus := []string{"A", "B", "C"}
 	outcomes := []pb.Outcome{orderApplied, orderDone, orderInsufficient, orderUnknown, orderConflictOut, orderUnavailable}
 	mostlyOK := []pb.Outcome{orderApplied, orderApplied, orderApplied, orderDone, orderInsufficient, orderUnavailable}
-	steps := []pb.SkuStep{reserveStep, commitStep, releaseStep, returnStep}
+	steps := []pb.SKUStep{reserveStep, commitStep, releaseStep, returnStep}
 	for range 60 {
 		at = at.Add(time.Duration(rng.IntN(1500)) * time.Millisecond)
 		if rng.IntN(40) == 0 {

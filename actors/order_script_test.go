@@ -136,12 +136,12 @@ func orderScriptCommand(id string, f []string) (any, error) {
 	case "retry":
 		return &pb.RetryOrderSaga{}, nil
 	case "answer":
-		step, ok := pb.SkuStep_value["SKU_STEP_"+strings.ToUpper(arg(2))]
+		step, ok := pb.SKUStep_value["SKU_STEP_"+strings.ToUpper(arg(2))]
 		outcome, ok2 := pb.Outcome_value["OUTCOME_"+strings.ToUpper(arg(3))]
 		if !ok || !ok2 {
 			return nil, fmt.Errorf("answer SKU STEP OUTCOME: %v", f)
 		}
-		a := &pb.StockAnswered{Sku: arg(1), Step: pb.SkuStep(step), Outcome: pb.Outcome(outcome)}
+		a := &pb.StockAnswered{Sku: arg(1), Step: pb.SKUStep(step), Outcome: pb.Outcome(outcome)}
 		if v, ok := strings.CutPrefix(arg(4), "available="); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {

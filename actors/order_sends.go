@@ -20,7 +20,7 @@ type OrderSends struct {
 
 type orderSendKey struct {
 	sku  string
-	step pb.SkuStep
+	step pb.SKUStep
 }
 
 type orderSend struct {
@@ -37,7 +37,7 @@ type orderSend struct {
 //
 // Call it only when every applied event is durable: a command must never
 // act on a decision that a crash could still undo.
-func (o *OrderSends) Due(s *OrderState, now time.Time, jitter func() float64) []OrderSkuCommand {
+func (o *OrderSends) Due(s *OrderState, now time.Time, jitter func() float64) []OrderSKUCommand {
 	owed := OrderOwed(s)
 	if len(owed) == 0 && o.inflight == nil {
 		return nil
@@ -45,7 +45,7 @@ func (o *OrderSends) Due(s *OrderState, now time.Time, jitter func() float64) []
 	if o.inflight == nil {
 		o.inflight = make(map[orderSendKey]orderSend, len(owed))
 	}
-	var out []OrderSkuCommand
+	var out []OrderSKUCommand
 	keep := make(map[orderSendKey]bool, len(owed))
 	for _, c := range owed {
 		k := orderSendKey{c.SKU, c.Step}

@@ -43,7 +43,7 @@ func TestCheckoutSoak(t *testing.T) {
 	c := testkit.NewCheckout(t, actors.OrderConfig{TickInterval: 5 * time.Millisecond})
 	rng := rand.New(rand.NewPCG(seed, 1))
 	for i := range skus {
-		c.AskSku(fmt.Sprint("S", i), &pb.Restock{OpId: "r", Quantity: 20 + rng.Int64N(40)})
+		c.AskSKU(fmt.Sprint("S", i), &pb.Restock{OpId: "r", Quantity: 20 + rng.Int64N(40)})
 	}
 	c.Link.SetRule(func(testkit.LinkMessage) testkit.LinkAction { // called under the link's lock
 		switch r := rng.IntN(100); {
@@ -73,7 +73,7 @@ func TestCheckoutSoak(t *testing.T) {
 				c.CrashOrder(ids[crng.IntN(len(ids))])
 			}
 			if crng.IntN(3) == 0 {
-				c.CrashSku(fmt.Sprint("S", crng.IntN(skus)))
+				c.CrashSKU(fmt.Sprint("S", crng.IntN(skus)))
 			}
 		}
 	})
@@ -179,7 +179,7 @@ func soakCheck(t *testing.T, c *testkit.Checkout, skus int, customers [][]*soakC
 				t.Errorf("%s: told out of stock, order %v", cu.id, o.Status)
 			}
 			for _, l := range o.Lines {
-				h, _ := c.SkuState(l.SKU).HoldOf(cu.id)
+				h, _ := c.SKUState(l.SKU).HoldOf(cu.id)
 				switch {
 				case paidish:
 					sold[l.SKU] += l.Quantity
@@ -194,14 +194,14 @@ func soakCheck(t *testing.T, c *testkit.Checkout, skus int, customers [][]*soakC
 	}
 	for i := range skus {
 		sku := fmt.Sprint("S", i)
-		s := c.SkuState(sku)
+		s := c.SKUState(sku)
 		if err := s.CheckHolds(); err != nil {
 			t.Error(err)
 		}
 		if s.Sold != sold[sku] || s.Reserved != 0 {
 			t.Errorf("%s: sold %d reserved %d, paid orders account for %d sold", sku, s.Sold, s.Reserved, sold[sku])
 		}
-		if live := c.AskSku(sku, &pb.GetStock{}).View; live.Available != s.Available || live.Sold != s.Sold {
+		if live := c.AskSKU(sku, &pb.GetStock{}).View; live.Available != s.Available || live.Sold != s.Sold {
 			t.Errorf("%s: live view %v differs from the journal", sku, live)
 		}
 	}

@@ -36,7 +36,7 @@ func TestUnpaidOrdersExpireFromTheWakeIndex(t *testing.T) {
 	c := testkit.NewCheckout(t, actors.OrderConfig{})
 	c.Timeout = 5 * time.Minute // one wait covers every expiry of a step
 	c.Registry.SetResidentMax(residentMax)
-	c.AskSku("A", &pb.Restock{OpId: "r", Quantity: int64(n)})
+	c.AskSKU("A", &pb.Restock{OpId: "r", Quantity: int64(n)})
 
 	// Place every order: the fake clock moves 1 ms every few orders, so
 	// deadlines are spread as in a real sale, over less than the TTL (no
@@ -98,7 +98,7 @@ func TestUnpaidOrdersExpireFromTheWakeIndex(t *testing.T) {
 	}
 	t.Logf("placed %d orders in %v (the clock was nudged %d times)", n, time.Since(placeStart).Round(time.Millisecond), nudges)
 	expireStart := time.Now()
-	if v := c.AskSku("A", &pb.GetStock{}).View; v.Available != 0 || v.Reserved != int64(n) {
+	if v := c.AskSKU("A", &pb.GetStock{}).View; v.Available != 0 || v.Reserved != int64(n) {
 		t.Fatalf("after placing: %v", v)
 	}
 
@@ -173,7 +173,7 @@ func askOrder(t *testing.T, c *testkit.Checkout, id string, cmd any) *pb.OrderRe
 func TestTerminalOrdersAreForgottenAfterTheirRetention(t *testing.T) {
 	const retention = 24 * time.Hour
 	c := testkit.NewCheckout(t, actors.OrderConfig{Retention: retention})
-	c.AskSku("A", &pb.Restock{OpId: "r", Quantity: 10})
+	c.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 10})
 	place := func(key string) string {
 		id := actors.KeyedOrderID("c", key)
 		res := c.AskOrder(id, &pb.PlaceOrder{OrderId: id, Customer: "c", TtlSeconds: 60,

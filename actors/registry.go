@@ -28,7 +28,7 @@ import (
 // it keeps small is the memory of actors that are merely remembered.
 type Registry struct {
 	system *actor.ActorSystem
-	sku    SkuConfig
+	sku    SKUConfig
 	// shards serialize lookup and activation per name (by hash) and keep
 	// each shard's resident actors in least-recently-used order.
 	// protoactor registers a name before its mailbox can take messages,
@@ -102,7 +102,7 @@ func (*wakeUp) NotInfluenceReceiveTimeout() {}
 
 // NewRegistry returns a registry that activates SKU actors with cfg and
 // keeps at most DefaultResidentMax actors resident (SetResidentMax).
-func NewRegistry(system *actor.ActorSystem, sku SkuConfig) *Registry {
+func NewRegistry(system *actor.ActorSystem, sku SKUConfig) *Registry {
 	return &Registry{system: system, sku: sku.withDefaults(), residentMax: DefaultResidentMax}
 }
 
@@ -117,9 +117,9 @@ func (r *Registry) Resident() int { return int(r.resident.Load()) }
 // System returns the actor system the registry spawns into.
 func (r *Registry) System() *actor.ActorSystem { return r.system }
 
-// SkuPID returns the PID of the SKU's actor, activating it if needed.
-func (r *Registry) SkuPID(sku string) *actor.PID {
-	return r.activate(skuActorName(sku), func() *actor.Props { return SkuProps(sku, r.sku) })
+// SKUPID returns the PID of the SKU's actor, activating it if needed.
+func (r *Registry) SKUPID(sku string) *actor.PID {
+	return r.activate(skuActorName(sku), func() *actor.Props { return SKUProps(sku, r.sku) })
 }
 
 func skuActorName(sku string) string { return "sku/" + sku }
@@ -240,11 +240,11 @@ const requestAttemptsMax = 3
 // copy the actor answers first.
 const askResendFirst = time.Second
 
-// AskSku sends a command to a SKU actor and waits for its StockResult
+// AskSKU sends a command to a SKU actor and waits for its StockResult
 // until ctx is done. The SKU commands are idempotent, so a request that met
 // a passivating actor is sent again to its next activation.
-func (r *Registry) AskSku(ctx context.Context, sku string, cmd any) (*pb.StockResult, error) {
-	reply, err := r.ask(ctx, func() *actor.PID { return r.SkuPID(sku) }, cmd)
+func (r *Registry) AskSKU(ctx context.Context, sku string, cmd any) (*pb.StockResult, error) {
+	reply, err := r.ask(ctx, func() *actor.PID { return r.SKUPID(sku) }, cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ func TestAskSendsAgainWhenAnAnswerDoesNotCome(t *testing.T) {
 		return slog.New(slog.DiscardHandler)
 	}))
 	defer system.Shutdown()
-	r := NewRegistry(system, SkuConfig{})
+	r := NewRegistry(system, SKUConfig{})
 	var got atomic.Int32
 	props := func() *actor.Props {
 		return actor.PropsFromFunc(func(c actor.Context) {

@@ -10,11 +10,11 @@ import (
 	"github.com/orderengine/orderengine/actors/pb"
 )
 
-// SkuConfig is what a SKU actor needs from the node.
-type SkuConfig struct {
+// SKUConfig is what a SKU actor needs from the node.
+type SKUConfig struct {
 	Journal Journal
 	Clock   Clock
-	Rules   SkuRules
+	Rules   SKURules
 	// SnapshotEvery is the number of events between snapshots; 0 turns
 	// periodic snapshots off.
 	SnapshotEvery uint64
@@ -40,19 +40,19 @@ type SkuConfig struct {
 const (
 	DefaultSnapshotEvery = 1000
 	DefaultSweepInterval = time.Second
-	// DefaultUnknownPassivateAfter: see SkuConfig.UnknownPassivateAfter.
+	// DefaultUnknownPassivateAfter: see SKUConfig.UnknownPassivateAfter.
 	DefaultUnknownPassivateAfter = time.Second
 	// loadRetryInterval spaces attempts to recover from a journal that
 	// could not be read.
 	loadRetryInterval = time.Second
 )
 
-func (c SkuConfig) withDefaults() SkuConfig {
+func (c SKUConfig) withDefaults() SKUConfig {
 	if c.Clock == nil {
 		c.Clock = SystemClock{}
 	}
-	if c.Rules == (SkuRules{}) {
-		c.Rules = DefaultSkuRules
+	if c.Rules == (SKURules{}) {
+		c.Rules = DefaultSKURules
 	}
 	c.Rules = c.Rules.withDefaults()
 	if c.SweepInterval <= 0 {
@@ -67,22 +67,22 @@ func (c SkuConfig) withDefaults() SkuConfig {
 	return c
 }
 
-// SkuProps returns the props of the actor for one SKU.
-func SkuProps(sku string, cfg SkuConfig) *actor.Props {
+// SKUProps returns the props of the actor for one SKU.
+func SKUProps(sku string, cfg SKUConfig) *actor.Props {
 	cfg = cfg.withDefaults()
 	carry := &restartCarry{}
-	return actor.PropsFromProducer(func() actor.Actor { return newSkuActor(sku, cfg, carry) })
+	return actor.PropsFromProducer(func() actor.Actor { return newSKUActor(sku, cfg, carry) })
 }
 
-// skuActor is the shell around SkuState: it journals what the pure layer
+// skuActor is the shell around SKUState: it journals what the pure layer
 // decides and answers once that is durable.
 type skuActor struct {
 	sku string
-	cfg SkuConfig
+	cfg SKUConfig
 	// unknownIdle: the receive timeout is UnknownPassivateAfter, since the
 	// SKU has nothing journaled.
 	unknownIdle bool
-	state       *SkuState
+	state       *SKUState
 	log         *durableLog
 	// loadErr is set while the journal cannot be read; commands are then
 	// answered UNAVAILABLE and loading is retried.
@@ -96,7 +96,7 @@ type skuActor struct {
 	snapshotHolds uint64
 }
 
-func newSkuActor(sku string, cfg SkuConfig, carry *restartCarry) *skuActor {
+func newSKUActor(sku string, cfg SKUConfig, carry *restartCarry) *skuActor {
 	a := &skuActor{sku: sku, cfg: cfg, carry: carry}
 	a.log = newDurableLog(skuJournalID(sku), cfg.Journal, failedStockResult)
 	return a
@@ -174,7 +174,7 @@ func (a *skuActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 	}
 	events, reply := a.state.Step(cmd, a.cfg.Clock.Now(), a.cfg.Rules)
 	for _, ev := range events {
-		a.log.record(encodeSkuEvent(ev))
+		a.log.record(encodeSKUEvent(ev))
 	}
 	if reply != nil {
 		a.log.reply(ctx, sender, reply)
@@ -208,14 +208,14 @@ func (a *skuActor) unavailable(ctx actor.Context, cmd any, sender *actor.PID, de
 	if _, tick := cmd.(*pb.SweepReservations); tick || sender == nil {
 		return
 	}
-	ctx.Send(sender, &pb.StockResult{Outcome: pb.Outcome_OUTCOME_UNAVAILABLE, View: &pb.SkuView{Sku: a.sku}, Detail: detail})
+	ctx.Send(sender, &pb.StockResult{Outcome: pb.Outcome_OUTCOME_UNAVAILABLE, View: &pb.SKUView{Sku: a.sku}, Detail: detail})
 }
 
 // load (re)builds the state from the journal. On failure the actor stays
 // up and answers UNAVAILABLE, so a caller gets an answer, not a timeout.
 func (a *skuActor) load(ctx actor.Context, rewrite bool) {
 	a.loadTried = a.cfg.Clock.Now()
-	state, snap, err := LoadSkuState(a.cfg.Journal, a.sku)
+	state, snap, err := LoadSKUState(a.cfg.Journal, a.sku)
 	if err != nil {
 		a.state, a.loadErr = nil, err
 		a.cfg.Logger.Error("sku recovery failed", "sku", a.sku, "err", err)
@@ -254,7 +254,7 @@ func (a *skuActor) scheduleSweep(ctx actor.Context) {
 }
 
 // Crash makes an actor panic, as a bug would: its supervisor restarts it and
-// it recovers from the journal. Tests send it (testkit.Kit.CrashSku); it is
+// it recovers from the journal. Tests send it (testkit.Kit.CrashSKU); it is
 // not protobuf, so it cannot arrive from another node.
 type Crash struct{}
 

@@ -25,7 +25,7 @@ func TestConcurrentReservesNeverOversell(t *testing.T) {
 	const stock, callers, perCaller = 100, 300, 3
 	k := testkit.New(t)
 	k.Journal.SetFlushDelay(200 * time.Microsecond)
-	k.AskSku("HOT", &pb.Restock{OpId: "r", Quantity: stock})
+	k.AskSKU("HOT", &pb.Restock{OpId: "r", Quantity: stock})
 
 	var won, lost atomic.Int64
 	var wg sync.WaitGroup
@@ -33,7 +33,7 @@ func TestConcurrentReservesNeverOversell(t *testing.T) {
 		wg.Go(func() {
 			for i := range perCaller {
 				order := fmt.Sprintf("o-%d-%d", c, i)
-				res, err := k.TryAskSku("HOT", &pb.ReserveStock{OrderId: order, Quantity: 1, DeadlineUnixNano: deadline(k)})
+				res, err := k.TryAskSKU("HOT", &pb.ReserveStock{OrderId: order, Quantity: 1, DeadlineUnixNano: deadline(k)})
 				switch {
 				case err != nil:
 					t.Errorf("%s: %v", order, err)
@@ -51,11 +51,11 @@ func TestConcurrentReservesNeverOversell(t *testing.T) {
 	if won.Load() != stock || lost.Load() != callers*perCaller-stock {
 		t.Fatalf("%d reservations succeeded and %d failed; want %d and %d", won.Load(), lost.Load(), stock, callers*perCaller-stock)
 	}
-	v := k.AskSku("HOT", &pb.GetStock{}).View
+	v := k.AskSKU("HOT", &pb.GetStock{}).View
 	if v.Available != 0 || v.Reserved != stock {
 		t.Fatalf("view %v", v)
 	}
-	durable := k.SkuState("HOT")
+	durable := k.SKUState("HOT")
 	if durable.Available != 0 || durable.Reserved != stock || durable.HoldCount() != stock {
 		t.Fatalf("journal says available %d reserved %d holds %d", durable.Available, durable.Reserved, durable.HoldCount())
 	}
@@ -67,13 +67,13 @@ func TestConcurrentReservesNeverOversell(t *testing.T) {
 // No caller hears of success before its events are durable.
 func TestNoReplyBeforeDurable(t *testing.T) {
 	k := testkit.New(t)
-	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 5})
+	k.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 5})
 	k.Journal.Pause()
 
 	replies := make(chan *pb.StockResult, 3)
 	for i := range 3 {
 		go func() {
-			res, err := k.TryAskSku("A", &pb.ReserveStock{OrderId: fmt.Sprint("o", i), Quantity: 1, DeadlineUnixNano: deadline(k)})
+			res, err := k.TryAskSKU("A", &pb.ReserveStock{OrderId: fmt.Sprint("o", i), Quantity: 1, DeadlineUnixNano: deadline(k)})
 			if err != nil {
 				t.Error(err)
 			}
@@ -86,7 +86,7 @@ func TestNoReplyBeforeDurable(t *testing.T) {
 		t.Fatalf("a caller got %v while its events were not durable", r)
 	case <-time.After(100 * time.Millisecond):
 	}
-	if n := len(k.SkuEvents("A")); n != 1 {
+	if n := len(k.SKUEvents("A")); n != 1 {
 		t.Fatalf("%d durable events while paused, want only the restock", n)
 	}
 	k.Journal.Resume()
@@ -95,7 +95,7 @@ func TestNoReplyBeforeDurable(t *testing.T) {
 			t.Fatalf("after resume: %v", r)
 		}
 	}
-	if n := len(k.SkuEvents("A")); n != 4 {
+	if n := len(k.SKUEvents("A")); n != 4 {
 		t.Fatalf("%d durable events, want 4", n)
 	}
 }
@@ -104,21 +104,21 @@ func TestNoReplyBeforeDurable(t *testing.T) {
 // from what is durable: the lost reservation is not in its state.
 func TestFailedFlushFailsWaitersAndRecovers(t *testing.T) {
 	k := testkit.New(t)
-	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 5})
+	k.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 5})
 	k.Journal.FailNext(errors.New("disk on fire"))
 
-	res := k.AskSku("A", &pb.ReserveStock{OrderId: "o1", Quantity: 2, DeadlineUnixNano: deadline(k)})
+	res := k.AskSKU("A", &pb.ReserveStock{OrderId: "o1", Quantity: 2, DeadlineUnixNano: deadline(k)})
 	if res.Outcome != pb.Outcome_OUTCOME_UNAVAILABLE {
 		t.Fatalf("reserve during failed flush: %v", res)
 	}
-	if v := k.AskSku("A", &pb.GetStock{}).View; v.Available != 5 || v.Reserved != 0 {
+	if v := k.AskSKU("A", &pb.GetStock{}).View; v.Available != 5 || v.Reserved != 0 {
 		t.Fatalf("after failed flush the actor shows %v, want the durable state", v)
 	}
-	res = k.AskSku("A", &pb.ReserveStock{OrderId: "o1", Quantity: 2, DeadlineUnixNano: deadline(k)})
+	res = k.AskSKU("A", &pb.ReserveStock{OrderId: "o1", Quantity: 2, DeadlineUnixNano: deadline(k)})
 	if res.Outcome != pb.Outcome_OUTCOME_APPLIED || res.View.Available != 3 {
 		t.Fatalf("retry after recovery: %v", res)
 	}
-	if n := len(k.SkuEvents("A")); n != 2 {
+	if n := len(k.SKUEvents("A")); n != 2 {
 		t.Fatalf("%d durable events, want 2", n)
 	}
 }
@@ -128,20 +128,20 @@ func TestFailedFlushFailsWaitersAndRecovers(t *testing.T) {
 func TestSlowJournalBatchesAndLosesNothingAcknowledged(t *testing.T) {
 	k := testkit.New(t)
 	k.Journal.SetFlushDelay(2 * time.Millisecond)
-	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 1000})
+	k.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 1000})
 	var acked sync.Map
 	var wg sync.WaitGroup
 	for i := range 200 {
 		wg.Go(func() {
 			id := fmt.Sprint("o", i)
-			res, err := k.TryAskSku("A", &pb.ReserveStock{OrderId: id, Quantity: 1, DeadlineUnixNano: deadline(k)})
+			res, err := k.TryAskSKU("A", &pb.ReserveStock{OrderId: id, Quantity: 1, DeadlineUnixNano: deadline(k)})
 			if err == nil && res.Outcome == pb.Outcome_OUTCOME_APPLIED {
 				acked.Store(id, true)
 			}
 		})
 	}
 	wg.Wait()
-	durable := k.SkuState("A")
+	durable := k.SKUState("A")
 	n := 0
 	acked.Range(func(id, _ any) bool {
 		n++
@@ -161,17 +161,17 @@ func TestSlowJournalBatchesAndLosesNothingAcknowledged(t *testing.T) {
 // A crash loses what was applied but not durable, and nothing else.
 func TestCrashRecoversFromJournal(t *testing.T) {
 	k := testkit.New(t)
-	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 10})
-	k.AskSku("A", &pb.ReserveStock{OrderId: "o1", Quantity: 4, DeadlineUnixNano: deadline(k)})
-	k.AskSku("A", &pb.CommitReservation{OrderId: "o1"})
-	before := k.AskSku("A", &pb.GetStock{}).View
+	k.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 10})
+	k.AskSKU("A", &pb.ReserveStock{OrderId: "o1", Quantity: 4, DeadlineUnixNano: deadline(k)})
+	k.AskSKU("A", &pb.CommitReservation{OrderId: "o1"})
+	before := k.AskSKU("A", &pb.GetStock{}).View
 
-	k.CrashSku("A")
-	after := k.AskSku("A", &pb.GetStock{}).View
+	k.CrashSKU("A")
+	after := k.AskSKU("A", &pb.GetStock{}).View
 	if after.Available != before.Available || after.Sold != before.Sold || after.Sold != 4 {
 		t.Fatalf("after crash %v, before %v", after, before)
 	}
-	if r := k.AskSku("A", &pb.CommitReservation{OrderId: "o1"}); r.Outcome != pb.Outcome_OUTCOME_ALREADY_DONE {
+	if r := k.AskSKU("A", &pb.CommitReservation{OrderId: "o1"}); r.Outcome != pb.Outcome_OUTCOME_ALREADY_DONE {
 		t.Fatalf("idempotency lost in the crash: %v", r)
 	}
 }
@@ -179,19 +179,19 @@ func TestCrashRecoversFromJournal(t *testing.T) {
 // A reservation the order never settles is released by the SKU once the
 // clock passes deadline plus grace.
 func TestSafetyExpiryOnTheInjectedClock(t *testing.T) {
-	k := testkit.New(t, testkit.WithSkuConfig(actors.SkuConfig{Rules: actors.SkuRules{Grace: time.Minute, SweepMax: 10}}))
-	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 3})
-	k.AskSku("A", &pb.ReserveStock{OrderId: "o1", Quantity: 3, DeadlineUnixNano: k.Clock.Now().Add(time.Minute).UnixNano()})
+	k := testkit.New(t, testkit.WithSKUConfig(actors.SKUConfig{Rules: actors.SKURules{Grace: time.Minute, SweepMax: 10}}))
+	k.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 3})
+	k.AskSKU("A", &pb.ReserveStock{OrderId: "o1", Quantity: 3, DeadlineUnixNano: k.Clock.Now().Add(time.Minute).UnixNano()})
 
 	k.Advance(time.Minute + 30*time.Second)
-	if v := k.AskSku("A", &pb.GetStock{}).View; v.Reserved != 3 {
+	if v := k.AskSKU("A", &pb.GetStock{}).View; v.Reserved != 3 {
 		t.Fatalf("released before deadline+grace: %v", v)
 	}
 	k.Advance(time.Minute)
-	if v := k.AskSku("A", &pb.GetStock{}).View; v.Reserved != 0 || v.Available != 3 {
+	if v := k.AskSKU("A", &pb.GetStock{}).View; v.Reserved != 0 || v.Available != 3 {
 		t.Fatalf("not released after deadline+grace: %v", v)
 	}
-	evs := k.SkuEvents("A")
+	evs := k.SKUEvents("A")
 	if got := evs[len(evs)-1].GetReleased().GetReason(); got != pb.ReleaseReason_RELEASE_REASON_SAFETY_EXPIRY {
 		t.Fatalf("last event %v", evs[len(evs)-1])
 	}
@@ -200,31 +200,31 @@ func TestSafetyExpiryOnTheInjectedClock(t *testing.T) {
 // An idle SKU passivates after a snapshot and comes back on its next
 // message with its state.
 func TestPassivationSnapshotsAndReactivates(t *testing.T) {
-	k := testkit.New(t, testkit.WithSkuConfig(actors.SkuConfig{PassivateAfter: 50 * time.Millisecond, SnapshotEvery: 1000}))
-	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 10})
-	k.AskSku("A", &pb.Remove{OpId: "m", Quantity: 3})
+	k := testkit.New(t, testkit.WithSKUConfig(actors.SKUConfig{PassivateAfter: 50 * time.Millisecond, SnapshotEvery: 1000}))
+	k.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 10})
+	k.AskSKU("A", &pb.Remove{OpId: "m", Quantity: 3})
 	waitFor(t, func() bool {
 		seq, _, _ := k.Journal.LoadSnapshot("sku/A")
 		_, alive := k.System.ProcessRegistry.GetLocal("sku/A")
 		return seq == 2 && !alive
 	})
-	if v := k.AskSku("A", &pb.GetStock{}).View; v.Available != 7 {
+	if v := k.AskSKU("A", &pb.GetStock{}).View; v.Available != 7 {
 		t.Fatalf("after reactivation %v", v)
 	}
-	if r := k.AskSku("A", &pb.Remove{OpId: "m", Quantity: 3}); r.Outcome != pb.Outcome_OUTCOME_ALREADY_DONE {
+	if r := k.AskSKU("A", &pb.Remove{OpId: "m", Quantity: 3}); r.Outcome != pb.Outcome_OUTCOME_ALREADY_DONE {
 		t.Fatalf("operation IDs lost across passivation: %v", r)
 	}
 }
 
 func TestPeriodicSnapshots(t *testing.T) {
-	k := testkit.New(t, testkit.WithSkuConfig(actors.SkuConfig{SnapshotEvery: 10}))
+	k := testkit.New(t, testkit.WithSKUConfig(actors.SKUConfig{SnapshotEvery: 10}))
 	for i := range 25 {
-		k.AskSku("A", &pb.Restock{OpId: fmt.Sprint("r", i), Quantity: 1})
+		k.AskSKU("A", &pb.Restock{OpId: fmt.Sprint("r", i), Quantity: 1})
 	}
 	// Snapshots are encoded off the actor's turn, so the second one is at
 	// 20 or, if the first finished late, a little after.
 	waitFor(t, func() bool { seq, _, _ := k.Journal.LoadSnapshot("sku/A"); return seq >= 20 })
-	if s := k.SkuState("A"); s.Available != 25 || s.Sequence != 25 {
+	if s := k.SKUState("A"); s.Available != 25 || s.Sequence != 25 {
 		t.Fatalf("snapshot plus tail gives available %d at %d", s.Available, s.Sequence)
 	}
 }
@@ -245,28 +245,28 @@ func waitFor(t *testing.T, cond func() bool) {
 // a retry with the same order ID finds out without applying twice.
 func TestCrashWithWriteInFlight(t *testing.T) {
 	k := testkit.New(t)
-	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 10})
+	k.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 10})
 	k.Journal.Pause()
 	got := make(chan *pb.StockResult, 1)
 	go func() {
-		res, err := k.TryAskSku("A", &pb.ReserveStock{OrderId: "o2", Quantity: 2, DeadlineUnixNano: deadline(k)})
+		res, err := k.TryAskSKU("A", &pb.ReserveStock{OrderId: "o2", Quantity: 2, DeadlineUnixNano: deadline(k)})
 		if err != nil {
 			t.Error(err)
 		}
 		got <- res
 	}()
 	waitFor(t, func() bool { return k.Journal.Pending() > 0 })
-	k.CrashSku("A")
+	k.CrashSKU("A")
 	if r := <-got; r.Outcome != pb.Outcome_OUTCOME_UNAVAILABLE {
 		t.Fatalf("caller waiting through a crash got %v", r)
 	}
 	k.Journal.Resume() // the write that was in flight lands now
 	waitFor(t, func() bool { return k.Journal.Pending() == 0 })
-	r := k.AskSku("A", &pb.ReserveStock{OrderId: "o2", Quantity: 2, DeadlineUnixNano: deadline(k)})
+	r := k.AskSKU("A", &pb.ReserveStock{OrderId: "o2", Quantity: 2, DeadlineUnixNano: deadline(k)})
 	if r.Outcome != pb.Outcome_OUTCOME_ALREADY_DONE || r.View.Reserved != 2 || r.View.Available != 8 {
 		t.Fatalf("retry after crash: %v", r)
 	}
-	if s := k.SkuState("A"); s.Reserved != 2 || s.Sequence != 2 {
+	if s := k.SKUState("A"); s.Reserved != 2 || s.Sequence != 2 {
 		t.Fatalf("journal: reserved %d at %d", s.Reserved, s.Sequence)
 	}
 }
@@ -280,12 +280,12 @@ func TestSnapshotsAreSpacedByStateSize(t *testing.T) {
 	t.Cleanup(j.Close)
 	system := actor.NewActorSystem()
 	t.Cleanup(system.Shutdown)
-	reg := actors.NewRegistry(system, actors.SkuConfig{Journal: j, Clock: testkit.NewClock(time.Unix(1e9, 0)), SnapshotEvery: 10})
+	reg := actors.NewRegistry(system, actors.SKUConfig{Journal: j, Clock: testkit.NewClock(time.Unix(1e9, 0)), SnapshotEvery: 10})
 	ask := func(cmd any) *pb.StockResult {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		r, err := reg.AskSku(ctx, "A", cmd)
+		r, err := reg.AskSKU(ctx, "A", cmd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -308,7 +308,7 @@ func TestSnapshotsAreSpacedByStateSize(t *testing.T) {
 			t.Fatalf("snapshots at %v: gap %d after a snapshot of %d holds", seqs, gap, seqs[i-1]-1)
 		}
 	}
-	s, _, err := actors.LoadSkuState(j, "A")
+	s, _, err := actors.LoadSKUState(j, "A")
 	if err != nil || s.Sequence != 51 || s.Reserved != 50 || s.HoldCount() != 50 {
 		t.Fatalf("recovered %v", err)
 	}
@@ -339,18 +339,18 @@ func (j *snapshotLog) seqs() []uint64 {
 // journal whose every flush takes 5 ms: the actor buffers thousands of
 // reservations per flush, more than one append may carry, and splits them;
 // exactly 4000 win and nobody is told UNAVAILABLE.
-func TestFiveThousandReservesOnOneSku(t *testing.T) {
+func TestFiveThousandReservesOnOneSKU(t *testing.T) {
 	const stock, callers = 4000, 5000
 	k := testkit.New(t)
 	k.Journal.SetFlushDelay(5 * time.Millisecond)
-	k.AskSku("HOT", &pb.Restock{OpId: "r", Quantity: stock})
+	k.AskSKU("HOT", &pb.Restock{OpId: "r", Quantity: stock})
 	var outcomes [8]atomic.Int64
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for c := range callers {
 		wg.Go(func() {
 			<-start
-			res, err := k.TryAskSku("HOT", &pb.ReserveStock{OrderId: fmt.Sprint("o", c), Quantity: 1, DeadlineUnixNano: deadline(k)})
+			res, err := k.TryAskSKU("HOT", &pb.ReserveStock{OrderId: fmt.Sprint("o", c), Quantity: 1, DeadlineUnixNano: deadline(k)})
 			if err != nil {
 				t.Errorf("o%d: %v", c, err)
 				return
@@ -365,7 +365,7 @@ func TestFiveThousandReservesOnOneSku(t *testing.T) {
 		t.Fatalf("%d applied, %d insufficient, %d unavailable; want %d, %d, 0",
 			applied, short, outcomes[pb.Outcome_OUTCOME_UNAVAILABLE].Load(), stock, callers-stock)
 	}
-	if s := k.SkuState("HOT"); s.Reserved != stock || s.HoldCount() != stock {
+	if s := k.SKUState("HOT"); s.Reserved != stock || s.HoldCount() != stock {
 		t.Fatalf("journal: reserved %d, %d holds", s.Reserved, s.HoldCount())
 	}
 }
@@ -375,24 +375,24 @@ func TestFiveThousandReservesOnOneSku(t *testing.T) {
 func TestSnapshotEncodeDoesNotBlockTheActor(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 1)
-	cfg := actors.WithSnapshotHook(actors.SkuConfig{SnapshotEvery: 3}, func() {
+	cfg := actors.WithSnapshotHook(actors.SKUConfig{SnapshotEvery: 3}, func() {
 		entered <- struct{}{}
 		<-release
 	})
-	k := testkit.New(t, testkit.WithSkuConfig(cfg))
+	k := testkit.New(t, testkit.WithSKUConfig(cfg))
 	defer close(release)
 	for i := range 3 {
-		k.AskSku("A", &pb.Restock{OpId: fmt.Sprint("r", i), Quantity: 1})
+		k.AskSKU("A", &pb.Restock{OpId: fmt.Sprint("r", i), Quantity: 1})
 	}
 	select {
 	case <-entered:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no snapshot started")
 	}
-	if r := k.AskSku("A", &pb.GetStock{}); r.View.Available != 3 {
+	if r := k.AskSKU("A", &pb.GetStock{}); r.View.Available != 3 {
 		t.Fatalf("read during the encode: %v", r)
 	}
-	if r := k.AskSku("A", &pb.ReserveStock{OrderId: "o", Quantity: 2, DeadlineUnixNano: deadline(k)}); r.Outcome != pb.Outcome_OUTCOME_APPLIED {
+	if r := k.AskSKU("A", &pb.ReserveStock{OrderId: "o", Quantity: 2, DeadlineUnixNano: deadline(k)}); r.Outcome != pb.Outcome_OUTCOME_APPLIED {
 		t.Fatalf("write during the encode: %v", r)
 	}
 	if seq, _, _ := k.Journal.LoadSnapshot("sku/A"); seq != 0 {
@@ -401,7 +401,7 @@ func TestSnapshotEncodeDoesNotBlockTheActor(t *testing.T) {
 	release <- struct{}{}
 	waitFor(t, func() bool { seq, _, _ := k.Journal.LoadSnapshot("sku/A"); return seq == 3 })
 	// The frozen state was not touched by the reservation made meanwhile.
-	if s := k.SkuState("A"); s.Reserved != 2 || s.Available != 1 {
+	if s := k.SKUState("A"); s.Reserved != 2 || s.Available != 1 {
 		t.Fatalf("snapshot plus tail: reserved %d available %d", s.Reserved, s.Available)
 	}
 }
@@ -410,12 +410,12 @@ func TestSnapshotEncodeDoesNotBlockTheActor(t *testing.T) {
 // keeps its wake time (first deadline plus grace), and the sweep the
 // node's waker sends then activates it and releases what is due.
 func TestPassivatesWithReservationsAndWakes(t *testing.T) {
-	rules := actors.SkuRules{Grace: time.Minute, SweepMax: 10}
-	k := testkit.New(t, testkit.WithSkuConfig(actors.SkuConfig{PassivateAfter: 50 * time.Millisecond, Rules: rules}))
-	k.AskSku("A", &pb.Restock{OpId: "r", Quantity: 5})
+	rules := actors.SKURules{Grace: time.Minute, SweepMax: 10}
+	k := testkit.New(t, testkit.WithSKUConfig(actors.SKUConfig{PassivateAfter: 50 * time.Millisecond, Rules: rules}))
+	k.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 5})
 	dl := k.Clock.Now().Add(time.Minute)
-	k.AskSku("A", &pb.ReserveStock{OrderId: "o1", Quantity: 2, DeadlineUnixNano: dl.UnixNano()})
-	k.AskSku("A", &pb.ReserveStock{OrderId: "o2", Quantity: 1, DeadlineUnixNano: dl.Add(time.Hour).UnixNano()})
+	k.AskSKU("A", &pb.ReserveStock{OrderId: "o1", Quantity: 2, DeadlineUnixNano: dl.UnixNano()})
+	k.AskSKU("A", &pb.ReserveStock{OrderId: "o2", Quantity: 1, DeadlineUnixNano: dl.Add(time.Hour).UnixNano()})
 	waitFor(t, func() bool {
 		_, alive := k.System.ProcessRegistry.GetLocal("sku/A")
 		return !alive
@@ -424,8 +424,8 @@ func TestPassivatesWithReservationsAndWakes(t *testing.T) {
 		t.Fatalf("wake %d, want %d", w, want)
 	}
 	k.Clock.Advance(2 * time.Minute)
-	k.System.Root.Send(k.Registry.SkuPID("A"), &pb.SweepReservations{})
-	if v := k.AskSku("A", &pb.GetStock{}).View; v.Reserved != 1 || v.Available != 4 {
+	k.System.Root.Send(k.Registry.SKUPID("A"), &pb.SweepReservations{})
+	if v := k.AskSKU("A", &pb.GetStock{}).View; v.Reserved != 1 || v.Available != 4 {
 		t.Fatalf("after the wake-up sweep: %v", v)
 	}
 	waitFor(t, func() bool { return k.Journal.Wake("sku/A") == dl.Add(time.Hour+time.Minute).UnixNano() })
@@ -434,18 +434,18 @@ func TestPassivatesWithReservationsAndWakes(t *testing.T) {
 // Requests for SKUs that do not exist (a read, a refused remove or
 // reservation) are answered and leave no actor behind: a flood of them
 // must not grow the node's memory.
-func TestUnknownSkusLeaveNoActors(t *testing.T) {
-	k := testkit.New(t, testkit.WithSkuConfig(actors.SkuConfig{UnknownPassivateAfter: 20 * time.Millisecond}))
-	k.AskSku("real", &pb.Restock{OpId: "r", Quantity: 5})
+func TestUnknownSKUsLeaveNoActors(t *testing.T) {
+	k := testkit.New(t, testkit.WithSKUConfig(actors.SKUConfig{UnknownPassivateAfter: 20 * time.Millisecond}))
+	k.AskSKU("real", &pb.Restock{OpId: "r", Quantity: 5})
 	for i := range 1000 {
-		if r := k.AskSku(fmt.Sprint("nope-", i), &pb.GetStock{}); r.View.Known {
+		if r := k.AskSKU(fmt.Sprint("nope-", i), &pb.GetStock{}); r.View.Known {
 			t.Fatalf("unknown SKU %d reads as known: %v", i, r)
 		}
 	}
-	if r := k.AskSku("ghost", &pb.Remove{OpId: "x", Quantity: 1}); r.Outcome != pb.Outcome_OUTCOME_INSUFFICIENT {
+	if r := k.AskSKU("ghost", &pb.Remove{OpId: "x", Quantity: 1}); r.Outcome != pb.Outcome_OUTCOME_INSUFFICIENT {
 		t.Fatalf("remove on an unknown SKU: %v", r)
 	}
-	if r := k.AskSku("ghost", &pb.ReserveStock{OrderId: "o", Quantity: 1,
+	if r := k.AskSKU("ghost", &pb.ReserveStock{OrderId: "o", Quantity: 1,
 		DeadlineUnixNano: k.Clock.Now().Add(time.Minute).UnixNano()}); r.Outcome != pb.Outcome_OUTCOME_INSUFFICIENT {
 		t.Fatalf("reserve on an unknown SKU: %v", r)
 	}
@@ -456,10 +456,10 @@ func TestUnknownSkusLeaveNoActors(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if r := k.AskSku("real", &pb.GetStock{}); r.View.Available != 5 {
+	if r := k.AskSKU("real", &pb.GetStock{}); r.View.Available != 5 {
 		t.Fatalf("the real SKU: %v", r.View)
 	}
-	if n := len(k.SkuEvents("ghost")); n != 0 {
+	if n := len(k.SKUEvents("ghost")); n != 0 {
 		t.Fatalf("an unknown SKU journaled %d events", n)
 	}
 }

@@ -11,19 +11,19 @@ import (
 	"github.com/orderengine/orderengine/actors/testkit"
 )
 
-// BenchmarkReserveHotSku measures in-process ReserveStock throughput on one
+// BenchmarkReserveHotSKU measures in-process ReserveStock throughput on one
 // SKU: 256 concurrent callers, each request answered only once durable.
 // "flush=0" uses an in-memory journal that completes at once; "flush=1ms"
 // one whose every flush takes a millisecond, like a synced disk write. The
 // second shows the group commit: throughput stays far above 1 000/s.
 //
-//	go test -run '^$' -bench ReserveHotSku ./actors/
-func BenchmarkReserveHotSku(b *testing.B) {
+//	go test -run '^$' -bench ReserveHotSKU ./actors/
+func BenchmarkReserveHotSKU(b *testing.B) {
 	for _, delay := range []time.Duration{0, time.Millisecond} {
 		b.Run(fmt.Sprintf("flush=%v", delay), func(b *testing.B) {
 			k := testkit.New(b)
 			k.Journal.SetFlushDelay(delay)
-			k.AskSku("HOT", &pb.Restock{OpId: "r", Quantity: 1_000_000_000})
+			k.AskSKU("HOT", &pb.Restock{OpId: "r", Quantity: 1_000_000_000})
 			dl := k.Clock.Now().Add(time.Hour).UnixNano()
 			var n atomic.Int64
 			flushes := k.Journal.Flushes()
@@ -32,7 +32,7 @@ func BenchmarkReserveHotSku(b *testing.B) {
 			b.RunParallel(func(pb_ *testing.PB) {
 				for pb_.Next() {
 					id := fmt.Sprint("o", n.Add(1))
-					res := k.AskSku("HOT", &pb.ReserveStock{OrderId: id, Quantity: 1, DeadlineUnixNano: dl})
+					res := k.AskSKU("HOT", &pb.ReserveStock{OrderId: id, Quantity: 1, DeadlineUnixNano: dl})
 					if res.Outcome != pb.Outcome_OUTCOME_APPLIED {
 						b.Errorf("%s: %v", id, res.Outcome)
 					}

@@ -11,7 +11,7 @@ import (
 // skuJournalID is the journal identity of a SKU actor.
 func skuJournalID(sku string) string { return "sku/" + sku }
 
-func encodeSkuEvent(ev *pb.SkuEvent) []byte {
+func encodeSKUEvent(ev *pb.SKUEvent) []byte {
 	b, err := proto.Marshal(ev)
 	if err != nil {
 		// Marshalling a well-formed message in memory cannot fail; if it
@@ -21,10 +21,10 @@ func encodeSkuEvent(ev *pb.SkuEvent) []byte {
 	return b
 }
 
-// DecodeSkuEvent reads one journaled SKU event and refuses records of an
+// DecodeSKUEvent reads one journaled SKU event and refuses records of an
 // unknown schema version or without a body.
-func DecodeSkuEvent(b []byte) (*pb.SkuEvent, error) {
-	ev := &pb.SkuEvent{}
+func DecodeSKUEvent(b []byte) (*pb.SKUEvent, error) {
+	ev := &pb.SKUEvent{}
 	if err := proto.Unmarshal(b, ev); err != nil {
 		return nil, fmt.Errorf("decode sku event: %w", err)
 	}
@@ -37,25 +37,25 @@ func DecodeSkuEvent(b []byte) (*pb.SkuEvent, error) {
 	return ev, nil
 }
 
-// DecodeSkuSnapshot reads and validates a SKU snapshot.
-func DecodeSkuSnapshot(sku string, b []byte) (*SkuState, error) {
-	snap := &pb.SkuSnapshot{}
+// DecodeSKUSnapshot reads and validates a SKU snapshot.
+func DecodeSKUSnapshot(sku string, b []byte) (*SKUState, error) {
+	snap := &pb.SKUSnapshot{}
 	if err := proto.Unmarshal(b, snap); err != nil {
 		return nil, fmt.Errorf("decode sku snapshot: %w", err)
 	}
 	return skuStateFromSnapshot(sku, snap)
 }
 
-// LoadSkuState rebuilds a SKU's state from the journal: the latest snapshot
+// LoadSKUState rebuilds a SKU's state from the journal: the latest snapshot
 // plus every event after it. It returns the snapshot's sequence too.
-func LoadSkuState(j Journal, sku string) (*SkuState, uint64, error) {
-	return loadState(j, skuJournalID(sku), sku, stateLoader[*SkuState]{
+func LoadSKUState(j Journal, sku string) (*SKUState, uint64, error) {
+	return loadState(j, skuJournalID(sku), sku, stateLoader[*SKUState]{
 		kind:     "sku",
-		fresh:    func() *SkuState { return NewSkuState(sku) },
-		sequence: func(s *SkuState) uint64 { return s.Sequence },
-		snapshot: func(b []byte) (*SkuState, error) { return DecodeSkuSnapshot(sku, b) },
-		apply: func(s *SkuState, seq uint64, b []byte) error {
-			ev, err := DecodeSkuEvent(b)
+		fresh:    func() *SKUState { return NewSKUState(sku) },
+		sequence: func(s *SKUState) uint64 { return s.Sequence },
+		snapshot: func(b []byte) (*SKUState, error) { return DecodeSKUSnapshot(sku, b) },
+		apply: func(s *SKUState, seq uint64, b []byte) error {
+			ev, err := DecodeSKUEvent(b)
 			if err != nil {
 				return fmt.Errorf("event %d: %w", seq, err)
 			}

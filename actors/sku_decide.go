@@ -19,8 +19,8 @@ const (
 	skuIDBytesMax = 256
 )
 
-// SkuRules are the SKU's own settings for the pure layer.
-type SkuRules struct {
+// SKURules are the SKU's own settings for the pure layer.
+type SKURules struct {
 	// Grace is how long past its deadline a reservation is kept before the
 	// SKU releases it by itself. The order actor expires orders at the
 	// deadline; this is the safety net behind it.
@@ -37,43 +37,43 @@ type SkuRules struct {
 	OpRetention time.Duration
 }
 
-// DefaultSkuRules are the production settings.
-var DefaultSkuRules = SkuRules{Grace: 2 * time.Minute, SweepMax: 256, DedupWindow: 10 * time.Minute, OpRetention: 24 * time.Hour}
+// DefaultSKURules are the production settings.
+var DefaultSKURules = SKURules{Grace: 2 * time.Minute, SweepMax: 256, DedupWindow: 10 * time.Minute, OpRetention: 24 * time.Hour}
 
 // withDefaults fills the windows left at zero: a zero window would forget
 // a record as soon as it settled, which no caller means.
-func (r SkuRules) withDefaults() SkuRules {
+func (r SKURules) withDefaults() SKURules {
 	if r.DedupWindow <= 0 {
-		r.DedupWindow = DefaultSkuRules.DedupWindow
+		r.DedupWindow = DefaultSKURules.DedupWindow
 	}
 	if r.OpRetention <= 0 {
-		r.OpRetention = DefaultSkuRules.OpRetention
+		r.OpRetention = DefaultSKURules.OpRetention
 	}
 	return r
 }
 
 // skuDecision is what the pure layer returns for one command.
 type skuDecision struct {
-	events []*pb.SkuEvent
+	events []*pb.SKUEvent
 	reply  *pb.StockResult
 }
 
 // skuTurn is one command's context: the state, the decision's time (Unix
 // ns, never before the state's clock) and the rules.
 type skuTurn struct {
-	s     *SkuState
+	s     *SKUState
 	at    int64
-	rules SkuRules
+	rules SKURules
 }
 
 // Step decides one command, applies its events and returns them with the
 // reply, whose view shows the state after the events. A nil reply means the
 // command gets none (a sweep). On its way it forgets a few records that no
 // longer matter, a sweep up to skuPruneMax.
-func (s *SkuState) Step(cmd any, now time.Time, rules SkuRules) ([]*pb.SkuEvent, *pb.StockResult) {
+func (s *SKUState) Step(cmd any, now time.Time, rules SKURules) ([]*pb.SKUEvent, *pb.StockResult) {
 	rules = rules.withDefaults()
 	at := s.advance(now)
-	d := decideSku(skuTurn{s: s, at: at, rules: rules}, cmd)
+	d := decideSKU(skuTurn{s: s, at: at, rules: rules}, cmd)
 	for _, ev := range d.events {
 		s.apply(s.Sequence+1, ev)
 	}
@@ -90,14 +90,14 @@ func (s *SkuState) Step(cmd any, now time.Time, rules SkuRules) ([]*pb.SkuEvent,
 
 // advance returns the time of a decision at now: never before the latest
 // time the state has seen, so that what was forgettable stays forgettable.
-func (s *SkuState) advance(now time.Time) int64 {
+func (s *SKUState) advance(now time.Time) int64 {
 	s.clock = max(s.clock, now.UnixNano())
 	return s.clock
 }
 
-// decideSku decides one command against the state without changing it. A
+// decideSKU decides one command against the state without changing it. A
 // reply without a view gets the view after the events from Step.
-func decideSku(t skuTurn, cmd any) skuDecision {
+func decideSKU(t skuTurn, cmd any) skuDecision {
 	switch c := cmd.(type) {
 	case *pb.Restock:
 		return t.restock(c)
@@ -127,7 +127,7 @@ func (t skuTurn) restock(c *pb.Restock) skuDecision {
 	if t.s.Restocked+c.Quantity > stockUnitsMax {
 		return skuDecision{reply: t.result(pb.Outcome_OUTCOME_INVALID, "restock would exceed the SKU's total stock limit")}
 	}
-	return t.decided(pb.Outcome_OUTCOME_APPLIED, &pb.SkuEvent{Body: &pb.SkuEvent_Restocked{Restocked: &pb.StockRestocked{OpId: c.OpId, Quantity: c.Quantity}}})
+	return t.decided(pb.Outcome_OUTCOME_APPLIED, &pb.SKUEvent{Body: &pb.SKUEvent_Restocked{Restocked: &pb.StockRestocked{OpId: c.OpId, Quantity: c.Quantity}}})
 }
 
 func (t skuTurn) remove(c *pb.Remove) skuDecision {
@@ -137,7 +137,7 @@ func (t skuTurn) remove(c *pb.Remove) skuDecision {
 	if t.s.Available < c.Quantity {
 		return skuDecision{reply: t.result(pb.Outcome_OUTCOME_INSUFFICIENT, "")}
 	}
-	return t.decided(pb.Outcome_OUTCOME_APPLIED, &pb.SkuEvent{Body: &pb.SkuEvent_Removed{Removed: &pb.StockRemoved{OpId: c.OpId, Quantity: c.Quantity}}})
+	return t.decided(pb.Outcome_OUTCOME_APPLIED, &pb.SKUEvent{Body: &pb.SKUEvent_Removed{Removed: &pb.StockRemoved{OpId: c.OpId, Quantity: c.Quantity}}})
 }
 
 // checkOp validates a restock or remove and recognises a repeat of an
@@ -168,7 +168,7 @@ func (t skuTurn) checkArgs(idName, id string, qty int64) (skuDecision, bool) {
 
 // reserve holds units for an order. The deadline check comes before the
 // order's record is looked at, so that its answer cannot depend on whether
-// the record was forgotten yet (rule 1 of SkuState).
+// the record was forgotten yet (rule 1 of SKUState).
 func (t skuTurn) reserve(c *pb.ReserveStock) skuDecision {
 	if d, bad := t.checkArgs("order_id", c.OrderId, c.Quantity); bad {
 		return d
@@ -189,7 +189,7 @@ func (t skuTurn) reserve(c *pb.ReserveStock) skuDecision {
 	if t.s.Available < c.Quantity {
 		return skuDecision{reply: t.result(pb.Outcome_OUTCOME_INSUFFICIENT, "")}
 	}
-	d := t.decided(pb.Outcome_OUTCOME_APPLIED, &pb.SkuEvent{Body: &pb.SkuEvent_Reserved{
+	d := t.decided(pb.Outcome_OUTCOME_APPLIED, &pb.SKUEvent{Body: &pb.SKUEvent_Reserved{
 		Reserved: &pb.StockReserved{OrderId: c.OrderId, Quantity: c.Quantity, DeadlineUnixNano: c.DeadlineUnixNano}}})
 	d.reply.Hold = pb.HoldState_HOLD_STATE_RESERVED
 	return d
@@ -213,7 +213,7 @@ func (t skuTurn) commit(c *pb.CommitReservation) skuDecision {
 	case pb.HoldState_HOLD_STATE_RETURNED:
 		return t.holdResult(h, pb.Outcome_OUTCOME_CONFLICT, "the order's units were returned")
 	}
-	d := t.decided(pb.Outcome_OUTCOME_APPLIED, &pb.SkuEvent{Body: &pb.SkuEvent_Committed{Committed: &pb.ReservationCommitted{OrderId: c.OrderId}}})
+	d := t.decided(pb.Outcome_OUTCOME_APPLIED, &pb.SKUEvent{Body: &pb.SKUEvent_Committed{Committed: &pb.ReservationCommitted{OrderId: c.OrderId}}})
 	d.reply.Hold = pb.HoldState_HOLD_STATE_COMMITTED
 	return d
 }
@@ -238,13 +238,13 @@ func (t skuTurn) release(c *pb.ReleaseReservation) skuDecision {
 		}
 		outcome, deadline = pb.Outcome_OUTCOME_APPLIED, h.deadline
 	}
-	d := t.decided(outcome, &pb.SkuEvent{Body: &pb.SkuEvent_Released{
+	d := t.decided(outcome, &pb.SKUEvent{Body: &pb.SKUEvent_Released{
 		Released: &pb.ReservationReleased{OrderId: c.OrderId, Reason: c.Reason, DeadlineUnixNano: deadline}}})
 	d.reply.Hold = pb.HoldState_HOLD_STATE_RELEASED
 	return d
 }
 
-// giveBack returns sold units (ReturnStock; rule 3 of SkuState).
+// giveBack returns sold units (ReturnStock; rule 3 of SKUState).
 func (t skuTurn) giveBack(c *pb.ReturnStock) skuDecision {
 	if c.OrderId == "" || len(c.OrderId) > skuIDBytesMax {
 		return skuDecision{reply: t.result(pb.Outcome_OUTCOME_INVALID, "order_id must be 1 to 256 bytes")}
@@ -277,7 +277,7 @@ func (t skuTurn) giveBack(c *pb.ReturnStock) skuDecision {
 		// the window, and a retry then would apply again.
 		return skuDecision{reply: t.result(pb.Outcome_OUTCOME_UNAVAILABLE, "the return is owed since a time ahead of the SKU's clock; retry")}
 	}
-	d := t.decided(pb.Outcome_OUTCOME_APPLIED, &pb.SkuEvent{Body: &pb.SkuEvent_Returned{
+	d := t.decided(pb.Outcome_OUTCOME_APPLIED, &pb.SKUEvent{Body: &pb.SKUEvent_Returned{
 		Returned: &pb.StockReturned{OrderId: c.OrderId, Quantity: qty, DeadlineUnixNano: deadline}}})
 	d.reply.Hold = pb.HoldState_HOLD_STATE_RETURNED
 	return d
@@ -289,16 +289,16 @@ func (t skuTurn) sweep() skuDecision {
 	var d skuDecision
 	for _, slot := range t.s.holds.firstLive(addSat(t.at, -int64(t.rules.Grace)), t.rules.SweepMax) {
 		r := t.s.holds.rec(slot)
-		d.events = append(d.events, &pb.SkuEvent{SchemaVersion: skuSchemaVersion, AtUnixNano: t.at, Body: &pb.SkuEvent_Released{
+		d.events = append(d.events, &pb.SKUEvent{SchemaVersion: skuSchemaVersion, AtUnixNano: t.at, Body: &pb.SKUEvent_Released{
 			Released: &pb.ReservationReleased{OrderId: r.orderID, Reason: pb.ReleaseReason_RELEASE_REASON_SAFETY_EXPIRY, DeadlineUnixNano: r.deadline}}})
 	}
 	return d
 }
 
 // decided returns one event and a reply showing the state after it.
-func (t skuTurn) decided(outcome pb.Outcome, ev *pb.SkuEvent) skuDecision {
+func (t skuTurn) decided(outcome pb.Outcome, ev *pb.SKUEvent) skuDecision {
 	ev.SchemaVersion, ev.AtUnixNano = skuSchemaVersion, t.at
-	return skuDecision{events: []*pb.SkuEvent{ev}, reply: &pb.StockResult{Outcome: outcome}}
+	return skuDecision{events: []*pb.SKUEvent{ev}, reply: &pb.StockResult{Outcome: outcome}}
 }
 
 func (t skuTurn) result(outcome pb.Outcome, detail string) *pb.StockResult {

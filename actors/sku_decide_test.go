@@ -12,9 +12,9 @@ var testNow = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 // skuWith returns a SKU restocked with 10 units, holding: o-res (3,
 // reserved), o-com (2, committed), o-rel (1, released by its order), o-exp
 // (4, released by safety expiry) and o-ret (1, returned).
-func skuWith(t *testing.T) *SkuState {
+func skuWith(t *testing.T) *SKUState {
 	t.Helper()
-	s := NewSkuState("A-1")
+	s := NewSKUState("A-1")
 	dl := testNow.Add(time.Minute).UnixNano()
 	for _, cmd := range []any{
 		&pb.Restock{OpId: "r1", Quantity: 10},
@@ -31,7 +31,7 @@ func skuWith(t *testing.T) *SkuState {
 		&pb.CommitReservation{OrderId: "o-ret"},
 		&pb.ReturnStock{OrderId: "o-ret"},
 	} {
-		if _, r := s.Step(cmd, testNow, DefaultSkuRules); r.Outcome != pb.Outcome_OUTCOME_APPLIED {
+		if _, r := s.Step(cmd, testNow, DefaultSKURules); r.Outcome != pb.Outcome_OUTCOME_APPLIED {
 			t.Fatalf("setup %T: %v %s", cmd, r.Outcome, r.Detail)
 		}
 	}
@@ -39,7 +39,7 @@ func skuWith(t *testing.T) *SkuState {
 	return s
 }
 
-func TestDecideSku(t *testing.T) {
+func TestDecideSKU(t *testing.T) {
 	const (
 		applied      = pb.Outcome_OUTCOME_APPLIED
 		done         = pb.Outcome_OUTCOME_ALREADY_DONE
@@ -98,17 +98,17 @@ func TestDecideSku(t *testing.T) {
 		{"return with other quantity", &pb.ReturnStock{OrderId: "o-com", Quantity: 1}, conflict, 0, [3]int64{5, 3, 2}, pb.HoldState_HOLD_STATE_COMMITTED},
 		{"return owed in the SKU's future", &pb.ReturnStock{OrderId: "o-com", Quantity: 2, OwedSinceUnixNano: testNow.Add(time.Second).UnixNano()}, pb.Outcome_OUTCOME_UNAVAILABLE, 0, [3]int64{5, 3, 2}, 0},
 		{"return without order", &pb.ReturnStock{Quantity: 1}, invalid, 0, [3]int64{5, 3, 2}, 0},
-		{"reserve past deadline plus grace", &pb.ReserveStock{OrderId: "o-new", Quantity: 1, DeadlineUnixNano: testNow.Add(-DefaultSkuRules.Grace).UnixNano()}, conflict, 0, [3]int64{5, 3, 2}, 0},
+		{"reserve past deadline plus grace", &pb.ReserveStock{OrderId: "o-new", Quantity: 1, DeadlineUnixNano: testNow.Add(-DefaultSKURules.Grace).UnixNano()}, conflict, 0, [3]int64{5, 3, 2}, 0},
 		{"reserve repeat past deadline plus grace", &pb.ReserveStock{OrderId: "o-res", Quantity: 3, DeadlineUnixNano: 1}, conflict, 0, [3]int64{5, 3, 2}, 0},
 		{"release with unknown reason", &pb.ReleaseReservation{OrderId: "o-res", Reason: 9}, invalid, 0, [3]int64{5, 3, 2}, 0},
 		{"get", &pb.GetStock{}, applied, 0, [3]int64{5, 3, 2}, 0},
-		{"unknown command", &pb.SkuView{}, invalid, 0, [3]int64{5, 3, 2}, 0},
+		{"unknown command", &pb.SKUView{}, invalid, 0, [3]int64{5, 3, 2}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := skuWith(t)
 			before := s.Sequence
-			events, r := s.Step(tt.give, testNow, DefaultSkuRules)
+			events, r := s.Step(tt.give, testNow, DefaultSKURules)
 			if r.Outcome != tt.wantResult {
 				t.Fatalf("outcome %v (%s), want %v", r.Outcome, r.Detail, tt.wantResult)
 			}
@@ -129,9 +129,9 @@ func TestDecideSku(t *testing.T) {
 	}
 }
 
-func TestRemoveOnNeverRestockedSku(t *testing.T) {
-	s := NewSkuState("B")
-	_, r := s.Step(&pb.Remove{OpId: "m", Quantity: 1}, testNow, DefaultSkuRules)
+func TestRemoveOnNeverRestockedSKU(t *testing.T) {
+	s := NewSKUState("B")
+	_, r := s.Step(&pb.Remove{OpId: "m", Quantity: 1}, testNow, DefaultSKURules)
 	if r.Outcome != pb.Outcome_OUTCOME_INSUFFICIENT || r.View.Available != 0 || r.View.Known {
 		t.Fatalf("got %v", r)
 	}
@@ -140,16 +140,16 @@ func TestRemoveOnNeverRestockedSku(t *testing.T) {
 func TestLateReserveAfterTombstoneIsRefused(t *testing.T) {
 	s := skuWith(t)
 	dl := testNow.Add(time.Minute).UnixNano()
-	s.Step(&pb.ReleaseReservation{OrderId: "o-late", Reason: pb.ReleaseReason_RELEASE_REASON_REJECTED, DeadlineUnixNano: dl}, testNow, DefaultSkuRules)
-	_, r := s.Step(&pb.ReserveStock{OrderId: "o-late", Quantity: 1, DeadlineUnixNano: dl}, testNow, DefaultSkuRules)
+	s.Step(&pb.ReleaseReservation{OrderId: "o-late", Reason: pb.ReleaseReason_RELEASE_REASON_REJECTED, DeadlineUnixNano: dl}, testNow, DefaultSKURules)
+	_, r := s.Step(&pb.ReserveStock{OrderId: "o-late", Quantity: 1, DeadlineUnixNano: dl}, testNow, DefaultSKURules)
 	if r.Outcome != pb.Outcome_OUTCOME_CONFLICT || r.View.Reserved != 3 {
 		t.Fatalf("late reserve after release: %v", r)
 	}
 }
 
 func TestSweepReleasesExpiredReservationsBoundedPerTurn(t *testing.T) {
-	rules := SkuRules{Grace: time.Minute, SweepMax: 3}
-	s := NewSkuState("C")
+	rules := SKURules{Grace: time.Minute, SweepMax: 3}
+	s := NewSKUState("C")
 	s.Step(&pb.Restock{OpId: "r", Quantity: 100}, testNow, rules)
 	for i := range 5 {
 		dl := testNow.Add(time.Duration(i) * time.Second).UnixNano()
@@ -177,11 +177,11 @@ func TestSweepReleasesExpiredReservationsBoundedPerTurn(t *testing.T) {
 }
 
 func TestApplyPanicsOnBrokenInvariant(t *testing.T) {
-	s := NewSkuState("D")
+	s := NewSKUState("D")
 	defer func() {
 		if recover() == nil {
 			t.Fatal("reserving stock that is not there did not panic")
 		}
 	}()
-	s.apply(1, &pb.SkuEvent{SchemaVersion: skuSchemaVersion, Body: &pb.SkuEvent_Reserved{Reserved: &pb.StockReserved{OrderId: "o", Quantity: 1}}})
+	s.apply(1, &pb.SKUEvent{SchemaVersion: skuSchemaVersion, Body: &pb.SKUEvent_Reserved{Reserved: &pb.StockReserved{OrderId: "o", Quantity: 1}}})
 }

@@ -4,7 +4,7 @@ package actors
 // goroutine before each encode. It exists for tests only (this file is
 // compiled into test binaries), so that a test in package actors_test can
 // hold an encode back and show the actor serving meanwhile.
-func WithSnapshotHook(cfg SkuConfig, hook func()) SkuConfig {
+func WithSnapshotHook(cfg SKUConfig, hook func()) SKUConfig {
 	cfg.snapshotHook = hook
 	return cfg
 }

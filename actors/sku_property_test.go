@@ -14,21 +14,21 @@ import (
 )
 
 var (
-	skuSeeds = flag.Int("sku.seeds", 200, "random command sequences in TestSkuProperty")
-	skuSeed  = flag.Uint64("sku.seed", 0, "run only this seed of TestSkuProperty (0: all)")
+	skuSeeds = flag.Int("sku.seeds", 200, "random command sequences in TestSKUProperty")
+	skuSeed  = flag.Uint64("sku.seed", 0, "run only this seed of TestSKUProperty (0: all)")
 )
 
 // propRules has short windows, so that a few hundred steps cross them many
 // times; propForever is the same SKU with forgetting turned off.
 var (
-	propRules   = SkuRules{Grace: 30 * time.Second, DedupWindow: 2 * time.Minute, OpRetention: 5 * time.Minute}
-	propForever = SkuRules{Grace: 30 * time.Second, DedupWindow: 100 * 365 * 24 * time.Hour, OpRetention: 100 * 365 * 24 * time.Hour}
+	propRules   = SKURules{Grace: 30 * time.Second, DedupWindow: 2 * time.Minute, OpRetention: 5 * time.Minute}
+	propForever = SKURules{Grace: 30 * time.Second, DedupWindow: 100 * 365 * 24 * time.Hour, OpRetention: 100 * 365 * 24 * time.Hour}
 )
 
 const propSteps = 400
 
-// TestSkuProperty runs random command sequences that follow the rules of
-// SkuState (orders that reserve, pay, cancel, expire and return, with
+// TestSKUProperty runs random command sequences that follow the rules of
+// SKUState (orders that reserve, pay, cancel, expire and return, with
 // duplicates and retries within the dedup window of when each command
 // became owed) against four SKUs, and checks after every command:
 //
@@ -42,8 +42,8 @@ const propSteps = 400
 //     event), and at the end, once everything forgettable is dropped, the
 //     live, restored and replayed states are equal.
 //
-// Reproduce a failure with go test ./actors -run TestSkuProperty -sku.seed=N.
-func TestSkuProperty(t *testing.T) {
+// Reproduce a failure with go test ./actors -run TestSKUProperty -sku.seed=N.
+func TestSKUProperty(t *testing.T) {
 	first, last := uint64(1), uint64(*skuSeeds)
 	if *skuSeed != 0 {
 		first, last = *skuSeed, *skuSeed
@@ -52,8 +52,8 @@ func TestSkuProperty(t *testing.T) {
 		last = min(last, first+40)
 	}
 	for seed := first; seed <= last; seed++ {
-		if err := runSkuSequence(seed, propSteps); err != nil {
-			t.Fatalf("seed %d: %v\nreproduce: go test ./actors -run TestSkuProperty -sku.seed=%d", seed, err, seed)
+		if err := runSKUSequence(seed, propSteps); err != nil {
+			t.Fatalf("seed %d: %v\nreproduce: go test ./actors -run TestSKUProperty -sku.seed=%d", seed, err, seed)
 		}
 	}
 }
@@ -63,12 +63,12 @@ func TestSkuProperty(t *testing.T) {
 type propWorld struct {
 	rng   *rand.Rand
 	now   time.Time
-	rules [2]SkuRules // forgetting, never forgetting
-	live  *SkuState   // forgets
-	ref   *SkuState   // never forgets
+	rules [2]SKURules // forgetting, never forgetting
+	live  *SKUState   // forgets
+	ref   *SKUState   // never forgets
 	// restored and replayed join at the middle of the run.
-	restored, replayed *SkuState
-	journal            []*pb.SkuEvent
+	restored, replayed *SKUState
+	journal            []*pb.SKUEvent
 	orders             []*propOrder
 	ops                []propSend
 	nextID             int
@@ -104,16 +104,16 @@ type propSend struct {
 	owedAt time.Time
 }
 
-func runSkuSequence(seed uint64, steps int) (err error) {
+func runSKUSequence(seed uint64, steps int) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v", r)
 		}
 	}()
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	w := &propWorld{rng: rng, now: testNow, live: NewSkuState("P"), ref: NewSkuState("P"), strays: seed%2 == 0}
+	w := &propWorld{rng: rng, now: testNow, live: NewSKUState("P"), ref: NewSKUState("P"), strays: seed%2 == 0}
 	sweepMax := 1 + rng.IntN(4)
-	w.rules = [2]SkuRules{propRules, propForever}
+	w.rules = [2]SKURules{propRules, propForever}
 	w.rules[0].SweepMax, w.rules[1].SweepMax = sweepMax, sweepMax
 	w.deliver(&pb.Restock{OpId: "first", Quantity: 40})
 	for i := range steps {
@@ -139,8 +139,8 @@ func runSkuSequence(seed uint64, steps int) (err error) {
 	return w.finish()
 }
 
-func (w *propWorld) states() []*SkuState {
-	out := []*SkuState{w.live}
+func (w *propWorld) states() []*SKUState {
+	out := []*SKUState{w.live}
 	if w.ref != nil {
 		out = append(out, w.ref)
 	}
@@ -287,8 +287,8 @@ func (w *propWorld) probe() error {
 		return err
 	}
 	var first skuDecision
-	for i, s := range []*SkuState{w.live, w.restored, w.replayed} {
-		d := decideSku(skuTurn{s: s, at: s.advance(w.now), rules: w.rules[0].withDefaults()}, cmd)
+	for i, s := range []*SKUState{w.live, w.restored, w.replayed} {
+		d := decideSKU(skuTurn{s: s, at: s.advance(w.now), rules: w.rules[0].withDefaults()}, cmd)
 		if i == 0 {
 			first = d
 			continue
@@ -377,7 +377,7 @@ func (w *propWorld) deliver(cmd any) (*pb.StockResult, error) {
 		}
 	}
 	if w.restored != nil {
-		for name, s := range map[string]*SkuState{"restored": w.restored, "replayed": w.replayed} {
+		for name, s := range map[string]*SKUState{"restored": w.restored, "replayed": w.replayed} {
 			ev, r := s.Step(cmd, w.now, w.rules[0])
 			if err := sameAnswer(reply, r, true); err != nil {
 				return nil, fmt.Errorf("%T %v: the %s SKU answers otherwise: %w", cmd, cmd, name, err)
@@ -400,12 +400,12 @@ func (w *propWorld) fork() error {
 	if err != nil {
 		return err
 	}
-	if w.restored, err = DecodeSkuSnapshot("P", b); err != nil {
+	if w.restored, err = DecodeSKUSnapshot("P", b); err != nil {
 		return err
 	}
-	w.replayed = NewSkuState("P")
+	w.replayed = NewSKUState("P")
 	for i, ev := range w.journal {
-		back, err := DecodeSkuEvent(encodeSkuEvent(ev))
+		back, err := DecodeSKUEvent(encodeSKUEvent(ev))
 		if err != nil {
 			return err
 		}
@@ -423,7 +423,7 @@ func (w *propWorld) finish() error {
 	if w.restored == nil {
 		return nil
 	}
-	for _, s := range []*SkuState{w.live, w.restored, w.replayed} {
+	for _, s := range []*SKUState{w.live, w.restored, w.replayed} {
 		s.prune(s.advance(w.now), w.rules[0].withDefaults(), math.MaxInt)
 	}
 	if !proto.Equal(w.live.Snapshot(), w.restored.Snapshot()) {
@@ -450,7 +450,7 @@ func sameAnswer(a, b *pb.StockResult, exact bool) error {
 	return nil
 }
 
-func sameEvents(a, b []*pb.SkuEvent) error {
+func sameEvents(a, b []*pb.SKUEvent) error {
 	if len(a) != len(b) {
 		return fmt.Errorf("%d events vs %d", len(a), len(b))
 	}

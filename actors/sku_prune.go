@@ -6,7 +6,7 @@ import (
 	"github.com/orderengine/orderengine/actors/pb"
 )
 
-// Bounds on forgetting (see SkuState for the rules).
+// Bounds on forgetting (see SKUState for the rules).
 const (
 	// skuPruneMax bounds the records one sweep, or the load of an actor,
 	// forgets in its turn, so that a pile of expired records cannot stall
@@ -19,9 +19,9 @@ const (
 )
 
 // holdForgettable reports whether the record may be forgotten at `at`
-// (rule 2 of SkuState): a settled record past both its deadline plus
+// (rule 2 of SKUState): a settled record past both its deadline plus
 // grace and its settled time plus the dedup window.
-func holdForgettable(r *holdRec, at int64, rules SkuRules) bool {
+func holdForgettable(r *holdRec, at int64, rules SKURules) bool {
 	if r.state == uint8(pb.HoldState_HOLD_STATE_RESERVED) {
 		return false
 	}
@@ -31,7 +31,7 @@ func holdForgettable(r *holdRec, at int64, rules SkuRules) bool {
 // visibleHold returns orderID's record as decisions see it at `at`: a
 // record that may be forgotten counts as forgotten, whether or not it has
 // been dropped yet.
-func (s *SkuState) visibleHold(orderID string, at int64, rules SkuRules) (holdRec, bool) {
+func (s *SKUState) visibleHold(orderID string, at int64, rules SKURules) (holdRec, bool) {
 	slot, ok := s.holds.lookup(orderID)
 	if !ok {
 		return holdRec{}, false
@@ -44,7 +44,7 @@ func (s *SkuState) visibleHold(orderID string, at int64, rules SkuRules) (holdRe
 }
 
 // visibleOp is visibleHold for restock and remove IDs (rule 4).
-func (s *SkuState) visibleOp(key skuOpKey, at int64, rules SkuRules) (skuOpRec, bool) {
+func (s *SKUState) visibleOp(key skuOpKey, at int64, rules SKURules) (skuOpRec, bool) {
 	op, ok := s.ops.byKey[key]
 	if !ok || opForgettable(op, at, rules) {
 		return skuOpRec{}, false
@@ -52,17 +52,17 @@ func (s *SkuState) visibleOp(key skuOpKey, at int64, rules SkuRules) (skuOpRec, 
 	return op, true
 }
 
-func opForgettable(op skuOpRec, at int64, rules SkuRules) bool {
+func opForgettable(op skuOpRec, at int64, rules SKURules) bool {
 	return at >= addSat(op.at, int64(rules.OpRetention))
 }
 
 // prune drops up to limit records that may be forgotten at `at` and
 // returns how many it dropped. It changes no counter and no answer (see
-// SkuState), so it is not journaled: each copy of the state prunes on its
+// SKUState), so it is not journaled: each copy of the state prunes on its
 // own schedule. While a snapshot reads a frozen view it leaves the holds
 // alone: dropping a record then would copy its page only to forget it,
 // and a sweep could copy every page in one turn.
-func (s *SkuState) prune(at int64, rules SkuRules, limit int) int {
+func (s *SKUState) prune(at int64, rules SKURules, limit int) int {
 	t := &s.holds
 	n := 0
 	for n < limit && t.frozen == 0 {
@@ -91,7 +91,7 @@ func (s *SkuState) prune(at int64, rules SkuRules, limit int) int {
 	return n + s.ops.prune(at, rules, limit-n)
 }
 
-// skuOps remembers applied restock and remove IDs (rule 4 of SkuState),
+// skuOps remembers applied restock and remove IDs (rule 4 of SKUState),
 // with a queue by time to forget them in order. Operations are rare next to
 // orders, so a map and a heap with lazy deletion are enough.
 type skuOps struct {
@@ -111,7 +111,7 @@ type skuOpRec struct {
 	at  int64 // Unix ns when it applied
 }
 
-func newSkuOps() skuOps { return skuOps{byKey: map[skuOpKey]skuOpRec{}} }
+func newSKUOps() skuOps { return skuOps{byKey: map[skuOpKey]skuOpRec{}} }
 
 func (o *skuOps) put(k skuOpKey, op skuOpRec) {
 	o.byKey[k] = op
@@ -121,7 +121,7 @@ func (o *skuOps) put(k skuOpKey, op skuOpRec) {
 // prune forgets up to limit operations whose retention has passed. A
 // queue entry whose operation was since replaced (by a repeat after its
 // retention) is dropped without forgetting the newer one.
-func (o *skuOps) prune(at int64, rules SkuRules, limit int) int {
+func (o *skuOps) prune(at int64, rules SKURules, limit int) int {
 	n := 0
 	for n < limit && len(o.queue) > 0 && opForgettable(skuOpRec{at: o.queue[0].at}, at, rules) {
 		q := heap.Pop(&o.queue).(opQueued)

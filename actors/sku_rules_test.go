@@ -10,15 +10,15 @@ import (
 	"github.com/orderengine/orderengine/actors/pb"
 )
 
-// The rules of what a SKU remembers (SkuState's comment), one table each.
+// The rules of what a SKU remembers (SKUState's comment), one table each.
 
-var ruleTest = DefaultSkuRules // grace 2m, dedup window 10m, op retention 24h
+var ruleTest = DefaultSKURules // grace 2m, dedup window 10m, op retention 24h
 
 // at is a time relative to testNow.
 func at(d time.Duration) time.Time { return testNow.Add(d) }
 
 // stepOK runs a command that must get the given outcome.
-func stepOK(t *testing.T, s *SkuState, cmd any, now time.Time, want pb.Outcome) *pb.StockResult {
+func stepOK(t *testing.T, s *SKUState, cmd any, now time.Time, want pb.Outcome) *pb.StockResult {
 	t.Helper()
 	_, r := s.Step(cmd, now, ruleTest)
 	if r.Outcome != want {
@@ -27,14 +27,14 @@ func stepOK(t *testing.T, s *SkuState, cmd any, now time.Time, want pb.Outcome) 
 	return r
 }
 
-func restocked(t *testing.T, n int64) *SkuState {
+func restocked(t *testing.T, n int64) *SKUState {
 	t.Helper()
-	s := NewSkuState("R")
+	s := NewSKUState("R")
 	stepOK(t, s, &pb.Restock{OpId: "r0", Quantity: n}, testNow, pb.Outcome_OUTCOME_APPLIED)
 	return s
 }
 
-func TestSkuRuleLateReserveIsRefused(t *testing.T) {
+func TestSKURuleLateReserveIsRefused(t *testing.T) {
 	grace := ruleTest.Grace
 	tests := []struct {
 		name     string
@@ -63,38 +63,38 @@ func TestSkuRuleLateReserveIsRefused(t *testing.T) {
 type settleCase struct {
 	name     string
 	deadline time.Duration
-	settle   func(t *testing.T, s *SkuState, dl int64)
+	settle   func(t *testing.T, s *SKUState, dl int64)
 	settled  time.Duration // when it settled
 	forget   time.Duration // when it may be forgotten: max(deadline+grace, settled+window)
 }
 
 func settleCases() []settleCase {
 	w, g := ruleTest.DedupWindow, ruleTest.Grace
-	reserve := func(t *testing.T, s *SkuState, dl int64) {
+	reserve := func(t *testing.T, s *SKUState, dl int64) {
 		stepOK(t, s, &pb.ReserveStock{OrderId: "o", Quantity: 2, DeadlineUnixNano: dl}, testNow, pb.Outcome_OUTCOME_APPLIED)
 	}
 	return []settleCase{
-		{"committed, window decides", time.Minute, func(t *testing.T, s *SkuState, dl int64) {
+		{"committed, window decides", time.Minute, func(t *testing.T, s *SKUState, dl int64) {
 			reserve(t, s, dl)
 			stepOK(t, s, &pb.CommitReservation{OrderId: "o"}, at(30*time.Second), pb.Outcome_OUTCOME_APPLIED)
 		}, 30 * time.Second, 30*time.Second + w},
-		{"released, deadline decides", 30 * time.Minute, func(t *testing.T, s *SkuState, dl int64) {
+		{"released, deadline decides", 30 * time.Minute, func(t *testing.T, s *SKUState, dl int64) {
 			reserve(t, s, dl)
 			stepOK(t, s, &pb.ReleaseReservation{OrderId: "o", Reason: pb.ReleaseReason_RELEASE_REASON_CANCELLED}, at(time.Minute), pb.Outcome_OUTCOME_APPLIED)
 		}, time.Minute, 30*time.Minute + g},
-		{"returned", time.Minute, func(t *testing.T, s *SkuState, dl int64) {
+		{"returned", time.Minute, func(t *testing.T, s *SKUState, dl int64) {
 			reserve(t, s, dl)
 			stepOK(t, s, &pb.CommitReservation{OrderId: "o"}, at(10*time.Second), pb.Outcome_OUTCOME_APPLIED)
 			stepOK(t, s, &pb.ReturnStock{OrderId: "o", Quantity: 2, OwedSinceUnixNano: at(time.Minute).UnixNano()}, at(time.Minute), pb.Outcome_OUTCOME_APPLIED)
 		}, time.Minute, time.Minute + w},
-		{"released by the safety sweep", time.Minute, func(t *testing.T, s *SkuState, _ int64) {
+		{"released by the safety sweep", time.Minute, func(t *testing.T, s *SKUState, _ int64) {
 			reserve(t, s, at(time.Minute).UnixNano())
 			s.Step(&pb.SweepReservations{}, at(time.Minute+g), ruleTest)
 		}, time.Minute + g, time.Minute + g + w},
-		{"tombstone, deadline decides", 20 * time.Minute, func(t *testing.T, s *SkuState, dl int64) {
+		{"tombstone, deadline decides", 20 * time.Minute, func(t *testing.T, s *SKUState, dl int64) {
 			stepOK(t, s, &pb.ReleaseReservation{OrderId: "o", DeadlineUnixNano: dl}, testNow, pb.Outcome_OUTCOME_UNKNOWN_RESERVATION)
 		}, 0, 20*time.Minute + g},
-		{"tombstone without a deadline", 0, func(t *testing.T, s *SkuState, _ int64) {
+		{"tombstone without a deadline", 0, func(t *testing.T, s *SKUState, _ int64) {
 			stepOK(t, s, &pb.ReleaseReservation{OrderId: "o"}, at(time.Minute), pb.Outcome_OUTCOME_UNKNOWN_RESERVATION)
 		}, time.Minute, time.Minute + w},
 	}
@@ -103,7 +103,7 @@ func settleCases() []settleCase {
 // A settled hold is forgotten exactly at max(deadline + grace, settled +
 // window): decisions stop seeing it then, whether or not it was dropped,
 // and the next sweep drops it without touching a counter.
-func TestSkuRuleSettledHoldsAreForgottenOnTime(t *testing.T) {
+func TestSKURuleSettledHoldsAreForgottenOnTime(t *testing.T) {
 	for _, tt := range settleCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			s := restocked(t, 5)
@@ -115,10 +115,10 @@ func TestSkuRuleSettledHoldsAreForgottenOnTime(t *testing.T) {
 			before := s.View()
 			probe := &pb.ReleaseReservation{OrderId: "o", DeadlineUnixNano: at(tt.deadline).UnixNano()}
 			rules := ruleTest.withDefaults()
-			if d := decideSku(skuTurn{s, at(tt.forget).UnixNano() - 1, rules}, probe); d.reply.Hold != h.State {
+			if d := decideSKU(skuTurn{s, at(tt.forget).UnixNano() - 1, rules}, probe); d.reply.Hold != h.State {
 				t.Fatalf("just before its time the hold is not seen: %v", d.reply)
 			}
-			if d := decideSku(skuTurn{s, at(tt.forget).UnixNano(), rules}, probe); d.reply.Outcome != pb.Outcome_OUTCOME_UNKNOWN_RESERVATION {
+			if d := decideSKU(skuTurn{s, at(tt.forget).UnixNano(), rules}, probe); d.reply.Outcome != pb.Outcome_OUTCOME_UNKNOWN_RESERVATION {
 				t.Fatalf("at its time the hold is still seen: %v", d.reply)
 			}
 			s.Step(&pb.SweepReservations{}, at(tt.forget).Add(-time.Nanosecond), ruleTest)
@@ -142,9 +142,9 @@ func TestSkuRuleSettledHoldsAreForgottenOnTime(t *testing.T) {
 // A committed hold the SKU forgot can still be returned, with the
 // command's quantity, while the return is recent; later, or without a
 // quantity, it is refused, and it never applies twice.
-func TestSkuRuleReturnOfAForgottenHold(t *testing.T) {
+func TestSKURuleReturnOfAForgottenHold(t *testing.T) {
 	w := ruleTest.DedupWindow
-	forgotten := func(t *testing.T) *SkuState {
+	forgotten := func(t *testing.T) *SKUState {
 		s := restocked(t, 10)
 		stepOK(t, s, &pb.ReserveStock{OrderId: "o", Quantity: 3, DeadlineUnixNano: at(time.Minute).UnixNano()}, testNow, pb.Outcome_OUTCOME_APPLIED)
 		stepOK(t, s, &pb.CommitReservation{OrderId: "o"}, testNow, pb.Outcome_OUTCOME_APPLIED)
@@ -192,7 +192,7 @@ func TestSkuRuleReturnOfAForgottenHold(t *testing.T) {
 
 // A tombstone refuses the reservation it overtook until that reservation
 // would be refused for its deadline anyway.
-func TestSkuRuleTombstoneLifetime(t *testing.T) {
+func TestSKURuleTombstoneLifetime(t *testing.T) {
 	s := restocked(t, 5)
 	dl := at(20 * time.Minute).UnixNano()
 	stepOK(t, s, &pb.ReleaseReservation{OrderId: "o", Reason: pb.ReleaseReason_RELEASE_REASON_REJECTED, DeadlineUnixNano: dl}, testNow, pb.Outcome_OUTCOME_UNKNOWN_RESERVATION)
@@ -212,7 +212,7 @@ func TestSkuRuleTombstoneLifetime(t *testing.T) {
 	}
 }
 
-func TestSkuRuleOpRetention(t *testing.T) {
+func TestSKURuleOpRetention(t *testing.T) {
 	r := ruleTest.OpRetention
 	s := restocked(t, 5)
 	stepOK(t, s, &pb.Remove{OpId: "r0", Quantity: 1}, testNow, pb.Outcome_OUTCOME_APPLIED) // its own name space
@@ -231,7 +231,7 @@ func TestSkuRuleOpRetention(t *testing.T) {
 
 // Forgetting is bounded per turn, and a record that may be forgotten is
 // ignored by decisions even before a turn drops it.
-func TestSkuPruneIsBoundedAndInvisible(t *testing.T) {
+func TestSKUPruneIsBoundedAndInvisible(t *testing.T) {
 	s := restocked(t, 1)
 	n := skuPruneMax + 100
 	for i := range n {
@@ -260,7 +260,7 @@ func TestSkuPruneIsBoundedAndInvisible(t *testing.T) {
 	}
 }
 
-func TestSkuWakeAt(t *testing.T) {
+func TestSKUWakeAt(t *testing.T) {
 	s := restocked(t, 10)
 	if w := s.WakeAt(ruleTest); w != 0 {
 		t.Fatalf("wake %d without reservations", w)

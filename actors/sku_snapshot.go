@@ -27,7 +27,7 @@ type skuFrozen struct {
 	// Records forgettable at `at` under rules are left out of the
 	// snapshot; every decision after it uses a time at or after `at`.
 	at    int64
-	rules SkuRules
+	rules SKURules
 	// holds is the number of records present when frozen, which spaces
 	// the next snapshot.
 	holds int
@@ -40,7 +40,7 @@ type skuOpEntry struct {
 
 // freeze captures the state for a snapshot at time `at`. The caller must
 // call s.holds.thaw once nothing reads the result any more.
-func (s *SkuState) freeze(at int64, rules SkuRules) *skuFrozen {
+func (s *SKUState) freeze(at int64, rules SKURules) *skuFrozen {
 	rules = rules.withDefaults()
 	pages, used := s.holds.freeze()
 	f := &skuFrozen{
@@ -56,10 +56,10 @@ func (s *SkuState) freeze(at int64, rules SkuRules) *skuFrozen {
 	return f
 }
 
-// Field numbers of SkuSnapshot, Hold and SkuOp in actors/pb/sku.proto.
+// Field numbers of SKUSnapshot, Hold and SKUOp in actors/pb/sku.proto.
 // The snapshot is written with protowire rather than by building a
-// pb.SkuSnapshot, which would allocate a message per hold (a hundred
-// megabytes for a million); TestSkuSnapshotEncoding checks that the bytes
+// pb.SKUSnapshot, which would allocate a message per hold (a hundred
+// megabytes for a million); TestSKUSnapshotEncoding checks that the bytes
 // decode to what Snapshot builds.
 const (
 	snapFieldSchema, snapFieldSKU, snapFieldSequence, snapFieldAvailable = 1, 2, 3, 4
@@ -76,7 +76,7 @@ const (
 	snapshotHoldBytesEstimate = 48
 )
 
-// encode writes the frozen state as a SkuSnapshot record, leaving out the
+// encode writes the frozen state as a SKUSnapshot record, leaving out the
 // records forgettable at its time. It checks the reservations against the
 // reserved counter first, so a state that does not add up is not saved.
 func (f *skuFrozen) encode() ([]byte, error) {
@@ -161,12 +161,12 @@ func compareOpKeys(a, b skuOpKey) int {
 	return cmp.Compare(a.id, b.id)
 }
 
-// Snapshot returns the whole state as a SkuSnapshot, every record the SKU
+// Snapshot returns the whole state as a SKUSnapshot, every record the SKU
 // keeps included (also those it may already forget), holds sorted by order
 // ID and operations by kind and ID, so that two states compare with
 // proto.Equal. The actor writes its snapshots with encode instead.
-func (s *SkuState) Snapshot() *pb.SkuSnapshot {
-	snap := &pb.SkuSnapshot{
+func (s *SKUState) Snapshot() *pb.SKUSnapshot {
+	snap := &pb.SKUSnapshot{
 		SchemaVersion: skuSchemaVersion, Sku: s.SKU, Sequence: s.Sequence,
 		Available: s.Available, Sold: s.Sold, Restocked: s.Restocked, Removed: s.Removed, Known: s.Known,
 	}
@@ -182,14 +182,14 @@ func (s *SkuState) Snapshot() *pb.SkuSnapshot {
 	slices.SortFunc(keys, compareOpKeys)
 	for _, k := range keys {
 		op := s.ops.byKey[k]
-		snap.Ops = append(snap.Ops, &pb.SkuOp{OpId: k.id, Quantity: op.qty, Remove: k.remove, AtUnixNano: op.at})
+		snap.Ops = append(snap.Ops, &pb.SKUOp{OpId: k.id, Quantity: op.qty, Remove: k.remove, AtUnixNano: op.at})
 	}
 	return snap
 }
 
 // skuStateFromSnapshot rebuilds a state and validates it, so a snapshot
 // that does not add up is refused instead of served.
-func skuStateFromSnapshot(sku string, snap *pb.SkuSnapshot) (*SkuState, error) {
+func skuStateFromSnapshot(sku string, snap *pb.SKUSnapshot) (*SKUState, error) {
 	switch {
 	case snap.SchemaVersion != skuSchemaVersion:
 		return nil, fmt.Errorf("sku %s: snapshot schema version %d, want %d", sku, snap.SchemaVersion, skuSchemaVersion)
@@ -198,7 +198,7 @@ func skuStateFromSnapshot(sku string, snap *pb.SkuSnapshot) (*SkuState, error) {
 	case snap.Restocked < 0 || snap.Restocked > stockUnitsMax || snap.Removed < 0:
 		return nil, fmt.Errorf("sku %s: snapshot restocked %d removed %d", sku, snap.Restocked, snap.Removed)
 	}
-	s := NewSkuState(sku)
+	s := NewSKUState(sku)
 	s.Sequence, s.Known = snap.Sequence, snap.Known
 	s.Available, s.Sold, s.Restocked, s.Removed = snap.Available, snap.Sold, snap.Restocked, snap.Removed
 	for i, h := range snap.Holds {

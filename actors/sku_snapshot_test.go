@@ -13,7 +13,7 @@ import (
 )
 
 // encodeAt freezes s, encodes it as the actor would at `at`, and thaws.
-func encodeAt(t testing.TB, s *SkuState, at time.Time, rules SkuRules) []byte {
+func encodeAt(t testing.TB, s *SKUState, at time.Time, rules SKURules) []byte {
 	t.Helper()
 	f := s.freeze(at.UnixNano(), rules)
 	defer s.holds.thaw()
@@ -26,16 +26,16 @@ func encodeAt(t testing.TB, s *SkuState, at time.Time, rules SkuRules) []byte {
 
 // The hand-written encoding decodes to what Snapshot builds, and back to
 // an equal state.
-func TestSkuSnapshotEncoding(t *testing.T) {
+func TestSKUSnapshotEncoding(t *testing.T) {
 	s := skuWith(t)
-	s.Step(&pb.ReleaseReservation{OrderId: "o-tomb", Reason: pb.ReleaseReason_RELEASE_REASON_REJECTED, DeadlineUnixNano: -5}, testNow, DefaultSkuRules)
-	s.Step(&pb.ReserveStock{OrderId: "o-far", Quantity: 1, DeadlineUnixNano: 1 << 62}, testNow, DefaultSkuRules)
-	b := encodeAt(t, s, testNow, DefaultSkuRules)
-	got := &pb.SkuSnapshot{}
+	s.Step(&pb.ReleaseReservation{OrderId: "o-tomb", Reason: pb.ReleaseReason_RELEASE_REASON_REJECTED, DeadlineUnixNano: -5}, testNow, DefaultSKURules)
+	s.Step(&pb.ReserveStock{OrderId: "o-far", Quantity: 1, DeadlineUnixNano: 1 << 62}, testNow, DefaultSKURules)
+	b := encodeAt(t, s, testNow, DefaultSKURules)
+	got := &pb.SKUSnapshot{}
 	if err := proto.Unmarshal(b, got); err != nil {
 		t.Fatal(err)
 	}
-	back, err := DecodeSkuSnapshot("A-1", b)
+	back, err := DecodeSKUSnapshot("A-1", b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,10 +49,10 @@ func TestSkuSnapshotEncoding(t *testing.T) {
 }
 
 // A snapshot leaves out what may be forgotten at its time.
-func TestSkuSnapshotOmitsForgettableRecords(t *testing.T) {
+func TestSKUSnapshotOmitsForgettableRecords(t *testing.T) {
 	s := skuWith(t) // settled at testNow, deadlines a minute later
-	later := at(DefaultSkuRules.DedupWindow)
-	back, err := DecodeSkuSnapshot("A-1", encodeAt(t, s, later, DefaultSkuRules))
+	later := at(DefaultSKURules.DedupWindow)
+	back, err := DecodeSKUSnapshot("A-1", encodeAt(t, s, later, DefaultSKURules))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,21 +66,21 @@ func TestSkuSnapshotOmitsForgettableRecords(t *testing.T) {
 
 // A frozen view does not see the writes made after it: every page they
 // touch is copied first.
-func TestSkuFrozenViewIgnoresLaterWrites(t *testing.T) {
-	s := NewSkuState("F")
-	s.Step(&pb.Restock{OpId: "r", Quantity: 1_000_000}, testNow, DefaultSkuRules)
+func TestSKUFrozenViewIgnoresLaterWrites(t *testing.T) {
+	s := NewSKUState("F")
+	s.Step(&pb.Restock{OpId: "r", Quantity: 1_000_000}, testNow, DefaultSKURules)
 	n := 3*holdPageSlots + 7
 	for i := range n {
-		s.Step(&pb.ReserveStock{OrderId: fmt.Sprint("o", i), Quantity: 2, DeadlineUnixNano: at(time.Minute).UnixNano()}, testNow, DefaultSkuRules)
+		s.Step(&pb.ReserveStock{OrderId: fmt.Sprint("o", i), Quantity: 2, DeadlineUnixNano: at(time.Minute).UnixNano()}, testNow, DefaultSKURules)
 	}
-	want := encodeAt(t, s, testNow, DefaultSkuRules)
-	f := s.freeze(testNow.UnixNano(), DefaultSkuRules)
+	want := encodeAt(t, s, testNow, DefaultSKURules)
+	f := s.freeze(testNow.UnixNano(), DefaultSKURules)
 	for i := 0; i < n; i += 3 {
-		s.Step(&pb.CommitReservation{OrderId: fmt.Sprint("o", i)}, testNow, DefaultSkuRules)
-		s.Step(&pb.ReleaseReservation{OrderId: fmt.Sprint("o", i+1)}, testNow, DefaultSkuRules)
-		s.Step(&pb.ReserveStock{OrderId: fmt.Sprint("new", i), Quantity: 1, DeadlineUnixNano: at(time.Hour).UnixNano()}, testNow, DefaultSkuRules)
+		s.Step(&pb.CommitReservation{OrderId: fmt.Sprint("o", i)}, testNow, DefaultSKURules)
+		s.Step(&pb.ReleaseReservation{OrderId: fmt.Sprint("o", i+1)}, testNow, DefaultSKURules)
+		s.Step(&pb.ReserveStock{OrderId: fmt.Sprint("new", i), Quantity: 1, DeadlineUnixNano: at(time.Hour).UnixNano()}, testNow, DefaultSKURules)
 	}
-	s.Step(&pb.SweepReservations{}, at(time.Hour), DefaultSkuRules) // releases and forgets many
+	s.Step(&pb.SweepReservations{}, at(time.Hour), DefaultSKURules) // releases and forgets many
 	got, err := f.encode()
 	s.holds.thaw()
 	if err != nil || !bytes.Equal(got, want) {
@@ -91,35 +91,35 @@ func TestSkuFrozenViewIgnoresLaterWrites(t *testing.T) {
 	}
 }
 
-func TestSkuSnapshotValidation(t *testing.T) {
-	valid := func() *pb.SkuSnapshot {
-		return &pb.SkuSnapshot{SchemaVersion: skuSchemaVersion, Sku: "V", Sequence: 3, Available: 5, Sold: 2, Restocked: 10, Known: true,
+func TestSKUSnapshotValidation(t *testing.T) {
+	valid := func() *pb.SKUSnapshot {
+		return &pb.SKUSnapshot{SchemaVersion: skuSchemaVersion, Sku: "V", Sequence: 3, Available: 5, Sold: 2, Restocked: 10, Known: true,
 			Holds: []*pb.Hold{
 				{OrderId: "a", Quantity: 3, State: pb.HoldState_HOLD_STATE_RESERVED, DeadlineUnixNano: 9},
 				{OrderId: "b", Quantity: 2, State: pb.HoldState_HOLD_STATE_COMMITTED, SettledUnixNano: 4},
 				{OrderId: "c", State: pb.HoldState_HOLD_STATE_RELEASED, ReleaseReason: pb.ReleaseReason_RELEASE_REASON_REJECTED},
 			},
-			Ops: []*pb.SkuOp{{OpId: "r", Quantity: 10, AtUnixNano: 1}},
+			Ops: []*pb.SKUOp{{OpId: "r", Quantity: 10, AtUnixNano: 1}},
 		}
 	}
 	tests := []struct {
 		name  string
-		spoil func(*pb.SkuSnapshot)
+		spoil func(*pb.SKUSnapshot)
 	}{
-		{"old schema", func(s *pb.SkuSnapshot) { s.SchemaVersion = 1 }},
-		{"another sku", func(s *pb.SkuSnapshot) { s.Sku = "W" }},
-		{"reserved does not add up", func(s *pb.SkuSnapshot) { s.Holds[0].Quantity = 4 }},
-		{"commits exceed sold", func(s *pb.SkuSnapshot) { s.Holds[1].Quantity = 3 }},
-		{"order twice", func(s *pb.SkuSnapshot) { s.Holds[2].OrderId = "a" }},
-		{"no order ID", func(s *pb.SkuSnapshot) { s.Holds[2].OrderId = "" }},
-		{"no state", func(s *pb.SkuSnapshot) { s.Holds[2].State = 0 }},
-		{"unknown reason", func(s *pb.SkuSnapshot) { s.Holds[2].ReleaseReason = 17 }},
-		{"reason on a commit", func(s *pb.SkuSnapshot) { s.Holds[1].ReleaseReason = 1 }},
-		{"quantity beyond 32 bits", func(s *pb.SkuSnapshot) { s.Holds[2].Quantity = 1 << 40 }},
-		{"empty hold", func(s *pb.SkuSnapshot) { s.Holds[2] = nil }},
-		{"operation twice", func(s *pb.SkuSnapshot) { s.Ops = append(s.Ops, s.Ops[0]) }},
-		{"operation without quantity", func(s *pb.SkuSnapshot) { s.Ops[0].Quantity = 0 }},
-		{"not conserved", func(s *pb.SkuSnapshot) { s.Available = 6 }},
+		{"old schema", func(s *pb.SKUSnapshot) { s.SchemaVersion = 1 }},
+		{"another sku", func(s *pb.SKUSnapshot) { s.Sku = "W" }},
+		{"reserved does not add up", func(s *pb.SKUSnapshot) { s.Holds[0].Quantity = 4 }},
+		{"commits exceed sold", func(s *pb.SKUSnapshot) { s.Holds[1].Quantity = 3 }},
+		{"order twice", func(s *pb.SKUSnapshot) { s.Holds[2].OrderId = "a" }},
+		{"no order ID", func(s *pb.SKUSnapshot) { s.Holds[2].OrderId = "" }},
+		{"no state", func(s *pb.SKUSnapshot) { s.Holds[2].State = 0 }},
+		{"unknown reason", func(s *pb.SKUSnapshot) { s.Holds[2].ReleaseReason = 17 }},
+		{"reason on a commit", func(s *pb.SKUSnapshot) { s.Holds[1].ReleaseReason = 1 }},
+		{"quantity beyond 32 bits", func(s *pb.SKUSnapshot) { s.Holds[2].Quantity = 1 << 40 }},
+		{"empty hold", func(s *pb.SKUSnapshot) { s.Holds[2] = nil }},
+		{"operation twice", func(s *pb.SKUSnapshot) { s.Ops = append(s.Ops, s.Ops[0]) }},
+		{"operation without quantity", func(s *pb.SKUSnapshot) { s.Ops[0].Quantity = 0 }},
+		{"not conserved", func(s *pb.SKUSnapshot) { s.Available = 6 }},
 	}
 	if _, err := skuStateFromSnapshot("V", valid()); err != nil {
 		t.Fatalf("valid snapshot refused: %v", err)
@@ -142,7 +142,7 @@ func TestSkuSnapshotValidation(t *testing.T) {
 // window, not by its history. The bound is rate times window: at 1 ms per
 // order the last 17 minutes hold a million orders' worth of records, and
 // must, since each of them may still be retried.
-func TestSkuSnapshotBoundedAfterAMillionOrders(t *testing.T) {
+func TestSKUSnapshotBoundedAfterAMillionOrders(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("a million orders take seconds (minutes with -race)")
 	}
@@ -152,8 +152,8 @@ func TestSkuSnapshotBoundedAfterAMillionOrders(t *testing.T) {
 		ttl     = 15 * time.Minute
 		maxSize = 1 << 20
 	)
-	rules := DefaultSkuRules
-	s := NewSkuState("BIG")
+	rules := DefaultSKURules
+	s := NewSKUState("BIG")
 	s.Step(&pb.Restock{OpId: "r", Quantity: stockQuantityMax}, testNow, rules)
 	now := testNow
 	for i := range orders {
@@ -194,11 +194,11 @@ func TestSkuSnapshotBoundedAfterAMillionOrders(t *testing.T) {
 	}
 }
 
-// TestSkuHoldMemory measures the Go heap one live reservation costs, with
+// TestSKUHoldMemory measures the Go heap one live reservation costs, with
 // order IDs as long as real ones (28 bytes, stored in 32): about 95 bytes
-// here, 102 at a million (BenchmarkSkuHoldMemory), where the index map
+// here, 102 at a million (BenchmarkSKUHoldMemory), where the index map
 // happens to sit just after a growth. The bound leaves room for that.
-func TestSkuHoldMemory(t *testing.T) {
+func TestSKUHoldMemory(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("allocation counts differ under -race")
 	}
@@ -212,14 +212,14 @@ func TestSkuHoldMemory(t *testing.T) {
 
 // holdMemory returns the heap bytes per reservation of a SKU holding n,
 // and the state (kept alive through the measurement).
-func holdMemory(n int) (float64, *SkuState) {
+func holdMemory(n int) (float64, *SKUState) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	s := NewSkuState("M")
-	s.apply(1, &pb.SkuEvent{Body: &pb.SkuEvent_Restocked{Restocked: &pb.StockRestocked{OpId: "r", Quantity: stockQuantityMax}}})
+	s := NewSKUState("M")
+	s.apply(1, &pb.SKUEvent{Body: &pb.SKUEvent_Restocked{Restocked: &pb.StockRestocked{OpId: "r", Quantity: stockQuantityMax}}})
 	for i := range n {
-		s.apply(uint64(i+2), &pb.SkuEvent{Body: &pb.SkuEvent_Reserved{Reserved: &pb.StockReserved{
+		s.apply(uint64(i+2), &pb.SKUEvent{Body: &pb.SKUEvent_Reserved{Reserved: &pb.StockReserved{
 			OrderId: fmt.Sprintf("o_01J%023d", i), Quantity: 1, DeadlineUnixNano: testNow.Add(time.Duration(i) * time.Millisecond).UnixNano()}}})
 	}
 	runtime.GC()
@@ -229,7 +229,7 @@ func holdMemory(n int) (float64, *SkuState) {
 
 // A catalogue of many SKUs with a few holds each must not cost a whole
 // page of hold records per SKU: pages start small and grow.
-func TestSkuWithFewHoldsIsSmall(t *testing.T) {
+func TestSKUWithFewHoldsIsSmall(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("allocation counts differ under -race")
 	}
@@ -240,12 +240,12 @@ func TestSkuWithFewHoldsIsSmall(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	states := make([]*SkuState, skus)
+	states := make([]*SKUState, skus)
 	for i := range states {
-		s := NewSkuState(fmt.Sprint("S-", i))
-		s.Step(&pb.Restock{OpId: "r", Quantity: 10}, testNow, DefaultSkuRules)
+		s := NewSKUState(fmt.Sprint("S-", i))
+		s.Step(&pb.Restock{OpId: "r", Quantity: 10}, testNow, DefaultSKURules)
 		s.Step(&pb.ReserveStock{OrderId: fmt.Sprintf("o_01J%023d", i), Quantity: 1,
-			DeadlineUnixNano: testNow.Add(time.Hour).UnixNano()}, testNow, DefaultSkuRules)
+			DeadlineUnixNano: testNow.Add(time.Hour).UnixNano()}, testNow, DefaultSKURules)
 		states[i] = s
 	}
 	runtime.GC()

@@ -8,13 +8,13 @@ import (
 	"github.com/orderengine/orderengine/actors/pb"
 )
 
-// skuSchemaVersion is the version of SkuEvent and SkuSnapshot records this
+// skuSchemaVersion is the version of SKUEvent and SKUSnapshot records this
 // code writes and the only one it reads. Version 2 bounds what a SKU
-// remembers (see SkuState); version 1 data is refused, not migrated.
+// remembers (see SKUState); version 1 data is refused, not migrated.
 const skuSchemaVersion = 2
 
-// SkuState is everything a SKU actor knows. The zero value is not usable;
-// NewSkuState makes one. Only apply changes what it knows; forgetting (see
+// SKUState is everything a SKU actor knows. The zero value is not usable;
+// NewSKUState makes one. Only apply changes what it knows; forgetting (see
 // below) only drops records that no longer change any answer.
 //
 // # What a SKU remembers, and for how long
@@ -72,7 +72,7 @@ const skuSchemaVersion = 2
 //     settled record it meets with a tombstone, a return or a reservation
 //     that was decided without it. Counters (available, reserved, sold)
 //     change only by events, never by forgetting.
-type SkuState struct {
+type SKUState struct {
 	SKU       string
 	Sequence  uint64 // last applied journal sequence
 	Known     bool   // restocked at least once
@@ -90,42 +90,42 @@ type SkuState struct {
 	clock int64
 }
 
-// NewSkuState returns the state of a SKU that was never restocked.
-func NewSkuState(sku string) *SkuState {
-	return &SkuState{SKU: sku, holds: newHoldTable(), ops: newSkuOps()}
+// NewSKUState returns the state of a SKU that was never restocked.
+func NewSKUState(sku string) *SKUState {
+	return &SKUState{SKU: sku, holds: newHoldTable(), ops: newSKUOps()}
 }
 
 // View is the SKU as the outside sees it.
-func (s *SkuState) View() *pb.SkuView {
-	return &pb.SkuView{Sku: s.SKU, Available: s.Available, Reserved: s.Reserved, Sold: s.Sold, Known: s.Known}
+func (s *SKUState) View() *pb.SKUView {
+	return &pb.SKUView{Sku: s.SKU, Available: s.Available, Reserved: s.Reserved, Sold: s.Sold, Known: s.Known}
 }
 
 // apply folds one event into the state and checks the conservation
 // invariant. An event that does not fit the state, or an invariant that no
 // longer holds, is a bug or a corrupt journal: it panics, and the actor's
 // supervisor restarts it from the journal.
-func (s *SkuState) apply(seq uint64, ev *pb.SkuEvent) {
+func (s *SKUState) apply(seq uint64, ev *pb.SKUEvent) {
 	if seq != s.Sequence+1 {
 		panic(fmt.Sprintf("sku %s: event sequence %d after %d", s.SKU, seq, s.Sequence))
 	}
 	at := ev.AtUnixNano
 	switch b := ev.Body.(type) {
-	case *pb.SkuEvent_Restocked:
+	case *pb.SKUEvent_Restocked:
 		s.applyOp(b.Restocked.OpId, b.Restocked.Quantity, false, at)
 		s.Known = true
 		s.Available += b.Restocked.Quantity
 		s.Restocked += b.Restocked.Quantity
-	case *pb.SkuEvent_Removed:
+	case *pb.SKUEvent_Removed:
 		s.applyOp(b.Removed.OpId, b.Removed.Quantity, true, at)
 		s.Available -= b.Removed.Quantity
 		s.Removed += b.Removed.Quantity
-	case *pb.SkuEvent_Reserved:
+	case *pb.SKUEvent_Reserved:
 		s.applyReserved(b.Reserved)
-	case *pb.SkuEvent_Committed:
+	case *pb.SKUEvent_Committed:
 		s.applyCommitted(b.Committed.OrderId, at)
-	case *pb.SkuEvent_Released:
+	case *pb.SKUEvent_Released:
 		s.applyReleased(b.Released, at)
-	case *pb.SkuEvent_Returned:
+	case *pb.SKUEvent_Returned:
 		s.applyReturned(b.Returned, at)
 	default:
 		panic(fmt.Sprintf("sku %s: event %d has no body", s.SKU, seq))
@@ -137,7 +137,7 @@ func (s *SkuState) apply(seq uint64, ev *pb.SkuEvent) {
 	}
 }
 
-func (s *SkuState) applyOp(id string, qty int64, remove bool, at int64) {
+func (s *SKUState) applyOp(id string, qty int64, remove bool, at int64) {
 	s.mustID(id)
 	if qty < 1 || qty > stockQuantityMax {
 		panic(fmt.Sprintf("sku %s: operation %s with quantity %d", s.SKU, id, qty))
@@ -145,7 +145,7 @@ func (s *SkuState) applyOp(id string, qty int64, remove bool, at int64) {
 	s.ops.put(skuOpKey{id: id, remove: remove}, skuOpRec{qty: qty, at: at})
 }
 
-func (s *SkuState) applyReserved(r *pb.StockReserved) {
+func (s *SKUState) applyReserved(r *pb.StockReserved) {
 	s.mustID(r.OrderId)
 	if r.Quantity < 1 || r.Quantity > stockQuantityMax {
 		panic(fmt.Sprintf("sku %s: reservation of %d units", s.SKU, r.Quantity))
@@ -159,7 +159,7 @@ func (s *SkuState) applyReserved(r *pb.StockReserved) {
 		state: uint8(pb.HoldState_HOLD_STATE_RESERVED)}, true)
 }
 
-func (s *SkuState) applyCommitted(orderID string, at int64) {
+func (s *SKUState) applyCommitted(orderID string, at int64) {
 	slot, ok := s.holds.lookup(orderID)
 	if !ok {
 		panic(fmt.Sprintf("sku %s: commit of unknown order %s", s.SKU, orderID))
@@ -181,7 +181,7 @@ func (s *SkuState) applyCommitted(orderID string, at int64) {
 
 // applyReleased ends a reservation, or leaves a tombstone for an order
 // whose reservation the SKU does not hold (never saw, or forgot).
-func (s *SkuState) applyReleased(r *pb.ReservationReleased, at int64) {
+func (s *SKUState) applyReleased(r *pb.ReservationReleased, at int64) {
 	s.mustID(r.OrderId)
 	if r.Reason < 0 || r.Reason > pb.ReleaseReason_RELEASE_REASON_SAFETY_EXPIRY {
 		panic(fmt.Sprintf("sku %s: release of %s for reason %d", s.SKU, r.OrderId, r.Reason))
@@ -204,7 +204,7 @@ func (s *SkuState) applyReleased(r *pb.ReservationReleased, at int64) {
 // applyReturned gives sold units back. The event carries the quantity and
 // deadline, so it applies the same whether or not this copy of the state
 // still has the committed record.
-func (s *SkuState) applyReturned(r *pb.StockReturned, at int64) {
+func (s *SKUState) applyReturned(r *pb.StockReturned, at int64) {
 	s.mustID(r.OrderId)
 	if r.Quantity < 1 || r.Quantity > stockQuantityMax {
 		panic(fmt.Sprintf("sku %s: return of %d units", s.SKU, r.Quantity))
@@ -218,14 +218,14 @@ func (s *SkuState) applyReturned(r *pb.StockReturned, at int64) {
 		state: uint8(pb.HoldState_HOLD_STATE_RETURNED)}, true)
 }
 
-func (s *SkuState) mustID(id string) {
+func (s *SKUState) mustID(id string) {
 	if id == "" || len(id) > skuIDBytesMax {
 		panic(fmt.Sprintf("sku %s: event with an ID of %d bytes", s.SKU, len(id)))
 	}
 }
 
 // checkInvariant is promise 1: nothing oversold, every unit accounted for.
-func (s *SkuState) checkInvariant() error {
+func (s *SKUState) checkInvariant() error {
 	if s.Available < 0 || s.Reserved < 0 || s.Sold < 0 {
 		return fmt.Errorf("sku %s: negative stock: available %d reserved %d sold %d", s.SKU, s.Available, s.Reserved, s.Sold)
 	}
@@ -243,7 +243,7 @@ func (s *SkuState) checkInvariant() error {
 // committed orders the SKU has forgotten), unless a return was sent for
 // an order that never bought: the SKU cannot tell one from a return whose
 // commit it forgot, and applies it while units are sold.
-func (s *SkuState) CheckHolds() error {
+func (s *SKUState) CheckHolds() error {
 	var reserved, committed int64
 	var err error
 	t := &s.holds
@@ -285,7 +285,7 @@ func (s *SkuState) CheckHolds() error {
 
 // HoldOf returns a copy of the record the SKU keeps for orderID, including
 // one it may already forget but has not dropped yet.
-func (s *SkuState) HoldOf(orderID string) (*pb.Hold, bool) {
+func (s *SKUState) HoldOf(orderID string) (*pb.Hold, bool) {
 	slot, ok := s.holds.lookup(orderID)
 	if !ok {
 		return nil, false
@@ -294,10 +294,10 @@ func (s *SkuState) HoldOf(orderID string) (*pb.Hold, bool) {
 }
 
 // HoldCount returns the number of holds the SKU keeps.
-func (s *SkuState) HoldCount() int { return s.holds.count }
+func (s *SKUState) HoldCount() int { return s.holds.count }
 
 // Holds yields every hold the SKU keeps, by order ID, in no fixed order.
-func (s *SkuState) Holds() iter.Seq2[string, *pb.Hold] {
+func (s *SKUState) Holds() iter.Seq2[string, *pb.Hold] {
 	return func(yield func(string, *pb.Hold) bool) {
 		s.holds.each(func(_ int32, r *holdRec) bool { return yield(r.orderID, r.toPB()) })
 	}
@@ -305,7 +305,7 @@ func (s *SkuState) Holds() iter.Seq2[string, *pb.Hold] {
 
 // OpOf returns the quantity of the restock (remove false) or remove
 // operation opID, if the SKU remembers it.
-func (s *SkuState) OpOf(opID string, remove bool) (int64, bool) {
+func (s *SKUState) OpOf(opID string, remove bool) (int64, bool) {
 	op, ok := s.ops.byKey[skuOpKey{id: opID, remove: remove}]
 	return op.qty, ok
 }
@@ -313,7 +313,7 @@ func (s *SkuState) OpOf(opID string, remove bool) (int64, bool) {
 // WakeAt returns when the SKU must next be woken even if nobody sends it
 // anything: when its earliest live reservation falls due for the safety
 // sweep (deadline plus grace), in Unix nanoseconds; 0 when it holds none.
-func (s *SkuState) WakeAt(rules SkuRules) int64 {
+func (s *SKUState) WakeAt(rules SKURules) int64 {
 	slot, ok := s.holds.top(heapLive)
 	if !ok {
 		return 0

@@ -13,7 +13,7 @@ import (
 
 // The journal keeps, atomically with each identity's events, the time at
 // which it must next be activated (its wake time; see OrderWakeAt and
-// SkuState.WakeAt). That is what lets actors leave memory while they
+// SKUState.WakeAt). That is what lets actors leave memory while they
 // still have something to do at a known time: an unpaid order waits for
 // its expiry, a SKU for its first reservation's safety expiry, a terminal
 // order for the end of its retention, and after a restart an order whose
@@ -61,7 +61,7 @@ func (o *Orders) WakeDue(now time.Time) (int, error) {
 		var msg any
 		switch {
 		case strings.HasPrefix(id, skuActorName("")):
-			pid, msg = o.reg.SkuPID(strings.TrimPrefix(id, skuActorName(""))), &pb.SweepReservations{}
+			pid, msg = o.reg.SKUPID(strings.TrimPrefix(id, skuActorName(""))), &pb.SweepReservations{}
 		case strings.HasPrefix(id, orderActorName("")):
 			pid, msg = o.PID(strings.TrimPrefix(id, orderActorName(""))), &wakeUp{}
 		default:

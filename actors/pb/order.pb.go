@@ -199,27 +199,27 @@ func (OrderCode) EnumDescriptor() ([]byte, []int) {
 	return file_order_proto_rawDescGZIP(), []int{1}
 }
 
-// SkuStep names the SKU command an answer belongs to.
-type SkuStep int32
+// SKUStep names the SKU command an answer belongs to.
+type SKUStep int32
 
 const (
-	SkuStep_SKU_STEP_UNSPECIFIED SkuStep = 0
-	SkuStep_SKU_STEP_RESERVE     SkuStep = 1
-	SkuStep_SKU_STEP_COMMIT      SkuStep = 2
-	SkuStep_SKU_STEP_RELEASE     SkuStep = 3
-	SkuStep_SKU_STEP_RETURN      SkuStep = 4
+	SKUStep_SKU_STEP_UNSPECIFIED SKUStep = 0
+	SKUStep_SKU_STEP_RESERVE     SKUStep = 1
+	SKUStep_SKU_STEP_COMMIT      SKUStep = 2
+	SKUStep_SKU_STEP_RELEASE     SKUStep = 3
+	SKUStep_SKU_STEP_RETURN      SKUStep = 4
 )
 
-// Enum value maps for SkuStep.
+// Enum value maps for SKUStep.
 var (
-	SkuStep_name = map[int32]string{
+	SKUStep_name = map[int32]string{
 		0: "SKU_STEP_UNSPECIFIED",
 		1: "SKU_STEP_RESERVE",
 		2: "SKU_STEP_COMMIT",
 		3: "SKU_STEP_RELEASE",
 		4: "SKU_STEP_RETURN",
 	}
-	SkuStep_value = map[string]int32{
+	SKUStep_value = map[string]int32{
 		"SKU_STEP_UNSPECIFIED": 0,
 		"SKU_STEP_RESERVE":     1,
 		"SKU_STEP_COMMIT":      2,
@@ -228,30 +228,30 @@ var (
 	}
 )
 
-func (x SkuStep) Enum() *SkuStep {
-	p := new(SkuStep)
+func (x SKUStep) Enum() *SKUStep {
+	p := new(SKUStep)
 	*p = x
 	return p
 }
 
-func (x SkuStep) String() string {
+func (x SKUStep) String() string {
 	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
 }
 
-func (SkuStep) Descriptor() protoreflect.EnumDescriptor {
+func (SKUStep) Descriptor() protoreflect.EnumDescriptor {
 	return file_order_proto_enumTypes[2].Descriptor()
 }
 
-func (SkuStep) Type() protoreflect.EnumType {
+func (SKUStep) Type() protoreflect.EnumType {
 	return &file_order_proto_enumTypes[2]
 }
 
-func (x SkuStep) Number() protoreflect.EnumNumber {
+func (x SKUStep) Number() protoreflect.EnumNumber {
 	return protoreflect.EnumNumber(x)
 }
 
-// Deprecated: Use SkuStep.Descriptor instead.
-func (SkuStep) EnumDescriptor() ([]byte, []int) {
+// Deprecated: Use SKUStep.Descriptor instead.
+func (SKUStep) EnumDescriptor() ([]byte, []int) {
 	return file_order_proto_rawDescGZIP(), []int{2}
 }
 
@@ -835,7 +835,7 @@ func (*RetryOrderSaga) Descriptor() ([]byte, []int) {
 type StockAnswered struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Sku     string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
-	Step    SkuStep                `protobuf:"varint,2,opt,name=step,proto3,enum=orderengine.v1.SkuStep" json:"step,omitempty"`
+	Step    SKUStep                `protobuf:"varint,2,opt,name=step,proto3,enum=orderengine.v1.SKUStep" json:"step,omitempty"`
 	Outcome Outcome                `protobuf:"varint,3,opt,name=outcome,proto3,enum=orderengine.v1.Outcome" json:"outcome,omitempty"`
 	// The SKU's available units when it answered (for INSUFFICIENT).
 	Available int64  `protobuf:"varint,4,opt,name=available,proto3" json:"available,omitempty"`
@@ -883,11 +883,11 @@ func (x *StockAnswered) GetSku() string {
 	return ""
 }
 
-func (x *StockAnswered) GetStep() SkuStep {
+func (x *StockAnswered) GetStep() SKUStep {
 	if x != nil {
 		return x.Step
 	}
-	return SkuStep_SKU_STEP_UNSPECIFIED
+	return SKUStep_SKU_STEP_UNSPECIFIED
 }
 
 func (x *StockAnswered) GetOutcome() Outcome {
@@ -1837,7 +1837,7 @@ func (x *LineCommitted) GetSku() string {
 type LineFailed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
-	Step          SkuStep                `protobuf:"varint,2,opt,name=step,proto3,enum=orderengine.v1.SkuStep" json:"step,omitempty"`
+	Step          SKUStep                `protobuf:"varint,2,opt,name=step,proto3,enum=orderengine.v1.SKUStep" json:"step,omitempty"`
 	Outcome       Outcome                `protobuf:"varint,3,opt,name=outcome,proto3,enum=orderengine.v1.Outcome" json:"outcome,omitempty"`
 	Detail        string                 `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1881,11 +1881,11 @@ func (x *LineFailed) GetSku() string {
 	return ""
 }
 
-func (x *LineFailed) GetStep() SkuStep {
+func (x *LineFailed) GetStep() SKUStep {
 	if x != nil {
 		return x.Step
 	}
-	return SkuStep_SKU_STEP_UNSPECIFIED
+	return SKUStep_SKU_STEP_UNSPECIFIED
 }
 
 func (x *LineFailed) GetOutcome() Outcome {
@@ -2384,7 +2384,7 @@ const file_order_proto_rawDesc = "" +
 	"\x0eRetryOrderSaga\"\xe6\x01\n" +
 	"\rStockAnswered\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12+\n" +
-	"\x04step\x18\x02 \x01(\x0e2\x17.orderengine.v1.SkuStepR\x04step\x121\n" +
+	"\x04step\x18\x02 \x01(\x0e2\x17.orderengine.v1.SKUStepR\x04step\x121\n" +
 	"\aoutcome\x18\x03 \x01(\x0e2\x17.orderengine.v1.OutcomeR\aoutcome\x12\x1c\n" +
 	"\tavailable\x18\x04 \x01(\x03R\tavailable\x12\x16\n" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x12-\n" +
@@ -2456,7 +2456,7 @@ const file_order_proto_rawDesc = "" +
 	"\n" +
 	"LineFailed\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12+\n" +
-	"\x04step\x18\x02 \x01(\x0e2\x17.orderengine.v1.SkuStepR\x04step\x121\n" +
+	"\x04step\x18\x02 \x01(\x0e2\x17.orderengine.v1.SKUStepR\x04step\x121\n" +
 	"\aoutcome\x18\x03 \x01(\x0e2\x17.orderengine.v1.OutcomeR\aoutcome\x12\x16\n" +
 	"\x06detail\x18\x04 \x01(\tR\x06detail\"N\n" +
 	"\x0eOrderCancelled\x12<\n" +
@@ -2516,7 +2516,7 @@ const file_order_proto_rawDesc = "" +
 	"\x12ORDER_CODE_EXPIRED\x10\a\x12\x16\n" +
 	"\x12ORDER_CODE_INVALID\x10\b\x12\x1a\n" +
 	"\x16ORDER_CODE_UNAVAILABLE\x10\t*y\n" +
-	"\aSkuStep\x12\x18\n" +
+	"\aSKUStep\x12\x18\n" +
 	"\x14SKU_STEP_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10SKU_STEP_RESERVE\x10\x01\x12\x13\n" +
 	"\x0fSKU_STEP_COMMIT\x10\x02\x12\x14\n" +
@@ -2552,7 +2552,7 @@ var file_order_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_order_proto_goTypes = []any{
 	(OrderStatus)(0),       // 0: orderengine.v1.OrderStatus
 	(OrderCode)(0),         // 1: orderengine.v1.OrderCode
-	(SkuStep)(0),           // 2: orderengine.v1.SkuStep
+	(SKUStep)(0),           // 2: orderengine.v1.SKUStep
 	(LineReserve)(0),       // 3: orderengine.v1.LineReserve
 	(LineHold)(0),          // 4: orderengine.v1.LineHold
 	(*OrderLine)(nil),      // 5: orderengine.v1.OrderLine
@@ -2589,7 +2589,7 @@ var file_order_proto_goTypes = []any{
 }
 var file_order_proto_depIdxs = []int32{
 	5,  // 0: orderengine.v1.PlaceOrder.items:type_name -> orderengine.v1.OrderLine
-	2,  // 1: orderengine.v1.StockAnswered.step:type_name -> orderengine.v1.SkuStep
+	2,  // 1: orderengine.v1.StockAnswered.step:type_name -> orderengine.v1.SKUStep
 	34, // 2: orderengine.v1.StockAnswered.outcome:type_name -> orderengine.v1.Outcome
 	35, // 3: orderengine.v1.StockAnswered.hold:type_name -> orderengine.v1.HoldState
 	0,  // 4: orderengine.v1.OrderView.status:type_name -> orderengine.v1.OrderStatus
@@ -2612,7 +2612,7 @@ var file_order_proto_depIdxs = []int32{
 	30, // 21: orderengine.v1.OrderEvent.shipped:type_name -> orderengine.v1.OrderShipped
 	31, // 22: orderengine.v1.OrderEvent.completed:type_name -> orderengine.v1.OrderCompleted
 	5,  // 23: orderengine.v1.OrderPlaced.items:type_name -> orderengine.v1.OrderLine
-	2,  // 24: orderengine.v1.LineFailed.step:type_name -> orderengine.v1.SkuStep
+	2,  // 24: orderengine.v1.LineFailed.step:type_name -> orderengine.v1.SKUStep
 	34, // 25: orderengine.v1.LineFailed.outcome:type_name -> orderengine.v1.Outcome
 	0,  // 26: orderengine.v1.OrderCancelled.from_status:type_name -> orderengine.v1.OrderStatus
 	0,  // 27: orderengine.v1.OrderExpired.from_status:type_name -> orderengine.v1.OrderStatus

@@ -681,8 +681,8 @@ func (*SweepReservations) Descriptor() ([]byte, []int) {
 	return file_sku_proto_rawDescGZIP(), []int{7}
 }
 
-// SkuView is what a SKU looks like from outside.
-type SkuView struct {
+// SKUView is what a SKU looks like from outside.
+type SKUView struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Sku       string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
 	Available int64                  `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
@@ -694,20 +694,20 @@ type SkuView struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *SkuView) Reset() {
-	*x = SkuView{}
+func (x *SKUView) Reset() {
+	*x = SKUView{}
 	mi := &file_sku_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *SkuView) String() string {
+func (x *SKUView) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*SkuView) ProtoMessage() {}
+func (*SKUView) ProtoMessage() {}
 
-func (x *SkuView) ProtoReflect() protoreflect.Message {
+func (x *SKUView) ProtoReflect() protoreflect.Message {
 	mi := &file_sku_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -719,40 +719,40 @@ func (x *SkuView) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use SkuView.ProtoReflect.Descriptor instead.
-func (*SkuView) Descriptor() ([]byte, []int) {
+// Deprecated: Use SKUView.ProtoReflect.Descriptor instead.
+func (*SKUView) Descriptor() ([]byte, []int) {
 	return file_sku_proto_rawDescGZIP(), []int{8}
 }
 
-func (x *SkuView) GetSku() string {
+func (x *SKUView) GetSku() string {
 	if x != nil {
 		return x.Sku
 	}
 	return ""
 }
 
-func (x *SkuView) GetAvailable() int64 {
+func (x *SKUView) GetAvailable() int64 {
 	if x != nil {
 		return x.Available
 	}
 	return 0
 }
 
-func (x *SkuView) GetReserved() int64 {
+func (x *SKUView) GetReserved() int64 {
 	if x != nil {
 		return x.Reserved
 	}
 	return 0
 }
 
-func (x *SkuView) GetSold() int64 {
+func (x *SKUView) GetSold() int64 {
 	if x != nil {
 		return x.Sold
 	}
 	return 0
 }
 
-func (x *SkuView) GetKnown() bool {
+func (x *SKUView) GetKnown() bool {
 	if x != nil {
 		return x.Known
 	}
@@ -764,7 +764,7 @@ type StockResult struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Outcome Outcome                `protobuf:"varint,1,opt,name=outcome,proto3,enum=orderengine.v1.Outcome" json:"outcome,omitempty"`
 	// The SKU after the command (or as it was, when nothing changed).
-	View *SkuView `protobuf:"bytes,2,opt,name=view,proto3" json:"view,omitempty"`
+	View *SKUView `protobuf:"bytes,2,opt,name=view,proto3" json:"view,omitempty"`
 	// A human-readable reason for CONFLICT, INVALID and UNAVAILABLE.
 	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
 	// For order commands: where the order's units are on this SKU after the
@@ -811,7 +811,7 @@ func (x *StockResult) GetOutcome() Outcome {
 	return Outcome_OUTCOME_UNSPECIFIED
 }
 
-func (x *StockResult) GetView() *SkuView {
+func (x *StockResult) GetView() *SKUView {
 	if x != nil {
 		return x.View
 	}
@@ -832,8 +832,8 @@ func (x *StockResult) GetHold() HoldState {
 	return HoldState_HOLD_STATE_UNSPECIFIED
 }
 
-// SkuEvent is one journaled change of a SKU. Exactly one body is set.
-type SkuEvent struct {
+// SKUEvent is one journaled change of a SKU. Exactly one body is set.
+type SKUEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Version of the record's schema; readers refuse versions they do not
 	// know instead of guessing.
@@ -842,31 +842,31 @@ type SkuEvent struct {
 	AtUnixNano int64 `protobuf:"varint,2,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
 	// Types that are valid to be assigned to Body:
 	//
-	//	*SkuEvent_Restocked
-	//	*SkuEvent_Removed
-	//	*SkuEvent_Reserved
-	//	*SkuEvent_Committed
-	//	*SkuEvent_Released
-	//	*SkuEvent_Returned
-	Body          isSkuEvent_Body `protobuf_oneof:"body"`
+	//	*SKUEvent_Restocked
+	//	*SKUEvent_Removed
+	//	*SKUEvent_Reserved
+	//	*SKUEvent_Committed
+	//	*SKUEvent_Released
+	//	*SKUEvent_Returned
+	Body          isSKUEvent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *SkuEvent) Reset() {
-	*x = SkuEvent{}
+func (x *SKUEvent) Reset() {
+	*x = SKUEvent{}
 	mi := &file_sku_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *SkuEvent) String() string {
+func (x *SKUEvent) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*SkuEvent) ProtoMessage() {}
+func (*SKUEvent) ProtoMessage() {}
 
-func (x *SkuEvent) ProtoReflect() protoreflect.Message {
+func (x *SKUEvent) ProtoReflect() protoreflect.Message {
 	mi := &file_sku_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -878,125 +878,125 @@ func (x *SkuEvent) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use SkuEvent.ProtoReflect.Descriptor instead.
-func (*SkuEvent) Descriptor() ([]byte, []int) {
+// Deprecated: Use SKUEvent.ProtoReflect.Descriptor instead.
+func (*SKUEvent) Descriptor() ([]byte, []int) {
 	return file_sku_proto_rawDescGZIP(), []int{10}
 }
 
-func (x *SkuEvent) GetSchemaVersion() uint32 {
+func (x *SKUEvent) GetSchemaVersion() uint32 {
 	if x != nil {
 		return x.SchemaVersion
 	}
 	return 0
 }
 
-func (x *SkuEvent) GetAtUnixNano() int64 {
+func (x *SKUEvent) GetAtUnixNano() int64 {
 	if x != nil {
 		return x.AtUnixNano
 	}
 	return 0
 }
 
-func (x *SkuEvent) GetBody() isSkuEvent_Body {
+func (x *SKUEvent) GetBody() isSKUEvent_Body {
 	if x != nil {
 		return x.Body
 	}
 	return nil
 }
 
-func (x *SkuEvent) GetRestocked() *StockRestocked {
+func (x *SKUEvent) GetRestocked() *StockRestocked {
 	if x != nil {
-		if x, ok := x.Body.(*SkuEvent_Restocked); ok {
+		if x, ok := x.Body.(*SKUEvent_Restocked); ok {
 			return x.Restocked
 		}
 	}
 	return nil
 }
 
-func (x *SkuEvent) GetRemoved() *StockRemoved {
+func (x *SKUEvent) GetRemoved() *StockRemoved {
 	if x != nil {
-		if x, ok := x.Body.(*SkuEvent_Removed); ok {
+		if x, ok := x.Body.(*SKUEvent_Removed); ok {
 			return x.Removed
 		}
 	}
 	return nil
 }
 
-func (x *SkuEvent) GetReserved() *StockReserved {
+func (x *SKUEvent) GetReserved() *StockReserved {
 	if x != nil {
-		if x, ok := x.Body.(*SkuEvent_Reserved); ok {
+		if x, ok := x.Body.(*SKUEvent_Reserved); ok {
 			return x.Reserved
 		}
 	}
 	return nil
 }
 
-func (x *SkuEvent) GetCommitted() *ReservationCommitted {
+func (x *SKUEvent) GetCommitted() *ReservationCommitted {
 	if x != nil {
-		if x, ok := x.Body.(*SkuEvent_Committed); ok {
+		if x, ok := x.Body.(*SKUEvent_Committed); ok {
 			return x.Committed
 		}
 	}
 	return nil
 }
 
-func (x *SkuEvent) GetReleased() *ReservationReleased {
+func (x *SKUEvent) GetReleased() *ReservationReleased {
 	if x != nil {
-		if x, ok := x.Body.(*SkuEvent_Released); ok {
+		if x, ok := x.Body.(*SKUEvent_Released); ok {
 			return x.Released
 		}
 	}
 	return nil
 }
 
-func (x *SkuEvent) GetReturned() *StockReturned {
+func (x *SKUEvent) GetReturned() *StockReturned {
 	if x != nil {
-		if x, ok := x.Body.(*SkuEvent_Returned); ok {
+		if x, ok := x.Body.(*SKUEvent_Returned); ok {
 			return x.Returned
 		}
 	}
 	return nil
 }
 
-type isSkuEvent_Body interface {
-	isSkuEvent_Body()
+type isSKUEvent_Body interface {
+	isSKUEvent_Body()
 }
 
-type SkuEvent_Restocked struct {
+type SKUEvent_Restocked struct {
 	Restocked *StockRestocked `protobuf:"bytes,10,opt,name=restocked,proto3,oneof"`
 }
 
-type SkuEvent_Removed struct {
+type SKUEvent_Removed struct {
 	Removed *StockRemoved `protobuf:"bytes,11,opt,name=removed,proto3,oneof"`
 }
 
-type SkuEvent_Reserved struct {
+type SKUEvent_Reserved struct {
 	Reserved *StockReserved `protobuf:"bytes,12,opt,name=reserved,proto3,oneof"`
 }
 
-type SkuEvent_Committed struct {
+type SKUEvent_Committed struct {
 	Committed *ReservationCommitted `protobuf:"bytes,13,opt,name=committed,proto3,oneof"`
 }
 
-type SkuEvent_Released struct {
+type SKUEvent_Released struct {
 	Released *ReservationReleased `protobuf:"bytes,14,opt,name=released,proto3,oneof"`
 }
 
-type SkuEvent_Returned struct {
+type SKUEvent_Returned struct {
 	Returned *StockReturned `protobuf:"bytes,15,opt,name=returned,proto3,oneof"`
 }
 
-func (*SkuEvent_Restocked) isSkuEvent_Body() {}
+func (*SKUEvent_Restocked) isSKUEvent_Body() {}
 
-func (*SkuEvent_Removed) isSkuEvent_Body() {}
+func (*SKUEvent_Removed) isSKUEvent_Body() {}
 
-func (*SkuEvent_Reserved) isSkuEvent_Body() {}
+func (*SKUEvent_Reserved) isSKUEvent_Body() {}
 
-func (*SkuEvent_Committed) isSkuEvent_Body() {}
+func (*SKUEvent_Committed) isSKUEvent_Body() {}
 
-func (*SkuEvent_Released) isSkuEvent_Body() {}
+func (*SKUEvent_Released) isSKUEvent_Body() {}
 
-func (*SkuEvent_Returned) isSkuEvent_Body() {}
+func (*SKUEvent_Returned) isSKUEvent_Body() {}
 
 // StockRestocked: quantity units were added under op_id.
 type StockRestocked struct {
@@ -1424,9 +1424,9 @@ func (x *Hold) GetOrderId() string {
 	return ""
 }
 
-// SkuOp is an applied restock or remove, remembered by op_id for the
+// SKUOp is an applied restock or remove, remembered by op_id for the
 // operation retention so that repeats are recognised.
-type SkuOp struct {
+type SKUOp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	OpId          string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
 	Quantity      int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
@@ -1436,20 +1436,20 @@ type SkuOp struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *SkuOp) Reset() {
-	*x = SkuOp{}
+func (x *SKUOp) Reset() {
+	*x = SKUOp{}
 	mi := &file_sku_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *SkuOp) String() string {
+func (x *SKUOp) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*SkuOp) ProtoMessage() {}
+func (*SKUOp) ProtoMessage() {}
 
-func (x *SkuOp) ProtoReflect() protoreflect.Message {
+func (x *SKUOp) ProtoReflect() protoreflect.Message {
 	mi := &file_sku_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1461,41 +1461,41 @@ func (x *SkuOp) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use SkuOp.ProtoReflect.Descriptor instead.
-func (*SkuOp) Descriptor() ([]byte, []int) {
+// Deprecated: Use SKUOp.ProtoReflect.Descriptor instead.
+func (*SKUOp) Descriptor() ([]byte, []int) {
 	return file_sku_proto_rawDescGZIP(), []int{18}
 }
 
-func (x *SkuOp) GetOpId() string {
+func (x *SKUOp) GetOpId() string {
 	if x != nil {
 		return x.OpId
 	}
 	return ""
 }
 
-func (x *SkuOp) GetQuantity() int64 {
+func (x *SKUOp) GetQuantity() int64 {
 	if x != nil {
 		return x.Quantity
 	}
 	return 0
 }
 
-func (x *SkuOp) GetRemove() bool {
+func (x *SKUOp) GetRemove() bool {
 	if x != nil {
 		return x.Remove
 	}
 	return false
 }
 
-func (x *SkuOp) GetAtUnixNano() int64 {
+func (x *SKUOp) GetAtUnixNano() int64 {
 	if x != nil {
 		return x.AtUnixNano
 	}
 	return 0
 }
 
-// SkuSnapshot is the whole state of a SKU actor as of a journal sequence.
-type SkuSnapshot struct {
+// SKUSnapshot is the whole state of a SKU actor as of a journal sequence.
+type SKUSnapshot struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SchemaVersion uint32                 `protobuf:"varint,1,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
 	Sku           string                 `protobuf:"bytes,2,opt,name=sku,proto3" json:"sku,omitempty"`
@@ -1509,25 +1509,25 @@ type SkuSnapshot struct {
 	// still inside their dedup window.
 	Holds []*Hold `protobuf:"bytes,12,rep,name=holds,proto3" json:"holds,omitempty"`
 	// Applied restock and remove operations inside the operation retention.
-	Ops           []*SkuOp `protobuf:"bytes,13,rep,name=ops,proto3" json:"ops,omitempty"`
+	Ops           []*SKUOp `protobuf:"bytes,13,rep,name=ops,proto3" json:"ops,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *SkuSnapshot) Reset() {
-	*x = SkuSnapshot{}
+func (x *SKUSnapshot) Reset() {
+	*x = SKUSnapshot{}
 	mi := &file_sku_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *SkuSnapshot) String() string {
+func (x *SKUSnapshot) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*SkuSnapshot) ProtoMessage() {}
+func (*SKUSnapshot) ProtoMessage() {}
 
-func (x *SkuSnapshot) ProtoReflect() protoreflect.Message {
+func (x *SKUSnapshot) ProtoReflect() protoreflect.Message {
 	mi := &file_sku_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1539,75 +1539,75 @@ func (x *SkuSnapshot) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use SkuSnapshot.ProtoReflect.Descriptor instead.
-func (*SkuSnapshot) Descriptor() ([]byte, []int) {
+// Deprecated: Use SKUSnapshot.ProtoReflect.Descriptor instead.
+func (*SKUSnapshot) Descriptor() ([]byte, []int) {
 	return file_sku_proto_rawDescGZIP(), []int{19}
 }
 
-func (x *SkuSnapshot) GetSchemaVersion() uint32 {
+func (x *SKUSnapshot) GetSchemaVersion() uint32 {
 	if x != nil {
 		return x.SchemaVersion
 	}
 	return 0
 }
 
-func (x *SkuSnapshot) GetSku() string {
+func (x *SKUSnapshot) GetSku() string {
 	if x != nil {
 		return x.Sku
 	}
 	return ""
 }
 
-func (x *SkuSnapshot) GetSequence() uint64 {
+func (x *SKUSnapshot) GetSequence() uint64 {
 	if x != nil {
 		return x.Sequence
 	}
 	return 0
 }
 
-func (x *SkuSnapshot) GetAvailable() int64 {
+func (x *SKUSnapshot) GetAvailable() int64 {
 	if x != nil {
 		return x.Available
 	}
 	return 0
 }
 
-func (x *SkuSnapshot) GetSold() int64 {
+func (x *SKUSnapshot) GetSold() int64 {
 	if x != nil {
 		return x.Sold
 	}
 	return 0
 }
 
-func (x *SkuSnapshot) GetRestocked() int64 {
+func (x *SKUSnapshot) GetRestocked() int64 {
 	if x != nil {
 		return x.Restocked
 	}
 	return 0
 }
 
-func (x *SkuSnapshot) GetRemoved() int64 {
+func (x *SKUSnapshot) GetRemoved() int64 {
 	if x != nil {
 		return x.Removed
 	}
 	return 0
 }
 
-func (x *SkuSnapshot) GetKnown() bool {
+func (x *SKUSnapshot) GetKnown() bool {
 	if x != nil {
 		return x.Known
 	}
 	return false
 }
 
-func (x *SkuSnapshot) GetHolds() []*Hold {
+func (x *SKUSnapshot) GetHolds() []*Hold {
 	if x != nil {
 		return x.Holds
 	}
 	return nil
 }
 
-func (x *SkuSnapshot) GetOps() []*SkuOp {
+func (x *SKUSnapshot) GetOps() []*SKUOp {
 	if x != nil {
 		return x.Ops
 	}
@@ -1643,7 +1643,7 @@ const file_sku_proto_rawDesc = "" +
 	"\n" +
 	"\bGetStock\"\x13\n" +
 	"\x11SweepReservations\"\x7f\n" +
-	"\aSkuView\x12\x10\n" +
+	"\aSKUView\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x1a\n" +
 	"\breserved\x18\x03 \x01(\x03R\breserved\x12\x12\n" +
@@ -1651,10 +1651,10 @@ const file_sku_proto_rawDesc = "" +
 	"\x05known\x18\x05 \x01(\bR\x05known\"\xb4\x01\n" +
 	"\vStockResult\x121\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x17.orderengine.v1.OutcomeR\aoutcome\x12+\n" +
-	"\x04view\x18\x02 \x01(\v2\x17.orderengine.v1.SkuViewR\x04view\x12\x16\n" +
+	"\x04view\x18\x02 \x01(\v2\x17.orderengine.v1.SKUViewR\x04view\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12-\n" +
 	"\x04hold\x18\x04 \x01(\x0e2\x19.orderengine.v1.HoldStateR\x04hold\"\xd8\x03\n" +
-	"\bSkuEvent\x12%\n" +
+	"\bSKUEvent\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12 \n" +
 	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
 	"atUnixNano\x12>\n" +
@@ -1693,13 +1693,13 @@ const file_sku_proto_rawDesc = "" +
 	"\x0erelease_reason\x18\x04 \x01(\x0e2\x1d.orderengine.v1.ReleaseReasonR\rreleaseReason\x12*\n" +
 	"\x11settled_unix_nano\x18\x05 \x01(\x03R\x0fsettledUnixNano\x12\x19\n" +
 	"\border_id\x18\x06 \x01(\tR\aorderId\"r\n" +
-	"\x05SkuOp\x12\x13\n" +
+	"\x05SKUOp\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12\x16\n" +
 	"\x06remove\x18\x03 \x01(\bR\x06remove\x12 \n" +
 	"\fat_unix_nano\x18\x04 \x01(\x03R\n" +
 	"atUnixNano\"\xe2\x02\n" +
-	"\vSkuSnapshot\x12%\n" +
+	"\vSKUSnapshot\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x10\n" +
 	"\x03sku\x18\x02 \x01(\tR\x03sku\x12\x1a\n" +
 	"\bsequence\x18\x03 \x01(\x04R\bsequence\x12\x1c\n" +
@@ -1709,7 +1709,7 @@ const file_sku_proto_rawDesc = "" +
 	"\aremoved\x18\a \x01(\x03R\aremoved\x12\x14\n" +
 	"\x05known\x18\b \x01(\bR\x05known\x12*\n" +
 	"\x05holds\x18\f \x03(\v2\x14.orderengine.v1.HoldR\x05holds\x12'\n" +
-	"\x03ops\x18\r \x03(\v2\x15.orderengine.v1.SkuOpR\x03opsJ\x04\b\t\x10\n" +
+	"\x03ops\x18\r \x03(\v2\x15.orderengine.v1.SKUOpR\x03opsJ\x04\b\t\x10\n" +
 	"J\x04\b\n" +
 	"\x10\vJ\x04\b\v\x10\fR\vrestock_opsR\n" +
 	"remove_ops*\xd0\x01\n" +
@@ -1761,9 +1761,9 @@ var file_sku_proto_goTypes = []any{
 	(*ReturnStock)(nil),          // 8: orderengine.v1.ReturnStock
 	(*GetStock)(nil),             // 9: orderengine.v1.GetStock
 	(*SweepReservations)(nil),    // 10: orderengine.v1.SweepReservations
-	(*SkuView)(nil),              // 11: orderengine.v1.SkuView
+	(*SKUView)(nil),              // 11: orderengine.v1.SKUView
 	(*StockResult)(nil),          // 12: orderengine.v1.StockResult
-	(*SkuEvent)(nil),             // 13: orderengine.v1.SkuEvent
+	(*SKUEvent)(nil),             // 13: orderengine.v1.SKUEvent
 	(*StockRestocked)(nil),       // 14: orderengine.v1.StockRestocked
 	(*StockRemoved)(nil),         // 15: orderengine.v1.StockRemoved
 	(*StockReserved)(nil),        // 16: orderengine.v1.StockReserved
@@ -1771,25 +1771,25 @@ var file_sku_proto_goTypes = []any{
 	(*ReservationReleased)(nil),  // 18: orderengine.v1.ReservationReleased
 	(*StockReturned)(nil),        // 19: orderengine.v1.StockReturned
 	(*Hold)(nil),                 // 20: orderengine.v1.Hold
-	(*SkuOp)(nil),                // 21: orderengine.v1.SkuOp
-	(*SkuSnapshot)(nil),          // 22: orderengine.v1.SkuSnapshot
+	(*SKUOp)(nil),                // 21: orderengine.v1.SKUOp
+	(*SKUSnapshot)(nil),          // 22: orderengine.v1.SKUSnapshot
 }
 var file_sku_proto_depIdxs = []int32{
 	1,  // 0: orderengine.v1.ReleaseReservation.reason:type_name -> orderengine.v1.ReleaseReason
 	0,  // 1: orderengine.v1.StockResult.outcome:type_name -> orderengine.v1.Outcome
-	11, // 2: orderengine.v1.StockResult.view:type_name -> orderengine.v1.SkuView
+	11, // 2: orderengine.v1.StockResult.view:type_name -> orderengine.v1.SKUView
 	2,  // 3: orderengine.v1.StockResult.hold:type_name -> orderengine.v1.HoldState
-	14, // 4: orderengine.v1.SkuEvent.restocked:type_name -> orderengine.v1.StockRestocked
-	15, // 5: orderengine.v1.SkuEvent.removed:type_name -> orderengine.v1.StockRemoved
-	16, // 6: orderengine.v1.SkuEvent.reserved:type_name -> orderengine.v1.StockReserved
-	17, // 7: orderengine.v1.SkuEvent.committed:type_name -> orderengine.v1.ReservationCommitted
-	18, // 8: orderengine.v1.SkuEvent.released:type_name -> orderengine.v1.ReservationReleased
-	19, // 9: orderengine.v1.SkuEvent.returned:type_name -> orderengine.v1.StockReturned
+	14, // 4: orderengine.v1.SKUEvent.restocked:type_name -> orderengine.v1.StockRestocked
+	15, // 5: orderengine.v1.SKUEvent.removed:type_name -> orderengine.v1.StockRemoved
+	16, // 6: orderengine.v1.SKUEvent.reserved:type_name -> orderengine.v1.StockReserved
+	17, // 7: orderengine.v1.SKUEvent.committed:type_name -> orderengine.v1.ReservationCommitted
+	18, // 8: orderengine.v1.SKUEvent.released:type_name -> orderengine.v1.ReservationReleased
+	19, // 9: orderengine.v1.SKUEvent.returned:type_name -> orderengine.v1.StockReturned
 	1,  // 10: orderengine.v1.ReservationReleased.reason:type_name -> orderengine.v1.ReleaseReason
 	2,  // 11: orderengine.v1.Hold.state:type_name -> orderengine.v1.HoldState
 	1,  // 12: orderengine.v1.Hold.release_reason:type_name -> orderengine.v1.ReleaseReason
-	20, // 13: orderengine.v1.SkuSnapshot.holds:type_name -> orderengine.v1.Hold
-	21, // 14: orderengine.v1.SkuSnapshot.ops:type_name -> orderengine.v1.SkuOp
+	20, // 13: orderengine.v1.SKUSnapshot.holds:type_name -> orderengine.v1.Hold
+	21, // 14: orderengine.v1.SKUSnapshot.ops:type_name -> orderengine.v1.SKUOp
 	15, // [15:15] is the sub-list for method output_type
 	15, // [15:15] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
@@ -1803,12 +1803,12 @@ func file_sku_proto_init() {
 		return
 	}
 	file_sku_proto_msgTypes[10].OneofWrappers = []any{
-		(*SkuEvent_Restocked)(nil),
-		(*SkuEvent_Removed)(nil),
-		(*SkuEvent_Reserved)(nil),
-		(*SkuEvent_Committed)(nil),
-		(*SkuEvent_Released)(nil),
-		(*SkuEvent_Returned)(nil),
+		(*SKUEvent_Restocked)(nil),
+		(*SKUEvent_Removed)(nil),
+		(*SKUEvent_Reserved)(nil),
+		(*SKUEvent_Committed)(nil),
+		(*SKUEvent_Released)(nil),
+		(*SKUEvent_Returned)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

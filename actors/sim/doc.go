@@ -1,6 +1,6 @@
 // Package sim is a deterministic simulation of checkout: order actors and
 // SKU actors, reduced to their pure cores (actors.OrderState,
-// actors.SkuState, actors.OrderSends) plus the shells' journaling
+// actors.SKUState, actors.OrderSends) plus the shells' journaling
 // discipline, talk over a network that drops, duplicates, delays and
 // reorders messages, while actors crash and recover from their journal and
 // customers place, pay, cancel, ship and complete orders on one simulated

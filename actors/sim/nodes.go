@@ -132,19 +132,19 @@ type skuNode struct {
 	simLog
 	w     *world
 	id    string
-	state *actors.SkuState
+	state *actors.SKUState
 	// stalledUntil holds messages to the SKU back until then.
 	stalledUntil time.Time
 }
 
-func newSkuNode(w *world, id string) *skuNode {
-	return &skuNode{simLog: simLog{journalID: "sku/" + id}, w: w, id: id, state: actors.NewSkuState(id)}
+func newSKUNode(w *world, id string) *skuNode {
+	return &skuNode{simLog: simLog{journalID: "sku/" + id}, w: w, id: id, state: actors.NewSKUState(id)}
 }
 
 // handle runs one command; reply (if not nil) gets the result once the
 // events behind it are durable.
 func (s *skuNode) handle(cmd any, reply func(*pb.StockResult)) {
-	events, res := s.state.Step(cmd, s.w.now, actors.DefaultSkuRules)
+	events, res := s.state.Step(cmd, s.w.now, actors.DefaultSKURules)
 	for _, ev := range events {
 		s.pending = append(s.pending, mustMarshal(ev))
 	}
@@ -156,13 +156,13 @@ func (s *skuNode) handle(cmd any, reply func(*pb.StockResult)) {
 
 // fromOrder handles a command that came over the network from an order;
 // the answer goes back over the network.
-func (s *skuNode) fromOrder(orderID string, step pb.SkuStep, msg proto.Message) {
+func (s *skuNode) fromOrder(orderID string, step pb.SKUStep, msg proto.Message) {
 	w := s.w
 	s.handle(msg, func(res *pb.StockResult) {
 		answer := &pb.StockAnswered{Sku: s.id, Step: step, Outcome: res.Outcome,
 			Available: res.GetView().GetAvailable(), Detail: res.Detail, Hold: res.Hold}
 		w.send(nil, func() {
-			if step == pb.SkuStep_SKU_STEP_RESERVE && (res.Outcome == pb.Outcome_OUTCOME_APPLIED || res.Outcome == pb.Outcome_OUTCOME_ALREADY_DONE) {
+			if step == pb.SKUStep_SKU_STEP_RESERVE && (res.Outcome == pb.Outcome_OUTCOME_APPLIED || res.Outcome == pb.Outcome_OUTCOME_ALREADY_DONE) {
 				w.told[orderID+"/"+s.id] = true
 			}
 			w.orders[orderID].handle(answer, nil)
@@ -172,7 +172,7 @@ func (s *skuNode) fromOrder(orderID string, step pb.SkuStep, msg proto.Message) 
 
 func (s *skuNode) crash() {
 	s.simLog.crash()
-	st, _, err := actors.LoadSkuState(s.w.journal, s.id)
+	st, _, err := actors.LoadSKUState(s.w.journal, s.id)
 	if err != nil {
 		panic("recover sku " + s.id + ": " + err.Error())
 	}

@@ -124,7 +124,7 @@ func Run(seed uint64, cfg Config) (rep Report, err error) {
 	}
 	// Let every TTL and the SKUs' grace run out: the safety expiry must
 	// clear what no order knows of, and nothing may be left reserved.
-	w.sleep(orderTTLSimMax + actors.DefaultSkuRules.Grace + 2*sweepInterval)
+	w.sleep(orderTTLSimMax + actors.DefaultSKURules.Grace + 2*sweepInterval)
 	if err := w.runUntil(w.quiet, settleSimTimeMax); err != nil {
 		return rep, fmt.Errorf("did not settle after the TTLs: %w", err)
 	}
@@ -230,7 +230,7 @@ func (w *world) setup() {
 	for i := range w.cfg.SKUs {
 		id := fmt.Sprintf("S%02d", i)
 		w.skuIDs = append(w.skuIDs, id)
-		s := newSkuNode(w, id)
+		s := newSKUNode(w, id)
 		w.skus[id] = s
 		if n := w.rng.Int64N(w.cfg.Stock + 1); n > 0 {
 			s.handle(&pb.Restock{OpId: "initial", Quantity: n}, nil)

@@ -7,8 +7,8 @@
 // Users of the engine test their own flows with it:
 //
 //	k := testkit.New(t)
-//	k.AskSku("A-1", &pb.Restock{OpId: "r1", Quantity: 10})
-//	res := k.AskSku("A-1", &pb.ReserveStock{OrderId: "o1", Quantity: 3, DeadlineUnixNano: k.Clock.Now().Add(time.Minute).UnixNano()})
+//	k.AskSKU("A-1", &pb.Restock{OpId: "r1", Quantity: 10})
+//	res := k.AskSKU("A-1", &pb.ReserveStock{OrderId: "o1", Quantity: 3, DeadlineUnixNano: k.Clock.Now().Add(time.Minute).UnixNano()})
 //	// res.Outcome == pb.Outcome_OUTCOME_APPLIED, res.View.Available == 7
 //
 // The journal can be slowed down, paused and made to fail, to test what

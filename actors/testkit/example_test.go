@@ -16,14 +16,14 @@ func Example() {
 	defer tb.Close()
 	k := testkit.New(tb)
 
-	k.AskSku("A-1", &pb.Restock{OpId: "restock-1", Quantity: 10})
-	res := k.AskSku("A-1", &pb.ReserveStock{OrderId: "o-1", Quantity: 3,
+	k.AskSKU("A-1", &pb.Restock{OpId: "restock-1", Quantity: 10})
+	res := k.AskSKU("A-1", &pb.ReserveStock{OrderId: "o-1", Quantity: 3,
 		DeadlineUnixNano: k.Clock.Now().Add(15 * time.Minute).UnixNano()})
 	fmt.Println(res.Outcome, "available", res.View.Available, "reserved", res.View.Reserved)
-	fmt.Println(len(k.SkuEvents("A-1")), "events journaled")
+	fmt.Println(len(k.SKUEvents("A-1")), "events journaled")
 
-	k.CrashSku("A-1")
-	again := k.AskSku("A-1", &pb.ReserveStock{OrderId: "o-1", Quantity: 3,
+	k.CrashSKU("A-1")
+	again := k.AskSKU("A-1", &pb.ReserveStock{OrderId: "o-1", Quantity: 3,
 		DeadlineUnixNano: k.Clock.Now().Add(15 * time.Minute).UnixNano()})
 	fmt.Println("retry after crash:", again.Outcome, "reserved", again.View.Reserved)
 	// Output:

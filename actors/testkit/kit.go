@@ -45,13 +45,13 @@ type Kit struct {
 type Option func(*config)
 
 type config struct {
-	sku   actors.SkuConfig
+	sku   actors.SKUConfig
 	start time.Time
 }
 
-// WithSkuConfig sets the SKU actors' configuration; the kit fills in its
+// WithSKUConfig sets the SKU actors' configuration; the kit fills in its
 // journal, clock and logger.
-func WithSkuConfig(c actors.SkuConfig) Option { return func(k *config) { k.sku = c } }
+func WithSKUConfig(c actors.SKUConfig) Option { return func(k *config) { k.sku = c } }
 
 // WithStart sets the fake clock's start time (default 2026-01-01 UTC).
 func WithStart(t time.Time) Option { return func(k *config) { k.start = t } }
@@ -93,33 +93,33 @@ func New(t TB, opts ...Option) *Kit {
 	return k
 }
 
-// AskSku sends cmd to the SKU's actor and returns its reply, failing the
+// AskSKU sends cmd to the SKU's actor and returns its reply, failing the
 // test if none comes within Timeout.
-func (k *Kit) AskSku(sku string, cmd any) *pb.StockResult {
+func (k *Kit) AskSKU(sku string, cmd any) *pb.StockResult {
 	k.T.Helper()
-	res, err := k.TryAskSku(sku, cmd)
+	res, err := k.TryAskSKU(sku, cmd)
 	if err != nil {
 		k.T.Fatalf("ask sku %s %T: %v", sku, cmd, err)
 	}
 	return res
 }
 
-// TryAskSku is AskSku returning the error instead of failing the test.
-func (k *Kit) TryAskSku(sku string, cmd any) (*pb.StockResult, error) {
+// TryAskSKU is AskSKU returning the error instead of failing the test.
+func (k *Kit) TryAskSKU(sku string, cmd any) (*pb.StockResult, error) {
 	k.mu.Lock()
 	k.skus[sku] = true
 	k.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), k.Timeout)
 	defer cancel()
-	return k.Registry.AskSku(ctx, sku, cmd)
+	return k.Registry.AskSKU(ctx, sku, cmd)
 }
 
-// SkuEvents returns the SKU's durable events in order.
-func (k *Kit) SkuEvents(sku string) []*pb.SkuEvent {
+// SKUEvents returns the SKU's durable events in order.
+func (k *Kit) SKUEvents(sku string) []*pb.SKUEvent {
 	k.T.Helper()
-	var out []*pb.SkuEvent
+	var out []*pb.SKUEvent
 	for i, b := range k.Journal.Events("sku/" + sku) {
-		ev, err := actors.DecodeSkuEvent(b)
+		ev, err := actors.DecodeSKUEvent(b)
 		if err != nil {
 			k.T.Fatalf("sku %s event %d: %v", sku, i+1, err)
 		}
@@ -128,11 +128,11 @@ func (k *Kit) SkuEvents(sku string) []*pb.SkuEvent {
 	return out
 }
 
-// SkuState rebuilds the SKU's state from its journal: what a recovering
+// SKUState rebuilds the SKU's state from its journal: what a recovering
 // actor would see. Compare it with the live view from GetStock.
-func (k *Kit) SkuState(sku string) *actors.SkuState {
+func (k *Kit) SKUState(sku string) *actors.SKUState {
 	k.T.Helper()
-	s, _, err := actors.LoadSkuState(k.Journal, sku)
+	s, _, err := actors.LoadSKUState(k.Journal, sku)
 	if err != nil {
 		k.T.Fatalf("load sku %s: %v", sku, err)
 	}
@@ -152,17 +152,17 @@ func (k *Kit) Advance(d time.Duration) {
 	}
 	k.mu.Unlock()
 	for _, s := range skus {
-		k.System.Root.Send(k.Registry.SkuPID(s), &pb.SweepReservations{})
-		k.AskSku(s, &pb.GetStock{}) // answered once the sweep's events are durable
+		k.System.Root.Send(k.Registry.SKUPID(s), &pb.SweepReservations{})
+		k.AskSKU(s, &pb.GetStock{}) // answered once the sweep's events are durable
 	}
 }
 
-// CrashSku makes the SKU's actor panic. Its supervisor restarts it, and
+// CrashSKU makes the SKU's actor panic. Its supervisor restarts it, and
 // the new instance recovers from the journal: whatever it had applied but
 // not made durable is gone, and callers still waiting are answered
 // UNAVAILABLE.
-func (k *Kit) CrashSku(sku string) {
-	k.System.Root.Send(k.Registry.SkuPID(sku), actors.Crash{})
+func (k *Kit) CrashSKU(sku string) {
+	k.System.Root.Send(k.Registry.SKUPID(sku), actors.Crash{})
 }
 
 // StandaloneTB is a TB outside a test: Fatalf panics, output is dropped,

@@ -33,8 +33,8 @@ func NewCheckout(t testing.TB, cfg actors.OrderConfig, opts ...Option) *Checkout
 	t.Helper()
 	k := New(t, opts...)
 	c := &Checkout{Kit: k, orders: map[string]bool{}}
-	c.Link = newLink(k.System, func(sku string) *actor.PID { return k.Registry.SkuPID(sku) }, k.Timeout)
-	cfg.Journal, cfg.Clock, cfg.Skus = k.Journal, k.Clock, c.Link
+	c.Link = newLink(k.System, func(sku string) *actor.PID { return k.Registry.SKUPID(sku) }, k.Timeout)
+	cfg.Journal, cfg.Clock, cfg.SKUs = k.Journal, k.Clock, c.Link
 	if cfg.Logger == nil {
 		cfg.Logger = k.Logger
 	}

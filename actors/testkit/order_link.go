@@ -32,7 +32,7 @@ const (
 type LinkMessage struct {
 	SKU     string
 	OrderID string
-	Step    pb.SkuStep
+	Step    pb.SKUStep
 	Msg     proto.Message
 }
 
@@ -126,9 +126,9 @@ func (l *Link) ReleaseAll() {
 	l.Release(idx...)
 }
 
-// SkuPID implements actors.OrderSkuLink: the order actor talks to the
+// SKUPID implements actors.OrderSKULink: the order actor talks to the
 // SKU's proxy.
-func (l *Link) SkuPID(sku string) *actor.PID { return l.proxy(sku) }
+func (l *Link) SKUPID(sku string) *actor.PID { return l.proxy(sku) }
 
 func (l *Link) proxy(sku string) *actor.PID {
 	l.mu.Lock()
@@ -203,16 +203,16 @@ func (p *linkProxy) forward(ctx actor.Context, msg proto.Message, sender *actor.
 	})
 }
 
-func linkDescribe(msg proto.Message) (string, pb.SkuStep) {
+func linkDescribe(msg proto.Message) (string, pb.SKUStep) {
 	switch m := msg.(type) {
 	case *pb.ReserveStock:
-		return m.OrderId, pb.SkuStep_SKU_STEP_RESERVE
+		return m.OrderId, pb.SKUStep_SKU_STEP_RESERVE
 	case *pb.CommitReservation:
-		return m.OrderId, pb.SkuStep_SKU_STEP_COMMIT
+		return m.OrderId, pb.SKUStep_SKU_STEP_COMMIT
 	case *pb.ReleaseReservation:
-		return m.OrderId, pb.SkuStep_SKU_STEP_RELEASE
+		return m.OrderId, pb.SKUStep_SKU_STEP_RELEASE
 	case *pb.ReturnStock:
-		return m.OrderId, pb.SkuStep_SKU_STEP_RETURN
+		return m.OrderId, pb.SKUStep_SKU_STEP_RETURN
 	}
-	return "", pb.SkuStep_SKU_STEP_UNSPECIFIED
+	return "", pb.SKUStep_SKU_STEP_UNSPECIFIED
 }

@@ -178,7 +178,7 @@ func TestFlashSaleSurvivesKill9(t *testing.T) {
 	if len(won) != stock || statuses[201] != stock || statuses[409] != attempts-stock {
 		t.Fatalf("statuses %v, %d distinct orders won; want %d x 201 and %d x 409", statuses, len(won), stock, attempts-stock)
 	}
-	skuBefore := checkSku(t, n, 0, stock, 0)
+	skuBefore := checkSKU(t, n, 0, stock, 0)
 
 	n.kill()
 	n = startNode(t, dataDir, addr)
@@ -188,12 +188,12 @@ func TestFlashSaleSurvivesKill9(t *testing.T) {
 			t.Fatalf("order %s after restart: %d %v, want status %s", id, code, body, status)
 		}
 	}
-	if skuAfter := checkSku(t, n, 0, stock, 0); fmt.Sprint(skuAfter) != fmt.Sprint(skuBefore) {
+	if skuAfter := checkSKU(t, n, 0, stock, 0); fmt.Sprint(skuAfter) != fmt.Sprint(skuBefore) {
 		t.Fatalf("SKU view changed across kill -9: %v -> %v", skuBefore, skuAfter)
 	}
 }
 
-func checkSku(t *testing.T, n *node, available, reserved, sold float64) map[string]any {
+func checkSKU(t *testing.T, n *node, available, reserved, sold float64) map[string]any {
 	t.Helper()
 	code, v := n.call("GET", "/v1/skus/FLASH-1", nil, false)
 	if code != 200 || v["available"] != available || v["reserved"] != reserved || v["sold"] != sold {

@@ -47,7 +47,7 @@ func (e *engine) opID(key string) string {
 }
 
 func (e *engine) changeStock(ctx context.Context, sku string, cmd any) (gateway.SKUView, error) {
-	res, err := e.skus.AskSku(ctx, sku, cmd)
+	res, err := e.skus.AskSKU(ctx, sku, cmd)
 	if err != nil {
 		return gateway.SKUView{}, askError(err)
 	}
@@ -66,7 +66,7 @@ func (e *engine) changeStock(ctx context.Context, sku string, cmd any) (gateway.
 }
 
 func (e *engine) SKU(ctx context.Context, sku string) (gateway.SKUView, error) {
-	res, err := e.skus.AskSku(ctx, sku, &pb.GetStock{})
+	res, err := e.skus.AskSKU(ctx, sku, &pb.GetStock{})
 	if err != nil {
 		return gateway.SKUView{}, askError(err)
 	}
@@ -163,7 +163,7 @@ func unavailable(code, detail string) error {
 	return fmt.Errorf("%w: %s: %s", gateway.ErrUnavailable, code, detail)
 }
 
-func skuView(v *pb.SkuView) gateway.SKUView {
+func skuView(v *pb.SKUView) gateway.SKUView {
 	return gateway.SKUView{SKU: v.GetSku(), Available: v.GetAvailable(), Reserved: v.GetReserved(), Sold: v.GetSold()}
 }
 

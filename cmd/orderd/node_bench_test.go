@@ -34,7 +34,7 @@ func BenchmarkNodeMemory100kSKUs(b *testing.B) {
 		system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return slog.New(slog.DiscardHandler)
 		}))
-		reg := actors.NewRegistry(system, actors.SkuConfig{Journal: j})
+		reg := actors.NewRegistry(system, actors.SKUConfig{Journal: j})
 		runtime.GC()
 		heapBefore, rssBefore := heapInUse(), residentBytes()
 
@@ -44,7 +44,7 @@ func BenchmarkNodeMemory100kSKUs(b *testing.B) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
 				for i := w; i < skus; i += 64 {
-					res, err := reg.AskSku(ctx, fmt.Sprint("SKU-", i), &pb.Restock{OpId: "r", Quantity: 100})
+					res, err := reg.AskSKU(ctx, fmt.Sprint("SKU-", i), &pb.Restock{OpId: "r", Quantity: 100})
 					if err != nil || res.Outcome != pb.Outcome_OUTCOME_APPLIED {
 						b.Errorf("restock %d: %v %v", i, res, err)
 						return

@@ -61,10 +61,10 @@ func fillJournal(b *testing.B, dir string, orders int) {
 		}
 		step(&pb.PlaceOrder{OrderId: id, Customer: "restart", TtlSeconds: 3600,
 			Items: []*pb.OrderLine{{Sku: fmt.Sprint("S-", i%1000), Quantity: 1}}})
-		step(&pb.StockAnswered{Sku: fmt.Sprint("S-", i%1000), Step: pb.SkuStep_SKU_STEP_RESERVE, Outcome: pb.Outcome_OUTCOME_APPLIED})
+		step(&pb.StockAnswered{Sku: fmt.Sprint("S-", i%1000), Step: pb.SKUStep_SKU_STEP_RESERVE, Outcome: pb.Outcome_OUTCOME_APPLIED})
 		if i%2 == 1 {
 			step(&pb.CancelOrder{OrderId: id})
-			step(&pb.StockAnswered{Sku: fmt.Sprint("S-", i%1000), Step: pb.SkuStep_SKU_STEP_RELEASE, Outcome: pb.Outcome_OUTCOME_APPLIED})
+			step(&pb.StockAnswered{Sku: fmt.Sprint("S-", i%1000), Step: pb.SKUStep_SKU_STEP_RELEASE, Outcome: pb.Outcome_OUTCOME_APPLIED})
 		}
 		sem <- struct{}{}
 		wg.Add(1)

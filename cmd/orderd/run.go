@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}))
 	defer system.Shutdown()
 	actorLog := log.With("component", "actors")
-	skus := actors.NewRegistry(system, actors.SkuConfig{
+	skus := actors.NewRegistry(system, actors.SKUConfig{
 		Journal: journal, SnapshotEvery: cfg.snapshotEvery, PassivateAfter: cfg.passivateAfter, Logger: actorLog,
 	})
 	skus.SetResidentMax(cfg.residentMax)
