@@ -421,6 +421,11 @@ func (a *orderActor) woken(ctx actor.Context) {
 		return
 	}
 	a.command(ctx, &pb.ExpireOrder{}, nil)
+	if a.state != nil && a.state.Status == pb.OrderStatus_ORDER_STATUS_UNSPECIFIED {
+		// A wake-up that found no order (a scan that listed it just before
+		// it deleted itself) leaves no actor behind.
+		a.passivate(ctx)
+	}
 }
 
 // forget deletes the journal of a terminal order whose retention ended.
@@ -462,6 +467,11 @@ func (a *orderActor) retryLoad(ctx actor.Context) bool {
 // everything is durable, and finishes a passivation waiting for it.
 func (a *orderActor) afterDurable(ctx actor.Context) {
 	if a.state == nil {
+		return
+	}
+	if !a.forgetting && orderForgetsRejection(a.state) && a.log.idle() && len(a.waiting) == 0 &&
+		orderRetentionDue(a.state, a.cfg.Clock.Now(), a.cfg.Retention) {
+		a.forget(ctx) // a refusal leaves nothing behind
 		return
 	}
 	a.pump(ctx)

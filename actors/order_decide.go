@@ -128,6 +128,7 @@ func decidePlaceOrder(s *OrderState, c *pb.PlaceOrder, now time.Time) OrderDecis
 	ev := orderEvent(now, &pb.OrderEvent{Body: &pb.OrderEvent_Placed{Placed: &pb.OrderPlaced{
 		OrderId: c.OrderId, Customer: c.Customer, Items: items, TtlSeconds: ttl,
 		CreatedAtUnixNano: at, ExpiresAtUnixNano: at + ttl*int64(time.Second), Fingerprint: fp,
+		ForgetRejection: c.ForgetRejection,
 	}}})
 	return OrderDecision{Events: []*pb.OrderEvent{ev}, Wait: true}
 }

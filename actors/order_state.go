@@ -38,6 +38,10 @@ type OrderState struct {
 	// from the event): a terminal order's retention starts there, and a
 	// cancelled paid order's returns are owed since then.
 	StatusAt int64
+	// ForgetRejection: once rejected and settled, the order deletes its
+	// journal at once instead of keeping it for retention (a checkout
+	// without an idempotency key; see pb.PlaceOrder).
+	ForgetRejection bool
 
 	lineIndex map[string]int // SKU -> index in Lines; derived
 }
@@ -150,6 +154,7 @@ func (s *OrderState) applyPlaced(p *pb.OrderPlaced) {
 	s.Customer, s.TTLSeconds = p.Customer, p.TtlSeconds
 	s.CreatedAt, s.ExpiresAt = p.CreatedAtUnixNano, p.ExpiresAtUnixNano
 	s.Fingerprint = bytes.Clone(p.Fingerprint)
+	s.ForgetRejection = p.ForgetRejection
 	s.Lines = make([]OrderLineState, len(p.Items))
 	for i, it := range p.Items {
 		s.Lines[i] = OrderLineState{SKU: it.Sku, Quantity: it.Quantity, Reserve: pb.LineReserve_LINE_RESERVE_PENDING}
@@ -199,7 +204,7 @@ func (s *OrderState) Snapshot() *pb.OrderSnapshot {
 		CreatedAtUnixNano: s.CreatedAt, ExpiresAtUnixNano: s.ExpiresAt,
 		Fingerprint: bytes.Clone(s.Fingerprint), PaymentRef: s.PaymentRef,
 		RejectedSku: s.RejectedSKU, RejectedAvailable: s.RejectedAvailable, EndedFrom: s.EndedFrom,
-		StatusAtUnixNano: s.StatusAt,
+		StatusAtUnixNano: s.StatusAt, ForgetRejection: s.ForgetRejection,
 	}
 }
 
@@ -217,7 +222,7 @@ func orderStateFromSnapshot(id string, snap *pb.OrderSnapshot) (*OrderState, err
 		TTLSeconds: snap.TtlSeconds, CreatedAt: snap.CreatedAtUnixNano, ExpiresAt: snap.ExpiresAtUnixNano,
 		Fingerprint: bytes.Clone(snap.Fingerprint), PaymentRef: snap.PaymentRef,
 		RejectedSKU: snap.RejectedSku, RejectedAvailable: snap.RejectedAvailable, EndedFrom: snap.EndedFrom,
-		StatusAt: snap.StatusAtUnixNano,
+		StatusAt: snap.StatusAtUnixNano, ForgetRejection: snap.ForgetRejection,
 	}
 	for _, l := range snap.Lines {
 		if l == nil {

@@ -31,7 +31,9 @@ const DefaultOrderRetention = 7 * 24 * time.Hour
 //     its next request or at its expiry, and its SKUs hold its units until
 //     then, as they would for a reserved order;
 //   - at the end of its retention once it is terminal, when it deletes
-//     itself (retention 0 keeps it forever);
+//     itself (retention 0 keeps it forever), or shortly after a rejection
+//     that is to leave nothing behind (OrderState.ForgetRejection), in
+//     case a crash stopped it before it deleted itself;
 //   - never while paid or shipped: those wait for the customer or the
 //     operator, and an order never placed has nothing to do.
 //
@@ -45,10 +47,38 @@ func OrderWakeAt(s *OrderState, retention time.Duration) int64 {
 		return s.ExpiresAt
 	case !OrderSettled(s):
 		return wakeAtOnce
-	case orderTerminal(s.Status) && retention > 0:
+	}
+	return orderForgetAt(s, retention)
+}
+
+// orderForgetAt returns when the node must activate a terminal order so
+// that it deletes its journal (Unix nanoseconds), 0 for never: at the end
+// of its retention, or, for a rejection that is to leave nothing behind,
+// forgetRejectionGrace after it. Such an order deletes itself as soon as
+// it is settled; its wake time only brings it back if a crash came first.
+func orderForgetAt(s *OrderState, retention time.Duration) int64 {
+	switch {
+	case !orderTerminal(s.Status):
+		return 0
+	case orderForgetsRejection(s):
+		return s.StatusAt + int64(forgetRejectionGrace)
+	case retention > 0:
 		return s.StatusAt + int64(retention)
 	}
 	return 0
+}
+
+// forgetRejectionGrace delays the wake time of a rejection that forgets
+// itself. Had it been "at once", the waker's scans would find orders in
+// the moment between their rejection and their deletion and activate
+// them again just after they stopped.
+const forgetRejectionGrace = time.Minute
+
+// orderForgetsRejection reports whether the order is a rejection that is
+// to leave nothing behind (OrderState.ForgetRejection). Nobody was told
+// its ID, so nothing can ask for it again.
+func orderForgetsRejection(s *OrderState) bool {
+	return s.Status == pb.OrderStatus_ORDER_STATUS_REJECTED && s.ForgetRejection
 }
 
 // orderTerminal reports whether no command can move an order in this
@@ -65,6 +95,11 @@ func orderTerminal(st pb.OrderStatus) bool {
 // orderRetentionDue reports whether a terminal order that owes nothing has
 // been kept for its retention and may be forgotten.
 func orderRetentionDue(s *OrderState, now time.Time, retention time.Duration) bool {
-	return retention > 0 && orderTerminal(s.Status) && OrderSettled(s) &&
-		now.UnixNano() >= s.StatusAt+int64(retention)
+	switch {
+	case !orderTerminal(s.Status) || !OrderSettled(s):
+		return false
+	case orderForgetsRejection(s):
+		return true
+	}
+	return retention > 0 && now.UnixNano() >= s.StatusAt+int64(retention)
 }

@@ -221,3 +221,79 @@ func TestTerminalOrdersAreForgottenAfterTheirRetention(t *testing.T) {
 		return s.Status == pb.OrderStatus_ORDER_STATUS_RESERVED && s.Sequence >= 1
 	})
 }
+
+// A checkout without an idempotency key that is refused leaves nothing
+// behind: once its releases are acknowledged the order deletes its journal
+// and stops, while a keyed refusal stays readable for replay.
+func TestUnkeyedRejectionLeavesNothing(t *testing.T) {
+	c := testkit.NewCheckout(t, actors.OrderConfig{Retention: 24 * time.Hour})
+	c.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 10})
+	c.AskSKU("B", &pb.Restock{OpId: "r", Quantity: 3})
+	skusResident := c.Registry.Resident()
+
+	const n = 200
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = testOrderID(t, c)
+		// A is reserved first, then B refuses: the refusal owes A a release.
+		cmd := placeCmd(ids[i], "A", 2, "B", 5)
+		cmd.ForgetRejection = true
+		if r := c.AskOrder(ids[i], cmd); r.Code != pb.OrderCode_ORDER_CODE_OUT_OF_STOCK || r.Sku != "B" {
+			t.Fatalf("checkout %d: %v, want OUT_OF_STOCK on B", i, r)
+		}
+	}
+	c.Eventually("every refused order's journal deleted and its actor stopped", func() bool {
+		for _, id := range ids {
+			if len(c.Journal.Events("order/"+id)) != 0 || c.Journal.Wake("order/"+id) != 0 {
+				return false
+			}
+			if seq, _, _ := c.Journal.LoadSnapshot("order/" + id); seq != 0 {
+				return false
+			}
+		}
+		return c.Registry.Resident() == skusResident
+	})
+	skuIs(t, c, "A", 10, 0, 0)
+	if r := c.AskOrder(ids[0], &pb.GetOrder{OrderId: ids[0]}); r.Code != pb.OrderCode_ORDER_CODE_NOT_FOUND {
+		t.Fatalf("a refused unkeyed order reads %v, want NOT_FOUND", r.Code)
+	}
+
+	keyed := actors.KeyedOrderID("c-1", "k")
+	if r := c.AskOrder(keyed, placeCmd(keyed, "A", 2, "B", 5)); r.Code != pb.OrderCode_ORDER_CODE_OUT_OF_STOCK {
+		t.Fatalf("keyed checkout: %v", r)
+	}
+	settled(t, c, keyed)
+	c.WakeDue()
+	wantCode(t, c.AskOrder(keyed, &pb.GetOrder{OrderId: keyed}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_REJECTED)
+}
+
+// An unkeyed refusal that a crash interrupts before its order forgot
+// itself is finished by the wake index: the order comes back, settles
+// what it owes and deletes its journal.
+func TestUnkeyedRejectionForgottenAfterACrash(t *testing.T) {
+	c := testkit.NewCheckout(t, actors.OrderConfig{Retention: 24 * time.Hour})
+	c.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 10})
+	c.Link.SetRule(func(m testkit.LinkMessage) testkit.LinkAction {
+		if m.Step == pb.SKUStep_SKU_STEP_RELEASE {
+			return testkit.Hold
+		}
+		return testkit.Deliver
+	})
+	id := testOrderID(t, c)
+	cmd := placeCmd(id, "A", 2, "NEVER", 1)
+	cmd.ForgetRejection = true
+	if r := c.AskOrder(id, cmd); r.Code != pb.OrderCode_ORDER_CODE_OUT_OF_STOCK {
+		t.Fatalf("checkout: %v", r)
+	}
+	c.Eventually("the release of A held", func() bool { return len(c.Link.Held()) > 0 })
+	c.StopOrder(id)
+	if s := c.OrderState(id); s.Status != pb.OrderStatus_ORDER_STATUS_REJECTED {
+		t.Fatalf("journal after the crash: %v, want rejected", s.Status)
+	}
+	c.Link.SetRule(nil)
+	c.Eventually("the order forgotten after the wake index brought it back", func() bool {
+		c.WakeDue()
+		return len(c.Journal.Events("order/"+id)) == 0 && c.Journal.Wake("order/"+id) == 0
+	})
+	skuIs(t, c, "A", 10, 0, 0)
+}

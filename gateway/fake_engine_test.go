@@ -163,7 +163,14 @@ func (f *fakeEngine) PlaceOrder(ctx context.Context, req PlaceOrderRequest) (Ord
 	for _, it := range req.Items {
 		s := f.skus[it.SKU]
 		if s == nil || s.available < it.Quantity {
-			err := &OutOfStockError{OrderID: id, SKU: it.SKU, Available: view(it.SKU, s).Available}
+			// Like the engine: a keyed refusal is an order that reads
+			// back rejected; an unkeyed one leaves nothing and names no order.
+			err := &OutOfStockError{SKU: it.SKU, Available: view(it.SKU, s).Available}
+			if req.IdempotencyKey != "" {
+				err.OrderID = id
+				f.orders[id] = &Order{ID: id, Status: "rejected", Customer: req.Customer,
+					Items: slices.Clone(req.Items), CreatedAt: f.now, ExpiresAt: f.now.Add(req.TTL)}
+			}
 			remember(err)
 			return Order{}, err
 		}

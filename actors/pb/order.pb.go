@@ -439,9 +439,15 @@ type PlaceOrder struct {
 	Customer string                 `protobuf:"bytes,2,opt,name=customer,proto3" json:"customer,omitempty"`
 	Items    []*OrderLine           `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
 	// 0 means the default (OrderTTLDefault, 900 s); otherwise 1..86400.
-	TtlSeconds    int64 `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TtlSeconds int64 `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// A refusal leaves nothing behind: when the order ends rejected it
+	// deletes its journal as soon as it owes the SKUs nothing, instead of
+	// keeping it for retention. Set for a checkout without an idempotency
+	// key, whose ID nobody is told on a refusal. Not part of the
+	// fingerprint.
+	ForgetRejection bool `protobuf:"varint,5,opt,name=forget_rejection,json=forgetRejection,proto3" json:"forget_rejection,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PlaceOrder) Reset() {
@@ -500,6 +506,13 @@ func (x *PlaceOrder) GetTtlSeconds() int64 {
 		return x.TtlSeconds
 	}
 	return 0
+}
+
+func (x *PlaceOrder) GetForgetRejection() bool {
+	if x != nil {
+		return x.ForgetRejection
+	}
+	return false
 }
 
 // PayOrder pays a reserved order and moves its reserved units to sold.
@@ -1410,9 +1423,11 @@ type OrderPlaced struct {
 	CreatedAtUnixNano int64 `protobuf:"varint,5,opt,name=created_at_unix_nano,json=createdAtUnixNano,proto3" json:"created_at_unix_nano,omitempty"`
 	ExpiresAtUnixNano int64 `protobuf:"varint,6,opt,name=expires_at_unix_nano,json=expiresAtUnixNano,proto3" json:"expires_at_unix_nano,omitempty"`
 	// OrderFingerprint of the request, compared with later PlaceOrders.
-	Fingerprint   []byte `protobuf:"bytes,7,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Fingerprint []byte `protobuf:"bytes,7,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// PlaceOrder.forget_rejection.
+	ForgetRejection bool `protobuf:"varint,8,opt,name=forget_rejection,json=forgetRejection,proto3" json:"forget_rejection,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *OrderPlaced) Reset() {
@@ -1492,6 +1507,13 @@ func (x *OrderPlaced) GetFingerprint() []byte {
 		return x.Fingerprint
 	}
 	return nil
+}
+
+func (x *OrderPlaced) GetForgetRejection() bool {
+	if x != nil {
+		return x.ForgetRejection
+	}
+	return false
 }
 
 // LineReserved: the SKU holds the line's units for this order (it answered
@@ -2214,8 +2236,10 @@ type OrderSnapshot struct {
 	// start of its retention once it is terminal, and when a return became
 	// owed once a paid order is cancelled.
 	StatusAtUnixNano int64 `protobuf:"varint,15,opt,name=status_at_unix_nano,json=statusAtUnixNano,proto3" json:"status_at_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// OrderPlaced.forget_rejection.
+	ForgetRejection bool `protobuf:"varint,16,opt,name=forget_rejection,json=forgetRejection,proto3" json:"forget_rejection,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *OrderSnapshot) Reset() {
@@ -2353,6 +2377,13 @@ func (x *OrderSnapshot) GetStatusAtUnixNano() int64 {
 	return 0
 }
 
+func (x *OrderSnapshot) GetForgetRejection() bool {
+	if x != nil {
+		return x.ForgetRejection
+	}
+	return false
+}
+
 var File_order_proto protoreflect.FileDescriptor
 
 const file_order_proto_rawDesc = "" +
@@ -2360,14 +2391,15 @@ const file_order_proto_rawDesc = "" +
 	"\vorder.proto\x12\x0eorderengine.v1\x1a\tsku.proto\"9\n" +
 	"\tOrderLine\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
-	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\x95\x01\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\xc0\x01\n" +
 	"\n" +
 	"PlaceOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
 	"\bcustomer\x18\x02 \x01(\tR\bcustomer\x12/\n" +
 	"\x05items\x18\x03 \x03(\v2\x19.orderengine.v1.OrderLineR\x05items\x12\x1f\n" +
 	"\vttl_seconds\x18\x04 \x01(\x03R\n" +
-	"ttlSeconds\"F\n" +
+	"ttlSeconds\x12)\n" +
+	"\x10forget_rejection\x18\x05 \x01(\bR\x0fforgetRejection\"F\n" +
 	"\bPayOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1f\n" +
 	"\vpayment_ref\x18\x02 \x01(\tR\n" +
@@ -2426,7 +2458,7 @@ const file_order_proto_rawDesc = "" +
 	"\aexpired\x18\x15 \x01(\v2\x1c.orderengine.v1.OrderExpiredH\x00R\aexpired\x128\n" +
 	"\ashipped\x18\x16 \x01(\v2\x1c.orderengine.v1.OrderShippedH\x00R\ashipped\x12>\n" +
 	"\tcompleted\x18\x17 \x01(\v2\x1e.orderengine.v1.OrderCompletedH\x00R\tcompletedB\x06\n" +
-	"\x04body\"\x9a\x02\n" +
+	"\x04body\"\xc5\x02\n" +
 	"\vOrderPlaced\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
 	"\bcustomer\x18\x02 \x01(\tR\bcustomer\x12/\n" +
@@ -2435,7 +2467,8 @@ const file_order_proto_rawDesc = "" +
 	"ttlSeconds\x12/\n" +
 	"\x14created_at_unix_nano\x18\x05 \x01(\x03R\x11createdAtUnixNano\x12/\n" +
 	"\x14expires_at_unix_nano\x18\x06 \x01(\x03R\x11expiresAtUnixNano\x12 \n" +
-	"\vfingerprint\x18\a \x01(\fR\vfingerprint\" \n" +
+	"\vfingerprint\x18\a \x01(\fR\vfingerprint\x12)\n" +
+	"\x10forget_rejection\x18\b \x01(\bR\x0fforgetRejection\" \n" +
 	"\fLineReserved\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\"U\n" +
 	"\vLineRefused\x12\x10\n" +
@@ -2474,7 +2507,7 @@ const file_order_proto_rawDesc = "" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x125\n" +
 	"\areserve\x18\x03 \x01(\x0e2\x1b.orderengine.v1.LineReserveR\areserve\x12\x1c\n" +
 	"\tavailable\x18\x04 \x01(\x03R\tavailable\x12,\n" +
-	"\x04hold\x18\x05 \x01(\x0e2\x18.orderengine.v1.LineHoldR\x04hold\"\xf7\x04\n" +
+	"\x04hold\x18\x05 \x01(\x0e2\x18.orderengine.v1.LineHoldR\x04hold\"\xa2\x05\n" +
 	"\rOrderSnapshot\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x19\n" +
@@ -2494,7 +2527,8 @@ const file_order_proto_rawDesc = "" +
 	"\x12rejected_available\x18\r \x01(\x03R\x11rejectedAvailable\x12:\n" +
 	"\n" +
 	"ended_from\x18\x0e \x01(\x0e2\x1b.orderengine.v1.OrderStatusR\tendedFrom\x12-\n" +
-	"\x13status_at_unix_nano\x18\x0f \x01(\x03R\x10statusAtUnixNano*\x80\x02\n" +
+	"\x13status_at_unix_nano\x18\x0f \x01(\x03R\x10statusAtUnixNano\x12)\n" +
+	"\x10forget_rejection\x18\x10 \x01(\bR\x0fforgetRejection*\x80\x02\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ORDER_STATUS_RESERVING\x10\x01\x12\x19\n" +

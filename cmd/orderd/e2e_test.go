@@ -239,3 +239,82 @@ func TestSigtermStopsCleanlyAndDataDirIsExclusive(t *testing.T) {
 		t.Fatalf("order after restart: %d %v", code, o)
 	}
 }
+
+// metric returns the value of an unlabelled sample on /metrics, or -1.
+func (n *node) metric(name string) float64 {
+	n.t.Helper()
+	resp, err := client.Get(n.base + "/metrics")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	s := bufio.NewScanner(resp.Body)
+	for s.Scan() {
+		var v float64
+		if f := strings.Fields(s.Text()); len(f) == 2 && f[0] == name {
+			if _, err := fmt.Sscan(f[1], &v); err == nil {
+				return v
+			}
+		}
+	}
+	return -1
+}
+
+// Refused checkouts without a key and reads of unknown SKUs, the requests
+// anyone can send, leave nothing behind: no order to read, no order id in
+// the 409, and the node's resident actors fall back to where they were.
+func TestRefusalsLeaveNothingBehind(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs orderd")
+	}
+	const requests, clients = 3000, 32
+	n := startNode(t, t.TempDir(), freeAddr(t))
+	n.call("POST", "/v1/skus/S-1/restock", map[string]any{"quantity": 1}, true)
+	if code, _ := n.call("GET", "/v1/skus/S-1", nil, false); code != 200 {
+		t.Fatalf("restocked SKU: %d", code)
+	}
+	baseline := n.metric("orderengine_actors_resident")
+
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for i := next.Add(1); i <= requests; i = next.Add(1) {
+				sku := fmt.Sprint("NOPE-", i)
+				code, p := n.call("POST", "/v1/orders", map[string]any{"customer": "c",
+					"items": []map[string]any{{"sku": "S-1", "quantity": 2}, {"sku": sku, "quantity": 1}}}, false)
+				if _, named := p["order_id"]; code != 409 || p["sku"] != "S-1" || named {
+					t.Errorf("refused checkout: %d %v", code, p)
+					return
+				}
+				if code, _ := n.call("GET", "/v1/skus/"+sku, nil, false); code != 404 {
+					t.Errorf("unknown SKU: %d", code)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for got := n.metric("orderengine_actors_resident"); got > baseline; got = n.metric("orderengine_actors_resident") {
+		if time.Now().After(deadline) {
+			resp, _ := client.Get(n.base + "/metrics")
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var live []string
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "orderengine_actors_live") {
+					live = append(live, l)
+				}
+			}
+			t.Fatalf("%v actors resident 20s after %d refusals, want %v as before; %s", got, requests, baseline, live)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, v := n.call("GET", "/v1/skus/S-1", nil, false); code != 200 || v["available"] != 1.0 || v["reserved"] != 0.0 {
+		t.Fatalf("S-1 after the refusals: %d %v", code, v)
+	}
+}

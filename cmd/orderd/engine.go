@@ -97,8 +97,16 @@ func (e *engine) PlaceOrder(ctx context.Context, req gateway.PlaceOrderRequest) 
 	if req.IdempotencyKey != "" {
 		return e.orderCommand(ctx, id, cmd)
 	}
+	// Without a key a refusal leaves nothing behind: the order forgets
+	// itself once it is rejected, and the 409 names no order.
+	cmd.ForgetRejection = true
 	res, err := e.orders.AskNew(ctx, id, cmd) // a fresh ID: no journal to read
-	return e.orderResult(id, res, err)
+	var oos *gateway.OutOfStockError
+	if o, err := e.orderResult(id, res, err); !errors.As(err, &oos) {
+		return o, err
+	}
+	oos.OrderID = ""
+	return gateway.Order{}, oos
 }
 
 func (e *engine) Order(ctx context.Context, id string) (gateway.Order, error) {
