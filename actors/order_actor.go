@@ -96,7 +96,10 @@ type orderActor struct {
 	log   *durableLog
 	sends OrderSends
 	// waiting are PlaceOrder callers answered when the saga ends.
-	waiting     []*actor.PID
+	waiting []*actor.PID
+	// deferred are client commands that arrived while the order was
+	// reserving; they run once it is not (see deferWhileReserving).
+	deferred    []deferredCommand
 	loadErr     error
 	loadTried   time.Time
 	carry       *restartCarry
@@ -119,6 +122,28 @@ func newOrderActor(id string, cfg OrderConfig, carry *restartCarry) *orderActor 
 	a := &orderActor{id: id, cfg: cfg, carry: carry, rng: rand.New(rand.NewPCG(h.Sum64(), 0x5a6a))}
 	a.log = newDurableLog(orderJournalID(id), cfg.Journal, failedOrderResult)
 	return a
+}
+
+// deferredCommand is a command held back until the order's reservation
+// saga has ended.
+type deferredCommand struct {
+	cmd    any
+	sender *actor.PID
+}
+
+// deferWhileReserving reports whether cmd waits for the end of the
+// reservation saga when it meets an order that is reserving. A client
+// never sees the internal reserving status: a checkout answers when its
+// saga ends, and a read, payment or cancellation that meets a saga in
+// progress (a keyed retry's order, or one re-establishing its
+// reservations after a crash or a failed journal write) waits for it,
+// bounded by the caller's timeout.
+func deferWhileReserving(cmd any) bool {
+	switch cmd.(type) {
+	case *pb.GetOrder, *pb.PayOrder, *pb.CancelOrder, *pb.ShipOrder, *pb.CompleteOrder:
+		return true
+	}
+	return false
 }
 
 // failedOrderResult is what a caller gets when its command's events were
@@ -231,6 +256,14 @@ func (a *orderActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 		a.evicted = false // in use again
 	}
 	reserving := a.state.Status == pb.OrderStatus_ORDER_STATUS_RESERVING
+	if reserving && sender != nil && deferWhileReserving(cmd) {
+		if len(a.deferred) < orderWaitersMax {
+			a.deferred = append(a.deferred, deferredCommand{cmd: cmd, sender: sender})
+		} else {
+			a.unavailable(ctx, sender, "too many callers wait for this order")
+		}
+		return
+	}
 	d := a.state.Step(cmd, a.cfg.Clock.Now())
 	for _, ev := range d.Events {
 		a.log.record(encodeOrderEvent(ev))
@@ -250,6 +283,20 @@ func (a *orderActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 	a.log.flush()
 	a.pump(ctx)
 	a.scheduleExpiry(ctx)
+	a.runDeferred(ctx)
+}
+
+// runDeferred runs the commands held back while the order was reserving,
+// in arrival order, once it is not.
+func (a *orderActor) runDeferred(ctx actor.Context) {
+	if len(a.deferred) == 0 || a.state == nil || a.state.Status == pb.OrderStatus_ORDER_STATUS_RESERVING {
+		return
+	}
+	deferred := a.deferred
+	a.deferred = nil
+	for _, d := range deferred {
+		a.command(ctx, d.cmd, d.sender)
+	}
 }
 
 // answerWaiting gives every waiting PlaceOrder caller the saga's outcome,
@@ -296,6 +343,10 @@ func (a *orderActor) failWaiting(ctx actor.Context, detail string) {
 func (a *orderActor) failAll(ctx actor.Context, detail string) {
 	a.log.failAll(ctx, detail)
 	a.failWaiting(ctx, detail)
+	for _, d := range a.deferred {
+		a.unavailable(ctx, d.sender, detail)
+	}
+	a.deferred = nil
 }
 
 // pump sends the SKU commands that are owed and not in flight, or overdue.
@@ -411,6 +462,7 @@ func (a *orderActor) load(ctx actor.Context, rewrite bool) {
 	a.pump(ctx)
 	a.scheduleExpiry(ctx)
 	a.log.flush() // a rewritten wake time goes out even without events
+	a.runDeferred(ctx)
 }
 
 // woken handles the node's wake-up of an order whose wake time passed
@@ -483,7 +535,7 @@ func (a *orderActor) afterDurable(ctx actor.Context) {
 		a.passivate(ctx)
 		return
 	}
-	if a.passivating && !a.forgetting && a.log.idle() && len(a.waiting) == 0 && !a.log.snapshotting {
+	if a.passivating && !a.forgetting && a.log.idle() && len(a.waiting) == 0 && len(a.deferred) == 0 && !a.log.snapshotting {
 		ctx.Stop(ctx.Self())
 	}
 }
@@ -492,7 +544,7 @@ func (a *orderActor) afterDurable(ctx actor.Context) {
 // the node's wake-up at its wake time (expires_at for an unpaid order),
 // activates it again from the journal.
 func (a *orderActor) passivate(ctx actor.Context) {
-	if a.state == nil || a.forgetting || !a.log.idle() || len(a.waiting) > 0 || !OrderSettled(a.state) {
+	if a.state == nil || a.forgetting || !a.log.idle() || len(a.waiting) > 0 || len(a.deferred) > 0 || !OrderSettled(a.state) {
 		return
 	}
 	a.passivating = true

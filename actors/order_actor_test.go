@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"context"
+	"errors"
 	crand "crypto/rand"
 	"strings"
 	"sync/atomic"
@@ -421,3 +422,79 @@ func TestSettledOrderPassivatesAndReturns(t *testing.T) {
 	}
 	skuIs(t, c, "A", 3, 0, 2)
 }
+
+// A checkout answers reserved before its last events are durable. When
+// that tail write fails, the order reloads as reserving and re-establishes
+// its reservations; a read, payment or cancellation meanwhile waits for
+// it instead of seeing the internal status or being refused.
+func TestFailedTailWriteIsInvisibleToClients(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 10, "B": 10})
+	c.Journal.SetFlushDelay(200 * time.Millisecond) // room to inject the failure
+	id := actors.KeyedOrderID("c-1", "tail")
+	wantCode(t, c.AskOrder(id, placeCmd(id, "A", 2, "B", 1)), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_RESERVED)
+	c.Journal.FailNext(errTestJournal)
+	// The GET's answer waits for the tail it reads, so it comes back
+	// once the failed write has been handled.
+	if r := c.AskOrder(id, &pb.GetOrder{OrderId: id}); r.Code != pb.OrderCode_ORDER_CODE_UNAVAILABLE {
+		t.Fatalf("GET that depended on the failed tail: %v, want UNAVAILABLE (was the tail durable before the failure was injected?)", r)
+	}
+	c.Journal.SetFlushDelay(0)
+	if s := c.OrderState(id); s.Status != pb.OrderStatus_ORDER_STATUS_RESERVING {
+		t.Fatalf("journal after the failed tail: %v, want reserving", s.Status)
+	}
+	wantCode(t, c.AskOrder(id, &pb.GetOrder{OrderId: id}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_RESERVED)
+	wantCode(t, c.AskOrder(id, &pb.PayOrder{OrderId: id, PaymentRef: "p"}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_PAID)
+	skuIs(t, c, "A", 8, 0, 2)
+	skuIs(t, c, "B", 9, 0, 1)
+}
+
+// A read and a payment that reach an order still re-establishing its
+// reservations after a crash wait for them, and the payment succeeds.
+func TestPayWaitsForARecoveringReservation(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 10, "B": 5})
+	c.Link.SetRule(func(m testkit.LinkMessage) testkit.LinkAction {
+		if m.SKU == "B" {
+			return testkit.Hold
+		}
+		return testkit.Deliver
+	})
+	id := actors.KeyedOrderID("c-1", "recovering")
+	first := c.PlaceOrderAsync(placeCmd(id, "A", 2, "B", 1))
+	c.Eventually("reserve B held", func() bool { return len(c.Link.Held()) == 1 })
+	c.CrashOrder(id)
+	<-first
+	c.Eventually("reserve B sent again", func() bool { return len(c.Link.Held()) == 2 })
+
+	ask := func(cmd any) <-chan *pb.OrderResult {
+		out := make(chan *pb.OrderResult, 1)
+		go func() {
+			r, err := c.TryAskOrder(id, cmd)
+			if err != nil {
+				t.Errorf("%T: %v", cmd, err)
+			}
+			out <- r
+		}()
+		return out
+	}
+	get := ask(&pb.GetOrder{OrderId: id})
+	pay := ask(&pb.PayOrder{OrderId: id, PaymentRef: "p"})
+	select {
+	case r := <-get:
+		t.Fatalf("GET answered while the order was reserving: %v", r)
+	case r := <-pay:
+		t.Fatalf("pay answered while the order was reserving: %v", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+	c.Link.SetRule(nil)
+	c.Link.ReleaseAll()
+	// The two race each other: the read sees reserved or paid, never reserving.
+	if r := <-get; r.GetCode() != pb.OrderCode_ORDER_CODE_OK || (r.GetOrder().GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED &&
+		r.GetOrder().GetStatus() != pb.OrderStatus_ORDER_STATUS_PAID) {
+		t.Fatalf("GET: %v", r)
+	}
+	wantCode(t, <-pay, pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_PAID)
+	skuIs(t, c, "A", 8, 0, 2)
+	skuIs(t, c, "B", 4, 0, 1)
+}
+
+var errTestJournal = errors.New("injected journal failure")
