@@ -6,33 +6,50 @@ DATA      ?= ./data
 HTTP      ?= 127.0.0.1:8080
 FUZZTIME  ?= 20s
 
+# The benchmark tools (bench/) are a module of their own, so that the engine's
+# go.mod carries none of their dependencies. BENCH_PKGS are its packages,
+# relative to bench/; BENCH_PKGS= leaves it out of test, test-short and bench.
+BENCH      := bench
+BENCH_PKGS ?= ./...
+# $(call in_bench,ARGS) runs go ARGS $(BENCH_PKGS) in the bench module, or
+# nothing when BENCH_PKGS is empty.
+in_bench = $(if $(BENCH_PKGS),$(GO) -C $(BENCH) $(1) $(BENCH_PKGS))
+
 .PHONY: all build run test test-short lint bench bench-http bench-compare bench-sustained sim fuzz proto tools clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) -C $(BENCH) build -o $(CURDIR)/$(BIN)/ ./orderbench
 
 run:
 	$(GO) build -o $(BIN)/orderd ./cmd/orderd
 	$(BIN)/orderd -data $(DATA) -http $(HTTP)
 
-# What CI runs: every package with the race detector.
+# What CI runs: every package of both modules with the race detector.
 test:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(call in_bench,test -race -count=1 -timeout 20m)
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
+	$(call in_bench,test -short -count=1)
 
+# Both modules. staticcheck is pinned in the engine's go.mod only: -modfile
+# builds that pin while the packages it checks are the bench module's.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) -C $(BENCH) vet ./...
 	$(GO) tool staticcheck $(PKGS)
+	$(GO) -C $(BENCH) tool -modfile=$(CURDIR)/go.mod staticcheck ./...
 	./scripts/check-deps.sh
-	./scripts/check-tidy.sh
+	./scripts/check-tidy.sh . $(BENCH)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)
+	$(call in_bench,test -run '^$$' -bench . -benchmem -count=1 -timeout 30m)
 
 # orderd against a bare fasthttp JSON handler (the ceiling): 10 000 uniform
 # SKUs and one hot SKU, ratios measured in one run (DURATION=10s).

@@ -20,9 +20,13 @@ bench_init() {
 	trap 'exit 130' INT TERM
 	BIN="$BENCH_TMP/bin"
 	mkdir -p "$BIN"
-	go build -o "$BIN/orderbench" ./cmd/orderbench
-	go build -o "$BIN/ceiling" ./bench/ceiling
+	bench_build orderbench
+	bench_build ceiling
 }
+
+# bench_build NAME builds the command bench/NAME into $BIN. bench/ is a module
+# of its own (bench/go.mod), so the build runs there.
+bench_build() { go -C "$ROOT/bench" build -o "$BIN/$1" "./$1"; }
 
 # bench_cleanup stops what is still running (newest first) and removes the temp dir.
 bench_cleanup() {
@@ -131,7 +135,7 @@ start_orderd() {
 start_refredis() {
 	local fsync=$1 rport port dir
 	bench_ensure_redis
-	[[ -x "$BIN/refredis" ]] || go build -o "$BIN/refredis" ./bench/refredis
+	[[ -x "$BIN/refredis" ]] || bench_build refredis
 	rport=$(bench_free_port)
 	dir=$(mktemp -d "$BENCH_TMP/redis.XXXXXX")
 	bench_start "redis-$fsync" redis-server --bind 127.0.0.1 --port "$rport" --save '' \
@@ -153,7 +157,7 @@ start_refredis() {
 start_refpg() {
 	local port run
 	bench_ensure_pg
-	[[ -x "$BIN/refpg" ]] || go build -o "$BIN/refpg" ./bench/refpg
+	[[ -x "$BIN/refpg" ]] || bench_build refpg
 	PG_PORT=$(bench_free_port)
 	PG_DIR=$(mktemp -d "$BENCH_TMP/pg.XXXXXX")
 	run=()

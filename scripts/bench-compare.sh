@@ -4,7 +4,7 @@
 # always) and the PostgreSQL one, on the same machine, same workloads, same
 # duration, ROUNDS times with the server order reversed every other round.
 # Writes docs/benchmarks.md and docs/bench/*.png (see bench/ and
-# cmd/orderbench). Needs redis-server and postgresql; installs them with
+# bench/orderbench). Needs redis-server and postgresql; installs them with
 # apt-get when missing and run as root.
 #
 #   DURATION=10s ROUNDS=3 scripts/bench-compare.sh

@@ -2,23 +2,34 @@
 # Checks which way the packages depend on each other (see CONVENTIONS):
 # persistence imports nothing from the repository, actors and gateway do
 # not import each other or the journal, and only cmd/ wires them together.
+# The benchmark module (bench/) is a client of servers over HTTP: its
+# reference servers use nothing of the engine (they are the designs it is
+# compared with), orderbench none of its internals, and the engine uses
+# nothing of bench.
 set -euo pipefail
 mod=$(go list -m)
 fail=0
-forbid() { # package, forbidden import prefixes...
-	local pkg=$1; shift
-	[ -d "${pkg#./}" ] || return 0
-	local deps
-	deps=$(go list -deps "$pkg/..." | grep "^$mod/" || true)
+forbid() { # module directory, package in it, forbidden import prefixes...
+	local dir=$1 pkg=$2; shift 2
+	local where=$dir/${pkg#./} list deps
+	where=${where#./}
+	[ -d "$where" ] || return 0
+	list=$(go -C "$dir" list -deps "$pkg/...") # a package that does not load fails the check
+	deps=$(grep "^$mod/" <<<"$list" || true)
 	for bad in "$@"; do
 		if grep -q "^$mod/$bad" <<<"$deps"; then
-			echo "dependency rule broken: $pkg imports $mod/$bad"
+			echo "dependency rule broken: $where imports $mod/$bad"
 			fail=1
 		fi
 	done
 }
-forbid ./persistence actors gateway cluster cmd
-forbid ./actors gateway persistence cluster cmd
-forbid ./gateway actors persistence cluster cmd
-forbid ./cluster gateway persistence cmd
+forbid . ./persistence actors gateway cluster cmd
+forbid . ./actors gateway persistence cluster cmd
+forbid . ./gateway actors persistence cluster cmd
+forbid . ./cluster gateway persistence cmd
+forbid . . bench
+for ref in refapi ceiling refredis refpg; do
+	forbid bench ./$ref actors gateway persistence cluster cmd
+done
+forbid bench ./orderbench actors persistence cluster cmd
 exit $fail

@@ -5,7 +5,7 @@ package main
 const methodology = `## What is compared
 
 Every server implements the checkout routes of the API contract (shared/API.md) on fasthttp, on
-127.0.0.1, with the same JSON shapes; the load generator (` + "`cmd/orderbench`" + `) runs on the same
+127.0.0.1, with the same JSON shapes; the load generator (` + "`bench/orderbench`" + `) runs on the same
 machine.
 
 - **ceiling** (` + "`bench/ceiling`" + `): parses the checkout JSON and answers 201 with an order view;
