@@ -2,8 +2,8 @@ package actors_test
 
 import (
 	"context"
-	"errors"
 	crand "crypto/rand"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
