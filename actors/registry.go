@@ -77,6 +77,9 @@ type residentActor struct {
 	sku   bool
 	used  time.Time // when it was last activated or looked up
 	asked time.Time // when it was last asked to passivate
+	// mailbox is the activation's mailbox, set while it is spawned (under
+	// the shard's lock), for MailboxDepths.
+	mailbox actor.Mailbox
 }
 
 // evictable reports whether ra may be asked to passivate at now.
@@ -139,7 +142,14 @@ func (r *Registry) activate(name string, props func() *actor.Props) *actor.PID {
 		return actor.NewPID(r.system.Address(), name)
 	}
 	ra := &residentActor{name: name, sku: strings.HasPrefix(name, skuActorName("")), used: now}
-	pid, err := r.system.Root.SpawnNamed(props().Configure(actor.WithReceiverMiddleware(r.untrackOnStop(sh, ra))), name)
+	// The registry's actors take protoactor's default mailbox; the
+	// registry keeps a handle on it to report its depth.
+	mailbox := func() actor.Mailbox {
+		ra.mailbox = actor.Unbounded()()
+		return ra.mailbox
+	}
+	pid, err := r.system.Root.SpawnNamed(props().Configure(
+		actor.WithReceiverMiddleware(r.untrackOnStop(sh, ra)), actor.WithMailbox(mailbox)), name)
 	if err != nil && !errors.Is(err, actor.ErrNameExists) {
 		// SpawnNamed fails only on a taken name; anything else is a bug.
 		panic(fmt.Sprintf("activate %s: %v", name, err))
@@ -174,6 +184,38 @@ func (r *Registry) askToPassivate(sh *residentShard, spare *residentActor, now t
 		asked++
 	}
 	return asked
+}
+
+// MailboxDepth sums up the messages waiting in the mailboxes of one kind
+// of resident actor.
+type MailboxDepth struct {
+	Queued  int // messages waiting, over all actors of the kind
+	Deepest int // the most waiting in one actor's mailbox
+}
+
+// MailboxDepths reports the waiting messages of the resident SKU and order
+// actors, reading every mailbox's counter (one pass over the resident
+// actors, meant for a metrics scrape).
+func (r *Registry) MailboxDepths() (skus, orders MailboxDepth) {
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		for e := sh.lru.Front(); e != nil; e = e.Next() {
+			ra := e.Value.(*residentActor)
+			if ra.mailbox == nil {
+				continue
+			}
+			d := &orders
+			if ra.sku {
+				d = &skus
+			}
+			n := ra.mailbox.UserMessageCount()
+			d.Queued += n
+			d.Deepest = max(d.Deepest, n)
+		}
+		sh.mu.Unlock()
+	}
+	return skus, orders
 }
 
 // room returns how many more actors may be activated before the resident

@@ -317,4 +317,16 @@ func TestRefusalsLeaveNothingBehind(t *testing.T) {
 	if code, v := n.call("GET", "/v1/skus/S-1", nil, false); code != 200 || v["available"] != 1.0 || v["reserved"] != 0.0 {
 		t.Fatalf("S-1 after the refusals: %d %v", code, v)
 	}
+	resp, err := client.Get(n.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`orderengine_mailbox_messages{kind="sku"} 0`, `orderengine_mailbox_depth_max{kind="order"} 0`,
+		`orderengine_partitions{state="held"} 64`, `orderengine_partitions_total 64`} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }

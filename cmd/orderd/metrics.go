@@ -58,4 +58,45 @@ func registerActorMetrics(reg prometheus.Registerer, skus *actors.Registry, resi
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "orderengine_actors_resident_max", Help: "The bound beyond which least recently used actors are asked to passivate (-max-resident).",
 	}, func() float64 { return float64(max(residentMax, 0)) }))
+	reg.MustRegister(mailboxCollector{skus})
+}
+
+var (
+	mailboxQueuedDesc = prometheus.NewDesc("orderengine_mailbox_messages",
+		"Messages waiting in the mailboxes of resident actors, by kind.", []string{"kind"}, nil)
+	mailboxDeepestDesc = prometheus.NewDesc("orderengine_mailbox_depth_max",
+		"Messages waiting in the fullest mailbox of one resident actor, by kind (a hot SKU shows here).", []string{"kind"}, nil)
+)
+
+// mailboxCollector reads every resident actor's mailbox once per scrape.
+type mailboxCollector struct{ reg *actors.Registry }
+
+func (c mailboxCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- mailboxQueuedDesc
+	ch <- mailboxDeepestDesc
+}
+
+func (c mailboxCollector) Collect(ch chan<- prometheus.Metric) {
+	skus, orders := c.reg.MailboxDepths()
+	for _, k := range []struct {
+		kind string
+		d    actors.MailboxDepth
+	}{{"sku", skus}, {"order", orders}} {
+		ch <- prometheus.MustNewConstMetric(mailboxQueuedDesc, prometheus.GaugeValue, float64(k.d.Queued), k.kind)
+		ch <- prometheus.MustNewConstMetric(mailboxDeepestDesc, prometheus.GaugeValue, float64(k.d.Deepest), k.kind)
+	}
+}
+
+// registerPartitionMetrics exports how many of the journal's partitions
+// this node holds. A single node holds every partition of its data
+// directory; a clustered node reports its share, and partitions moving or
+// without a live holder under their own states.
+func registerPartitionMetrics(reg prometheus.Registerer, held, total int) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orderengine_partitions", Help: "Journal partitions by state on this node (held: served here).",
+		ConstLabels: prometheus.Labels{"state": "held"},
+	}, func() float64 { return float64(held) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orderengine_partitions_total", Help: "Partitions identities are spread over, fixed when the data directory was created.",
+	}, func() float64 { return float64(total) }))
 }

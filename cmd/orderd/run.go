@@ -94,6 +94,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		Retention: cfg.orderRetention, Logger: actorLog,
 	})
 	registerActorMetrics(reg, skus, cfg.residentMax)
+	registerPartitionMetrics(reg, jopts.Partitions, jopts.Partitions) // one node holds them all
 	// Nothing is loaded in bulk at start: the waker activates what the
 	// journal's wake index says is due (orders whose saga owes a SKU
 	// command, unpaid orders at their expiry, SKUs at their first safety
