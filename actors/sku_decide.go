@@ -111,6 +111,8 @@ func decideSKU(t skuTurn, cmd any) skuDecision {
 		return t.release(c)
 	case *pb.ReturnStock:
 		return t.giveBack(c)
+	case *pb.SetPurchaseLimit:
+		return t.setLimit(c)
 	case *pb.GetStock:
 		return skuDecision{reply: t.result(pb.Outcome_OUTCOME_APPLIED, "")}
 	case *pb.SweepReservations:
@@ -186,11 +188,19 @@ func (t skuTurn) reserve(c *pb.ReserveStock) skuDecision {
 		}
 		return t.holdResult(h, pb.Outcome_OUTCOME_ALREADY_DONE, "")
 	}
+	if len(c.Customer) > skuIDBytesMax {
+		return skuDecision{reply: t.result(pb.Outcome_OUTCOME_INVALID, "customer must be at most 256 bytes")}
+	}
+	if t.s.Limit > 0 && c.Customer != "" && t.s.units[c.Customer]+c.Quantity > t.s.Limit {
+		return skuDecision{reply: t.result(pb.Outcome_OUTCOME_LIMIT_EXCEEDED,
+			fmt.Sprintf("customer %s holds %d units; the limit is %d", c.Customer, t.s.units[c.Customer], t.s.Limit))}
+	}
 	if t.s.Available < c.Quantity {
 		return skuDecision{reply: t.result(pb.Outcome_OUTCOME_INSUFFICIENT, "")}
 	}
 	d := t.decided(pb.Outcome_OUTCOME_APPLIED, &pb.SKUEvent{Body: &pb.SKUEvent_Reserved{
-		Reserved: &pb.StockReserved{OrderId: c.OrderId, Quantity: c.Quantity, DeadlineUnixNano: c.DeadlineUnixNano}}})
+		Reserved: &pb.StockReserved{OrderId: c.OrderId, Quantity: c.Quantity, DeadlineUnixNano: c.DeadlineUnixNano,
+			Customer: c.Customer}}})
 	d.reply.Hold = pb.HoldState_HOLD_STATE_RESERVED
 	return d
 }
@@ -251,6 +261,14 @@ func (t skuTurn) giveBack(c *pb.ReturnStock) skuDecision {
 	}
 	h, seen := t.s.visibleHold(c.OrderId, t.at, t.rules)
 	qty, deadline := c.Quantity, c.DeadlineUnixNano
+	// The units are uncounted if the order was placed while the limit in
+	// force was, when its reservation was counted for sure (it came after
+	// the placement). This is decided from the command alone, whether or
+	// not the SKU still remembers the hold, so that forgetting cannot
+	// change it. A reservation made before the limit was set and counted
+	// when it was set stays counted after a return: the error is always
+	// against the customer, never in favour of going over the limit.
+	customer, counted := c.Customer, t.s.Limit > 0 && c.Customer != "" && c.PlacedUnixNano >= t.s.limitSince
 	switch {
 	case seen && h.state == uint8(pb.HoldState_HOLD_STATE_RETURNED):
 		return t.holdResult(h, pb.Outcome_OUTCOME_ALREADY_DONE, "")
@@ -260,6 +278,8 @@ func (t skuTurn) giveBack(c *pb.ReturnStock) skuDecision {
 		return t.holdResult(h, pb.Outcome_OUTCOME_CONFLICT, fmt.Sprintf("order %s bought %d units, not %d", c.OrderId, h.qty, qty))
 	case seen:
 		qty, deadline = int64(h.qty), h.deadline
+	case len(c.Customer) > skuIDBytesMax:
+		return skuDecision{reply: t.result(pb.Outcome_OUTCOME_INVALID, "customer must be at most 256 bytes")}
 	case qty < 1 || qty > stockQuantityMax:
 		return skuDecision{reply: t.result(pb.Outcome_OUTCOME_INVALID,
 			"quantity must be 1 to 1000000000 to return units of an order the SKU does not remember")}
@@ -278,9 +298,22 @@ func (t skuTurn) giveBack(c *pb.ReturnStock) skuDecision {
 		return skuDecision{reply: t.result(pb.Outcome_OUTCOME_UNAVAILABLE, "the return is owed since a time ahead of the SKU's clock; retry")}
 	}
 	d := t.decided(pb.Outcome_OUTCOME_APPLIED, &pb.SKUEvent{Body: &pb.SKUEvent_Returned{
-		Returned: &pb.StockReturned{OrderId: c.OrderId, Quantity: qty, DeadlineUnixNano: deadline}}})
+		Returned: &pb.StockReturned{OrderId: c.OrderId, Quantity: qty, DeadlineUnixNano: deadline,
+			Customer: customer, Counted: counted}}})
 	d.reply.Hold = pb.HoldState_HOLD_STATE_RETURNED
 	return d
+}
+
+// setLimit sets or removes the purchase limit.
+func (t skuTurn) setLimit(c *pb.SetPurchaseLimit) skuDecision {
+	switch {
+	case c.PerCustomer < 0 || c.PerCustomer > stockQuantityMax:
+		return skuDecision{reply: t.result(pb.Outcome_OUTCOME_INVALID, "per_customer must be 0 to 1000000000")}
+	case c.PerCustomer == t.s.Limit:
+		return skuDecision{reply: t.result(pb.Outcome_OUTCOME_ALREADY_DONE, "")}
+	}
+	return t.decided(pb.Outcome_OUTCOME_APPLIED, &pb.SKUEvent{Body: &pb.SKUEvent_LimitSet{
+		LimitSet: &pb.PurchaseLimitSet{PerCustomer: c.PerCustomer}}})
 }
 
 // sweep releases reservations past deadline plus grace, earliest deadline

@@ -185,3 +185,62 @@ func TestApplyPanicsOnBrokenInvariant(t *testing.T) {
 	}()
 	s.apply(1, &pb.SKUEvent{SchemaVersion: skuSchemaVersion, Body: &pb.SKUEvent_Reserved{Reserved: &pb.StockReserved{OrderId: "o", Quantity: 1}}})
 }
+
+// The purchase limit counts each customer's units in live reservations
+// and purchases; it refuses what would go over and nothing else.
+func TestPurchaseLimit(t *testing.T) {
+	s := NewSKUState("L")
+	dl := testNow.Add(time.Minute).UnixNano()
+	placed := testNow.UnixNano()
+	reserve := func(order, customer string, qty int64) *pb.ReserveStock {
+		return &pb.ReserveStock{OrderId: order, Quantity: qty, DeadlineUnixNano: dl, Customer: customer}
+	}
+	steps := []struct {
+		give  any
+		want  pb.Outcome
+		units map[string]int64 // counted after the command
+	}{
+		{&pb.Restock{OpId: "r", Quantity: 20}, pb.Outcome_OUTCOME_APPLIED, nil},
+		{reserve("o1", "c1", 2), pb.Outcome_OUTCOME_APPLIED, nil}, // no limit: nothing counted
+		{&pb.SetPurchaseLimit{PerCustomer: -1}, pb.Outcome_OUTCOME_INVALID, nil},
+		{&pb.SetPurchaseLimit{PerCustomer: 3}, pb.Outcome_OUTCOME_APPLIED, map[string]int64{"c1": 2}},
+		{&pb.SetPurchaseLimit{PerCustomer: 3}, pb.Outcome_OUTCOME_ALREADY_DONE, map[string]int64{"c1": 2}},
+		{reserve("o2", "c1", 2), pb.Outcome_OUTCOME_LIMIT_EXCEEDED, map[string]int64{"c1": 2}},
+		{reserve("o2", "c1", 1), pb.Outcome_OUTCOME_APPLIED, map[string]int64{"c1": 3}},
+		{reserve("o2", "c1", 1), pb.Outcome_OUTCOME_ALREADY_DONE, map[string]int64{"c1": 3}}, // a retry is not counted twice
+		{reserve("o3", "c2", 3), pb.Outcome_OUTCOME_APPLIED, map[string]int64{"c1": 3, "c2": 3}},
+		{reserve("o4", "", 5), pb.Outcome_OUTCOME_APPLIED, map[string]int64{"c1": 3, "c2": 3}}, // no customer: not counted
+		{&pb.ReleaseReservation{OrderId: "o1", Reason: pb.ReleaseReason_RELEASE_REASON_CANCELLED}, pb.Outcome_OUTCOME_APPLIED,
+			map[string]int64{"c1": 1, "c2": 3}},
+		{&pb.CommitReservation{OrderId: "o2"}, pb.Outcome_OUTCOME_APPLIED, map[string]int64{"c1": 1, "c2": 3}}, // paid units keep counting
+		{reserve("o5", "c1", 3), pb.Outcome_OUTCOME_LIMIT_EXCEEDED, map[string]int64{"c1": 1, "c2": 3}},
+		{reserve("o5", "c1", 2), pb.Outcome_OUTCOME_APPLIED, map[string]int64{"c1": 3, "c2": 3}},
+		{&pb.ReturnStock{OrderId: "o2", Customer: "c1", PlacedUnixNano: placed, OwedSinceUnixNano: placed}, pb.Outcome_OUTCOME_APPLIED,
+			map[string]int64{"c1": 2, "c2": 3}},
+		{&pb.SetPurchaseLimit{PerCustomer: 1}, pb.Outcome_OUTCOME_APPLIED, map[string]int64{"c1": 2, "c2": 3}}, // lowering touches nothing
+		{reserve("o6", "c3", 2), pb.Outcome_OUTCOME_LIMIT_EXCEEDED, map[string]int64{"c1": 2, "c2": 3}},
+		{reserve("o6", "c3", 1), pb.Outcome_OUTCOME_APPLIED, map[string]int64{"c1": 2, "c2": 3, "c3": 1}},
+		{&pb.SetPurchaseLimit{PerCustomer: 0}, pb.Outcome_OUTCOME_APPLIED, nil},
+		{reserve("o7", "c3", 9), pb.Outcome_OUTCOME_APPLIED, nil},
+	}
+	for i, st := range steps {
+		_, r := s.Step(st.give, testNow, DefaultSKURules)
+		if r.Outcome != st.want {
+			t.Fatalf("step %d %T %v: %v %s, want %v", i, st.give, st.give, r.Outcome, r.Detail, st.want)
+		}
+		if r.View.PerCustomerLimit != s.Limit {
+			t.Fatalf("step %d: view limit %d, state %d", i, r.View.PerCustomerLimit, s.Limit)
+		}
+		if s.CountedCustomers() != len(st.units) {
+			t.Fatalf("step %d: %d customers counted, want %v", i, s.CountedCustomers(), st.units)
+		}
+		for c, n := range st.units {
+			if got := s.CustomerUnits(c); got != n {
+				t.Fatalf("step %d: %s counts %d, want %d", i, c, got, n)
+			}
+		}
+		if err := s.CheckHolds(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+}

@@ -16,9 +16,13 @@ type holdRec struct {
 	orderID  string // "" marks a free slot
 	deadline int64  // Unix ns; for a tombstone, the release's deadline
 	settled  int64  // Unix ns when it left RESERVED; 0 while reserved
+	customer string // the order's customer; "" when not given
 	qty      int32
 	state    uint8 // pb.HoldState
 	reason   uint8 // pb.ReleaseReason, for RELEASED
+	// counted: the hold's units are in the customer's count under the
+	// purchase limit in force (see SKUState.Limit).
+	counted bool
 }
 
 // holdPageSlots is the number of records in one page of the hold table. A
@@ -137,6 +141,22 @@ func (t *holdTable) put(r holdRec, withHeap bool) int32 {
 		t.heapAdd(slot)
 	}
 	return slot
+}
+
+// setCounted sets every record's counted flag to what counted says; the
+// heaps do not depend on it. It visits every record, which only a change
+// of the purchase limit asks for.
+func (t *holdTable) setCounted(counted func(*holdRec) bool) {
+	var slots []int32
+	t.each(func(slot int32, _ *holdRec) bool {
+		slots = append(slots, slot)
+		return true
+	})
+	for _, slot := range slots {
+		if c := counted(t.rec(slot)); c != t.rec(slot).counted {
+			t.writable(slot).counted = c
+		}
+	}
 }
 
 // remove forgets the record in slot.

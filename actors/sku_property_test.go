@@ -89,6 +89,8 @@ const (
 
 type propOrder struct {
 	id       string
+	customer string
+	placed   int64
 	qty      int64
 	deadline int64
 	stage    propStage
@@ -180,8 +182,9 @@ func (w *propWorld) step() error {
 func (w *propWorld) place() error {
 	w.nextID++
 	o := &propOrder{id: fmt.Sprint("o", w.nextID), qty: int64(1 + w.rng.IntN(4)),
+		customer: fmt.Sprint("c", w.rng.IntN(5)), placed: w.now.UnixNano(),
 		deadline: w.now.Add(time.Duration(10+w.rng.IntN(240)) * time.Second).UnixNano()}
-	reserve := propSend{&pb.ReserveStock{OrderId: o.id, Quantity: o.qty, DeadlineUnixNano: o.deadline}, w.now}
+	reserve := propSend{&pb.ReserveStock{OrderId: o.id, Quantity: o.qty, DeadlineUnixNano: o.deadline, Customer: o.customer}, w.now}
 	if w.rng.IntN(10) == 0 {
 		o.stage = propClosed
 		o.owed = &propSend{&pb.ReleaseReservation{OrderId: o.id, Reason: pb.ReleaseReason_RELEASE_REASON_REJECTED, DeadlineUnixNano: o.deadline}, w.now}
@@ -260,7 +263,7 @@ func (w *propWorld) progress() {
 			o.returnOwed = w.now
 		}
 		o.owed = &propSend{&pb.ReturnStock{OrderId: o.id, Quantity: o.qty, DeadlineUnixNano: o.deadline,
-			OwedSinceUnixNano: o.returnOwed.UnixNano()}, o.returnOwed}
+			OwedSinceUnixNano: o.returnOwed.UnixNano(), Customer: o.customer, PlacedUnixNano: o.placed}, o.returnOwed}
 	case !w.now.After(deadline) && w.rng.IntN(3) > 0:
 		o.owed = &propSend{&pb.CommitReservation{OrderId: o.id}, w.now}
 	case !w.now.After(deadline):
@@ -311,7 +314,8 @@ func (w *propWorld) probe() error {
 func (w *propWorld) strayCommand(o *propOrder) any {
 	switch w.rng.IntN(4) {
 	case 0:
-		return &pb.ReserveStock{OrderId: o.id, Quantity: o.qty, DeadlineUnixNano: o.deadline + int64(w.rng.IntN(2))*int64(time.Hour)}
+		return &pb.ReserveStock{OrderId: o.id, Quantity: o.qty, DeadlineUnixNano: o.deadline + int64(w.rng.IntN(2))*int64(time.Hour),
+			Customer: o.customer}
 	case 1:
 		return &pb.CommitReservation{OrderId: o.id}
 	case 2:
@@ -323,12 +327,17 @@ func (w *propWorld) strayCommand(o *propOrder) any {
 	if o.returnOwed.IsZero() {
 		o.returnOwed = w.now
 	}
-	return &pb.ReturnStock{OrderId: o.id, Quantity: o.qty, OwedSinceUnixNano: o.returnOwed.UnixNano()}
+	return &pb.ReturnStock{OrderId: o.id, Quantity: o.qty, OwedSinceUnixNano: o.returnOwed.UnixNano(),
+		Customer: o.customer, PlacedUnixNano: o.placed}
 }
 
 // operation sends a new restock or remove, or repeats one within the
-// operation retention.
+// operation retention, or sets the purchase limit (0 to 5, 0 removing it).
 func (w *propWorld) operation() error {
+	if w.rng.IntN(4) == 0 {
+		_, err := w.deliver(&pb.SetPurchaseLimit{PerCustomer: int64(w.rng.IntN(6))})
+		return err
+	}
 	if len(w.ops) > 0 && w.rng.IntN(2) == 0 {
 		op := w.ops[w.rng.IntN(len(w.ops))]
 		if w.now.Sub(op.owedAt) < w.rules[0].OpRetention {
@@ -364,9 +373,24 @@ func (w *propWorld) pickOrder(ok func(*propOrder) bool) *propOrder {
 	return nil
 }
 
-// deliver runs cmd on every SKU and compares what they say.
+// deliver runs cmd on every SKU and compares what they say. A reservation
+// applied under a purchase limit must have fit in it, and one refused for
+// the limit must not have.
 func (w *propWorld) deliver(cmd any) (*pb.StockResult, error) {
+	limit, before := w.live.Limit, int64(0)
+	reserve, _ := cmd.(*pb.ReserveStock)
+	if reserve != nil {
+		before = w.live.CustomerUnits(reserve.Customer)
+	}
 	events, reply := w.live.Step(cmd, w.now, w.rules[0])
+	if reserve != nil && reply.Outcome == pb.Outcome_OUTCOME_APPLIED && limit > 0 && before+reserve.Quantity > limit {
+		return nil, fmt.Errorf("reservation of %d for %s applied with %d counted against a limit of %d",
+			reserve.Quantity, reserve.Customer, before, limit)
+	}
+	if reserve != nil && reply.Outcome == pb.Outcome_OUTCOME_LIMIT_EXCEEDED && (limit == 0 || before+reserve.Quantity <= limit) {
+		return nil, fmt.Errorf("reservation of %d for %s refused with %d counted against a limit of %d",
+			reserve.Quantity, reserve.Customer, before, limit)
+	}
 	if w.ref != nil {
 		refEvents, refReply := w.ref.Step(cmd, w.now, w.rules[1])
 		if err := sameAnswer(reply, refReply, false); err != nil {

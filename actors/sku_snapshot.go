@@ -24,6 +24,8 @@ type skuFrozen struct {
 	pages                                         []*holdPage
 	used                                          int32
 	ops                                           []skuOpEntry
+	limit, limitSince                             int64
+	units                                         []customerUnits // sorted by customer
 	// Records forgettable at `at` under rules are left out of the
 	// snapshot; every decision after it uses a time at or after `at`.
 	at    int64
@@ -31,6 +33,11 @@ type skuFrozen struct {
 	// holds is the number of records present when frozen, which spaces
 	// the next snapshot.
 	holds int
+}
+
+type customerUnits struct {
+	customer string
+	units    int64
 }
 
 type skuOpEntry struct {
@@ -53,7 +60,20 @@ func (s *SKUState) freeze(at int64, rules SKURules) *skuFrozen {
 			f.ops = append(f.ops, skuOpEntry{k, op})
 		}
 	}
+	f.limit, f.limitSince, f.units = s.Limit, s.limitSince, s.sortedUnits()
 	return f
+}
+
+// sortedUnits copies the counted units, sorted by customer. A SKU under a
+// purchase limit has one entry per customer holding units, far fewer than
+// its holds in a sale that uses one.
+func (s *SKUState) sortedUnits() []customerUnits {
+	out := make([]customerUnits, 0, len(s.units))
+	for c, n := range s.units {
+		out = append(out, customerUnits{c, n})
+	}
+	slices.SortFunc(out, func(a, b customerUnits) int { return cmp.Compare(a.customer, b.customer) })
+	return out
 }
 
 // Field numbers of SKUSnapshot, Hold and SKUOp in actors/pb/sku.proto.
@@ -65,9 +85,13 @@ const (
 	snapFieldSchema, snapFieldSKU, snapFieldSequence, snapFieldAvailable = 1, 2, 3, 4
 	snapFieldSold, snapFieldRestocked, snapFieldRemoved, snapFieldKnown  = 5, 6, 7, 8
 	snapFieldHolds, snapFieldOps                                         = 12, 13
+	snapFieldLimit, snapFieldLimitSince, snapFieldCustomerUnits          = 14, 15, 16
 
 	holdFieldQuantity, holdFieldDeadline, holdFieldState = 1, 2, 3
 	holdFieldReason, holdFieldSettled, holdFieldOrderID  = 4, 5, 6
+	holdFieldCustomer, holdFieldCounted                  = 7, 8
+
+	unitsFieldCustomer, unitsFieldUnits = 1, 2
 
 	opFieldID, opFieldQuantity, opFieldRemove, opFieldAt = 1, 2, 3, 4
 
@@ -120,6 +144,15 @@ func (f *skuFrozen) encode() ([]byte, error) {
 		b = protowire.AppendTag(b, snapFieldOps, protowire.BytesType)
 		b = protowire.AppendBytes(b, o)
 	}
+	b = appendVarintField(b, snapFieldLimit, uint64(f.limit))
+	b = appendVarintField(b, snapFieldLimitSince, uint64(f.limitSince))
+	for _, u := range f.units {
+		var e []byte
+		e = appendStringField(e, unitsFieldCustomer, u.customer)
+		e = appendVarintField(e, unitsFieldUnits, uint64(u.units))
+		b = protowire.AppendTag(b, snapFieldCustomerUnits, protowire.BytesType)
+		b = protowire.AppendBytes(b, e)
+	}
 	return b, nil
 }
 
@@ -129,7 +162,12 @@ func appendHold(b []byte, r *holdRec) []byte {
 	b = appendVarintField(b, holdFieldState, uint64(r.state))
 	b = appendVarintField(b, holdFieldReason, uint64(r.reason))
 	b = appendVarintField(b, holdFieldSettled, uint64(r.settled))
-	return appendStringField(b, holdFieldOrderID, r.orderID)
+	b = appendStringField(b, holdFieldOrderID, r.orderID)
+	b = appendStringField(b, holdFieldCustomer, r.customer)
+	if r.counted {
+		b = appendVarintField(b, holdFieldCounted, 1)
+	}
+	return b
 }
 
 // appendVarintField writes a varint field unless it is zero, as proto3
@@ -184,6 +222,10 @@ func (s *SKUState) Snapshot() *pb.SKUSnapshot {
 		op := s.ops.byKey[k]
 		snap.Ops = append(snap.Ops, &pb.SKUOp{OpId: k.id, Quantity: op.qty, Remove: k.remove, AtUnixNano: op.at})
 	}
+	snap.PerCustomerLimit, snap.LimitSinceUnixNano = s.Limit, s.limitSince
+	for _, u := range s.sortedUnits() {
+		snap.CustomerUnits = append(snap.CustomerUnits, &pb.CustomerUnits{Customer: u.customer, Units: u.units})
+	}
 	return snap
 }
 
@@ -212,7 +254,8 @@ func skuStateFromSnapshot(sku string, snap *pb.SKUSnapshot) (*SKUState, error) {
 			s.Reserved += h.Quantity
 		}
 		s.holds.put(holdRec{orderID: h.OrderId, deadline: h.DeadlineUnixNano, settled: h.SettledUnixNano,
-			qty: int32(h.Quantity), state: uint8(h.State), reason: uint8(h.ReleaseReason)}, false)
+			qty: int32(h.Quantity), state: uint8(h.State), reason: uint8(h.ReleaseReason),
+			customer: h.Customer, counted: h.Counted}, false)
 		s.clock = max(s.clock, h.SettledUnixNano)
 	}
 	s.holds.rebuildHeaps()
@@ -224,6 +267,16 @@ func skuStateFromSnapshot(sku string, snap *pb.SKUSnapshot) (*SKUState, error) {
 		}
 		s.ops.put(k, skuOpRec{qty: op.Quantity, at: op.AtUnixNano})
 		s.clock = max(s.clock, op.AtUnixNano)
+	}
+	if snap.PerCustomerLimit < 0 || snap.PerCustomerLimit > stockQuantityMax || (snap.PerCustomerLimit == 0) != (snap.LimitSinceUnixNano == 0) {
+		return nil, fmt.Errorf("sku %s: snapshot purchase limit %d since %d", sku, snap.PerCustomerLimit, snap.LimitSinceUnixNano)
+	}
+	s.Limit, s.limitSince = snap.PerCustomerLimit, snap.LimitSinceUnixNano
+	for i, u := range snap.CustomerUnits {
+		if _, dup := s.units[u.GetCustomer()]; u.GetCustomer() == "" || len(u.Customer) > skuIDBytesMax || u.Units < 1 || dup {
+			return nil, fmt.Errorf("sku %s: snapshot customer units %d (%q) are malformed or repeated", sku, i, u.GetCustomer())
+		}
+		s.count(u.Customer, u.Units)
 	}
 	if err := s.CheckHolds(); err != nil {
 		return nil, fmt.Errorf("snapshot at %d: %w", snap.Sequence, err)
@@ -254,6 +307,9 @@ func checkSnapshotHold(h *pb.Hold) error {
 	}
 	if h.Quantity < minQty || h.Quantity > stockQuantityMax {
 		return fmt.Errorf("order %s: quantity %d", h.OrderId, h.Quantity)
+	}
+	if len(h.Customer) > skuIDBytesMax || (h.Counted && h.Customer == "") {
+		return fmt.Errorf("order %s: customer of %d bytes, counted %v", h.OrderId, len(h.Customer), h.Counted)
 	}
 	return nil
 }

@@ -30,6 +30,11 @@ func TestSKUSnapshotEncoding(t *testing.T) {
 	s := skuWith(t)
 	s.Step(&pb.ReleaseReservation{OrderId: "o-tomb", Reason: pb.ReleaseReason_RELEASE_REASON_REJECTED, DeadlineUnixNano: -5}, testNow, DefaultSKURules)
 	s.Step(&pb.ReserveStock{OrderId: "o-far", Quantity: 1, DeadlineUnixNano: 1 << 62}, testNow, DefaultSKURules)
+	s.Step(&pb.SetPurchaseLimit{PerCustomer: 3}, testNow, DefaultSKURules)
+	s.Step(&pb.ReserveStock{OrderId: "o-lim", Quantity: 2, DeadlineUnixNano: 1 << 62, Customer: "c-1"}, testNow, DefaultSKURules)
+	if s.CustomerUnits("c-1") != 2 {
+		t.Fatalf("c-1 counts %d units, want 2", s.CustomerUnits("c-1"))
+	}
 	b := encodeAt(t, s, testNow, DefaultSKURules)
 	got := &pb.SKUSnapshot{}
 	if err := proto.Unmarshal(b, got); err != nil {

@@ -82,6 +82,19 @@ type SKUState struct {
 	Restocked int64 // total ever restocked
 	Removed   int64 // total ever removed
 
+	// Limit is the purchase limit per customer, 0 for none. While one is
+	// in force, units counts each customer's units in live reservations
+	// and in purchases made since limitSince (when it was set where there
+	// was none); a reservation that would take a customer above Limit is
+	// refused. Only customers with units are kept, so the map is bounded
+	// by the customers holding reserved or sold units (plus, rarely, one
+	// whose reservation from before the limit was returned: see giveBack),
+	// and it is dropped with the limit. Units bought before the limit was
+	// set are not counted: set it before the sale opens.
+	Limit      int64
+	limitSince int64
+	units      map[string]int64
+
 	holds holdTable
 	ops   skuOps
 	// clock is the latest time the state decided or applied at (Unix ns).
@@ -97,7 +110,31 @@ func NewSKUState(sku string) *SKUState {
 
 // View is the SKU as the outside sees it.
 func (s *SKUState) View() *pb.SKUView {
-	return &pb.SKUView{Sku: s.SKU, Available: s.Available, Reserved: s.Reserved, Sold: s.Sold, Known: s.Known}
+	return &pb.SKUView{Sku: s.SKU, Available: s.Available, Reserved: s.Reserved, Sold: s.Sold, Known: s.Known,
+		PerCustomerLimit: s.Limit}
+}
+
+// CustomerUnits returns the units counted for customer under the purchase
+// limit in force (0 when there is none).
+func (s *SKUState) CustomerUnits(customer string) int64 { return s.units[customer] }
+
+// CountedCustomers returns how many customers have units counted.
+func (s *SKUState) CountedCustomers() int { return len(s.units) }
+
+// count adds n (negative: takes) to customer's counted units, keeping only
+// customers with units.
+func (s *SKUState) count(customer string, n int64) {
+	if n == 0 {
+		return
+	}
+	if s.units == nil {
+		s.units = make(map[string]int64)
+	}
+	if v := s.units[customer] + n; v > 0 {
+		s.units[customer] = v
+	} else {
+		delete(s.units, customer)
+	}
 }
 
 // apply folds one event into the state and checks the conservation
@@ -127,6 +164,8 @@ func (s *SKUState) apply(seq uint64, ev *pb.SKUEvent) {
 		s.applyReleased(b.Released, at)
 	case *pb.SKUEvent_Returned:
 		s.applyReturned(b.Returned, at)
+	case *pb.SKUEvent_LimitSet:
+		s.applyLimitSet(b.LimitSet.PerCustomer, at)
 	default:
 		panic(fmt.Sprintf("sku %s: event %d has no body", s.SKU, seq))
 	}
@@ -155,8 +194,12 @@ func (s *SKUState) applyReserved(r *pb.StockReserved) {
 	}
 	s.Available -= r.Quantity
 	s.Reserved += r.Quantity
+	counted := s.Limit > 0 && r.Customer != ""
+	if counted {
+		s.count(r.Customer, r.Quantity)
+	}
 	s.holds.put(holdRec{orderID: r.OrderId, deadline: r.DeadlineUnixNano, qty: int32(r.Quantity),
-		state: uint8(pb.HoldState_HOLD_STATE_RESERVED)}, true)
+		state: uint8(pb.HoldState_HOLD_STATE_RESERVED), customer: r.Customer, counted: counted}, true)
 }
 
 func (s *SKUState) applyCommitted(orderID string, at int64) {
@@ -169,8 +212,12 @@ func (s *SKUState) applyCommitted(orderID string, at int64) {
 	case h.state == uint8(pb.HoldState_HOLD_STATE_RESERVED):
 		s.Reserved -= int64(h.qty)
 	case h.state == uint8(pb.HoldState_HOLD_STATE_RELEASED) && h.reason == uint8(pb.ReleaseReason_RELEASE_REASON_SAFETY_EXPIRY) && h.qty > 0:
-		// Re-taken after a safety expiry: the units come from available.
+		// Re-taken after a safety expiry: the units come from available,
+		// and count again for the customer.
 		s.Available -= int64(h.qty)
+		if h.counted = s.Limit > 0 && h.customer != ""; h.counted {
+			s.count(h.customer, int64(h.qty))
+		}
 	default:
 		panic(fmt.Sprintf("sku %s: commit of order %s in hold state %d", s.SKU, orderID, h.state))
 	}
@@ -191,7 +238,10 @@ func (s *SKUState) applyReleased(r *pb.ReservationReleased, at int64) {
 		h := s.holds.rec(slot)
 		s.Reserved -= int64(h.qty)
 		s.Available += int64(h.qty)
-		rel.deadline, rel.qty = h.deadline, h.qty
+		if h.counted {
+			s.count(h.customer, -int64(h.qty))
+		}
+		rel.deadline, rel.qty, rel.customer = h.deadline, h.qty, h.customer
 	} else {
 		rel.deadline = r.DeadlineUnixNano
 		if rel.deadline == 0 {
@@ -214,8 +264,36 @@ func (s *SKUState) applyReturned(r *pb.StockReturned, at int64) {
 	}
 	s.Sold -= r.Quantity
 	s.Available += r.Quantity
+	if r.Counted && s.Limit > 0 {
+		s.count(r.Customer, -r.Quantity)
+	}
 	s.holds.put(holdRec{orderID: r.OrderId, deadline: r.DeadlineUnixNano, settled: at, qty: int32(r.Quantity),
-		state: uint8(pb.HoldState_HOLD_STATE_RETURNED)}, true)
+		state: uint8(pb.HoldState_HOLD_STATE_RETURNED), customer: r.Customer}, true)
+}
+
+// applyLimitSet changes the purchase limit. A limit where there was none
+// starts counting from the live reservations (the only holds whose units
+// are marked counted from then on); removing it forgets every count.
+func (s *SKUState) applyLimitSet(limit, at int64) {
+	if limit < 0 || limit > stockQuantityMax {
+		panic(fmt.Sprintf("sku %s: purchase limit %d", s.SKU, limit))
+	}
+	old := s.Limit
+	s.Limit = limit
+	switch {
+	case limit == 0:
+		s.units, s.limitSince = nil, 0
+		s.holds.setCounted(func(*holdRec) bool { return false })
+	case old == 0:
+		s.units, s.limitSince = nil, at
+		s.holds.setCounted(func(r *holdRec) bool {
+			live := r.state == uint8(pb.HoldState_HOLD_STATE_RESERVED) && r.customer != ""
+			if live {
+				s.count(r.customer, int64(r.qty))
+			}
+			return live
+		})
+	}
 }
 
 func (s *SKUState) mustID(id string) {
@@ -248,8 +326,12 @@ func (s *SKUState) CheckHolds() error {
 	var err error
 	t := &s.holds
 	n := 0
+	counted := map[string]int64{}
 	t.each(func(slot int32, r *holdRec) bool {
 		n++
+		if r.counted && (r.state == uint8(pb.HoldState_HOLD_STATE_RESERVED) || r.state == uint8(pb.HoldState_HOLD_STATE_COMMITTED)) {
+			counted[r.customer] += int64(r.qty)
+		}
 		switch pb.HoldState(r.state) {
 		case pb.HoldState_HOLD_STATE_RESERVED:
 			reserved += int64(r.qty)
@@ -273,6 +355,9 @@ func (s *SKUState) CheckHolds() error {
 		return fmt.Errorf("sku %s: holds say reserved %d committed %d, counters say reserved %d sold %d",
 			s.SKU, reserved, committed, s.Reserved, s.Sold)
 	}
+	if err := s.checkUnits(counted); err != nil {
+		return err
+	}
 	for k, h := range t.heaps {
 		for i := 1; i < len(h); i++ {
 			if t.less(k, h[i], h[(i-1)/2]) {
@@ -281,6 +366,27 @@ func (s *SKUState) CheckHolds() error {
 		}
 	}
 	return s.checkInvariant()
+}
+
+// checkUnits checks the purchase limit's counts: none without a limit,
+// every count positive, and each customer's at least what its counted
+// holds add up to. (Counts may exceed the reserved and sold units: see
+// the return rule in giveBack.)
+func (s *SKUState) checkUnits(counted map[string]int64) error {
+	if s.Limit == 0 && (len(s.units) > 0 || len(counted) > 0) {
+		return fmt.Errorf("sku %s: %d customers counted without a purchase limit", s.SKU, max(len(s.units), len(counted)))
+	}
+	for c, n := range s.units {
+		if n < 1 || c == "" {
+			return fmt.Errorf("sku %s: customer %q counts %d units", s.SKU, c, n)
+		}
+	}
+	for c, n := range counted {
+		if s.units[c] < n {
+			return fmt.Errorf("sku %s: customer %q counts %d units, its counted holds %d", s.SKU, c, s.units[c], n)
+		}
+	}
+	return nil
 }
 
 // HoldOf returns a copy of the record the SKU keeps for orderID, including
@@ -323,7 +429,8 @@ func (s *SKUState) WakeAt(rules SKURules) int64 {
 
 func (r *holdRec) toPB() *pb.Hold {
 	return &pb.Hold{OrderId: r.orderID, Quantity: int64(r.qty), DeadlineUnixNano: r.deadline,
-		State: pb.HoldState(r.state), ReleaseReason: pb.ReleaseReason(r.reason), SettledUnixNano: r.settled}
+		State: pb.HoldState(r.state), ReleaseReason: pb.ReleaseReason(r.reason), SettledUnixNano: r.settled,
+		Customer: r.customer, Counted: r.counted}
 }
 
 // addSat adds two times or durations in nanoseconds, saturating instead of

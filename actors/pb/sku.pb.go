@@ -54,6 +54,10 @@ const (
 	// restarted before it was). It may or may not have been written; retry
 	// with the same ID to find out.
 	Outcome_OUTCOME_UNAVAILABLE Outcome = 7
+	// The reservation would take the customer's units of this SKU above its
+	// purchase limit; view.per_customer_limit tells the limit. Like
+	// INSUFFICIENT it is not remembered: a retry is decided afresh.
+	Outcome_OUTCOME_LIMIT_EXCEEDED Outcome = 8
 )
 
 // Enum value maps for Outcome.
@@ -67,6 +71,7 @@ var (
 		5: "OUTCOME_CONFLICT",
 		6: "OUTCOME_INVALID",
 		7: "OUTCOME_UNAVAILABLE",
+		8: "OUTCOME_LIMIT_EXCEEDED",
 	}
 	Outcome_value = map[string]int32{
 		"OUTCOME_UNSPECIFIED":         0,
@@ -77,6 +82,7 @@ var (
 		"OUTCOME_CONFLICT":            5,
 		"OUTCOME_INVALID":             6,
 		"OUTCOME_UNAVAILABLE":         7,
+		"OUTCOME_LIMIT_EXCEEDED":      8,
 	}
 )
 
@@ -349,8 +355,11 @@ type ReserveStock struct {
 	// Unix time in nanoseconds after which the SKU may release the
 	// reservation by itself (after a grace period).
 	DeadlineUnixNano int64 `protobuf:"varint,3,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The order's customer, whose units the SKU's purchase limit counts.
+	// Empty: not counted.
+	Customer      string `protobuf:"bytes,4,opt,name=customer,proto3" json:"customer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReserveStock) Reset() {
@@ -402,6 +411,13 @@ func (x *ReserveStock) GetDeadlineUnixNano() int64 {
 		return x.DeadlineUnixNano
 	}
 	return 0
+}
+
+func (x *ReserveStock) GetCustomer() string {
+	if x != nil {
+		return x.Customer
+	}
+	return ""
 }
 
 // CommitReservation turns an order's reserved units into sold units.
@@ -541,8 +557,14 @@ type ReturnStock struct {
 	Quantity          int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	DeadlineUnixNano  int64                  `protobuf:"varint,3,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
 	OwedSinceUnixNano int64                  `protobuf:"varint,4,opt,name=owed_since_unix_nano,json=owedSinceUnixNano,proto3" json:"owed_since_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The order's customer and when it was placed: a SKU that no longer
+	// remembers the hold uncounts the units from the customer's purchases
+	// when the order was placed while the current purchase limit was in
+	// force.
+	Customer       string `protobuf:"bytes,5,opt,name=customer,proto3" json:"customer,omitempty"`
+	PlacedUnixNano int64  `protobuf:"varint,6,opt,name=placed_unix_nano,json=placedUnixNano,proto3" json:"placed_unix_nano,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ReturnStock) Reset() {
@@ -603,6 +625,69 @@ func (x *ReturnStock) GetOwedSinceUnixNano() int64 {
 	return 0
 }
 
+func (x *ReturnStock) GetCustomer() string {
+	if x != nil {
+		return x.Customer
+	}
+	return ""
+}
+
+func (x *ReturnStock) GetPlacedUnixNano() int64 {
+	if x != nil {
+		return x.PlacedUnixNano
+	}
+	return 0
+}
+
+// SetPurchaseLimit sets how many units of the SKU one customer may hold in
+// live reservations and purchases together; 0 removes the limit. Sent by
+// the gateway (admin); the reply is StockResult. Idempotent: setting the
+// limit in force answers ALREADY_DONE. Lowering a limit never touches
+// existing orders; it only refuses later reservations.
+type SetPurchaseLimit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PerCustomer   int64                  `protobuf:"varint,1,opt,name=per_customer,json=perCustomer,proto3" json:"per_customer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPurchaseLimit) Reset() {
+	*x = SetPurchaseLimit{}
+	mi := &file_sku_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPurchaseLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPurchaseLimit) ProtoMessage() {}
+
+func (x *SetPurchaseLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_sku_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPurchaseLimit.ProtoReflect.Descriptor instead.
+func (*SetPurchaseLimit) Descriptor() ([]byte, []int) {
+	return file_sku_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SetPurchaseLimit) GetPerCustomer() int64 {
+	if x != nil {
+		return x.PerCustomer
+	}
+	return 0
+}
+
 // GetStock asks for the SKU's current view. Sent by the gateway; the reply
 // is StockResult with OUTCOME_APPLIED. A SKU that was never restocked
 // answers with view.known = false.
@@ -614,7 +699,7 @@ type GetStock struct {
 
 func (x *GetStock) Reset() {
 	*x = GetStock{}
-	mi := &file_sku_proto_msgTypes[6]
+	mi := &file_sku_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +711,7 @@ func (x *GetStock) String() string {
 func (*GetStock) ProtoMessage() {}
 
 func (x *GetStock) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[6]
+	mi := &file_sku_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +724,7 @@ func (x *GetStock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStock.ProtoReflect.Descriptor instead.
 func (*GetStock) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{6}
+	return file_sku_proto_rawDescGZIP(), []int{7}
 }
 
 // SweepReservations is a timer tick: the SKU releases reservations whose
@@ -653,7 +738,7 @@ type SweepReservations struct {
 
 func (x *SweepReservations) Reset() {
 	*x = SweepReservations{}
-	mi := &file_sku_proto_msgTypes[7]
+	mi := &file_sku_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +750,7 @@ func (x *SweepReservations) String() string {
 func (*SweepReservations) ProtoMessage() {}
 
 func (x *SweepReservations) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[7]
+	mi := &file_sku_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +763,7 @@ func (x *SweepReservations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SweepReservations.ProtoReflect.Descriptor instead.
 func (*SweepReservations) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{7}
+	return file_sku_proto_rawDescGZIP(), []int{8}
 }
 
 // SKUView is what a SKU looks like from outside.
@@ -689,14 +774,16 @@ type SKUView struct {
 	Reserved  int64                  `protobuf:"varint,3,opt,name=reserved,proto3" json:"reserved,omitempty"`
 	Sold      int64                  `protobuf:"varint,4,opt,name=sold,proto3" json:"sold,omitempty"`
 	// False until the SKU's first restock.
-	Known         bool `protobuf:"varint,5,opt,name=known,proto3" json:"known,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Known bool `protobuf:"varint,5,opt,name=known,proto3" json:"known,omitempty"`
+	// The purchase limit per customer; 0 when none is set.
+	PerCustomerLimit int64 `protobuf:"varint,6,opt,name=per_customer_limit,json=perCustomerLimit,proto3" json:"per_customer_limit,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SKUView) Reset() {
 	*x = SKUView{}
-	mi := &file_sku_proto_msgTypes[8]
+	mi := &file_sku_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +795,7 @@ func (x *SKUView) String() string {
 func (*SKUView) ProtoMessage() {}
 
 func (x *SKUView) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[8]
+	mi := &file_sku_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +808,7 @@ func (x *SKUView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SKUView.ProtoReflect.Descriptor instead.
 func (*SKUView) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{8}
+	return file_sku_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SKUView) GetSku() string {
@@ -759,6 +846,13 @@ func (x *SKUView) GetKnown() bool {
 	return false
 }
 
+func (x *SKUView) GetPerCustomerLimit() int64 {
+	if x != nil {
+		return x.PerCustomerLimit
+	}
+	return 0
+}
+
 // StockResult answers every SKU command.
 type StockResult struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -776,7 +870,7 @@ type StockResult struct {
 
 func (x *StockResult) Reset() {
 	*x = StockResult{}
-	mi := &file_sku_proto_msgTypes[9]
+	mi := &file_sku_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +882,7 @@ func (x *StockResult) String() string {
 func (*StockResult) ProtoMessage() {}
 
 func (x *StockResult) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[9]
+	mi := &file_sku_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +895,7 @@ func (x *StockResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockResult.ProtoReflect.Descriptor instead.
 func (*StockResult) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{9}
+	return file_sku_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StockResult) GetOutcome() Outcome {
@@ -848,6 +942,7 @@ type SKUEvent struct {
 	//	*SKUEvent_Committed
 	//	*SKUEvent_Released
 	//	*SKUEvent_Returned
+	//	*SKUEvent_LimitSet
 	Body          isSKUEvent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -855,7 +950,7 @@ type SKUEvent struct {
 
 func (x *SKUEvent) Reset() {
 	*x = SKUEvent{}
-	mi := &file_sku_proto_msgTypes[10]
+	mi := &file_sku_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +962,7 @@ func (x *SKUEvent) String() string {
 func (*SKUEvent) ProtoMessage() {}
 
 func (x *SKUEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[10]
+	mi := &file_sku_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +975,7 @@ func (x *SKUEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SKUEvent.ProtoReflect.Descriptor instead.
 func (*SKUEvent) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{10}
+	return file_sku_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SKUEvent) GetSchemaVersion() uint32 {
@@ -958,6 +1053,15 @@ func (x *SKUEvent) GetReturned() *StockReturned {
 	return nil
 }
 
+func (x *SKUEvent) GetLimitSet() *PurchaseLimitSet {
+	if x != nil {
+		if x, ok := x.Body.(*SKUEvent_LimitSet); ok {
+			return x.LimitSet
+		}
+	}
+	return nil
+}
+
 type isSKUEvent_Body interface {
 	isSKUEvent_Body()
 }
@@ -986,6 +1090,10 @@ type SKUEvent_Returned struct {
 	Returned *StockReturned `protobuf:"bytes,15,opt,name=returned,proto3,oneof"`
 }
 
+type SKUEvent_LimitSet struct {
+	LimitSet *PurchaseLimitSet `protobuf:"bytes,16,opt,name=limit_set,json=limitSet,proto3,oneof"`
+}
+
 func (*SKUEvent_Restocked) isSKUEvent_Body() {}
 
 func (*SKUEvent_Removed) isSKUEvent_Body() {}
@@ -998,6 +1106,8 @@ func (*SKUEvent_Released) isSKUEvent_Body() {}
 
 func (*SKUEvent_Returned) isSKUEvent_Body() {}
 
+func (*SKUEvent_LimitSet) isSKUEvent_Body() {}
+
 // StockRestocked: quantity units were added under op_id.
 type StockRestocked struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1009,7 +1119,7 @@ type StockRestocked struct {
 
 func (x *StockRestocked) Reset() {
 	*x = StockRestocked{}
-	mi := &file_sku_proto_msgTypes[11]
+	mi := &file_sku_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1131,7 @@ func (x *StockRestocked) String() string {
 func (*StockRestocked) ProtoMessage() {}
 
 func (x *StockRestocked) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[11]
+	mi := &file_sku_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1144,7 @@ func (x *StockRestocked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockRestocked.ProtoReflect.Descriptor instead.
 func (*StockRestocked) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{11}
+	return file_sku_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StockRestocked) GetOpId() string {
@@ -1062,7 +1172,7 @@ type StockRemoved struct {
 
 func (x *StockRemoved) Reset() {
 	*x = StockRemoved{}
-	mi := &file_sku_proto_msgTypes[12]
+	mi := &file_sku_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1184,7 @@ func (x *StockRemoved) String() string {
 func (*StockRemoved) ProtoMessage() {}
 
 func (x *StockRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[12]
+	mi := &file_sku_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1197,7 @@ func (x *StockRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockRemoved.ProtoReflect.Descriptor instead.
 func (*StockRemoved) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{12}
+	return file_sku_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StockRemoved) GetOpId() string {
@@ -1110,13 +1220,15 @@ type StockReserved struct {
 	OrderId          string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	Quantity         int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	DeadlineUnixNano int64                  `protobuf:"varint,3,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The order's customer (ReserveStock.customer).
+	Customer      string `protobuf:"bytes,4,opt,name=customer,proto3" json:"customer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StockReserved) Reset() {
 	*x = StockReserved{}
-	mi := &file_sku_proto_msgTypes[13]
+	mi := &file_sku_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1240,7 @@ func (x *StockReserved) String() string {
 func (*StockReserved) ProtoMessage() {}
 
 func (x *StockReserved) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[13]
+	mi := &file_sku_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1253,7 @@ func (x *StockReserved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockReserved.ProtoReflect.Descriptor instead.
 func (*StockReserved) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{13}
+	return file_sku_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StockReserved) GetOrderId() string {
@@ -1165,6 +1277,13 @@ func (x *StockReserved) GetDeadlineUnixNano() int64 {
 	return 0
 }
 
+func (x *StockReserved) GetCustomer() string {
+	if x != nil {
+		return x.Customer
+	}
+	return ""
+}
+
 // ReservationCommitted: order_id's reserved units are now sold.
 type ReservationCommitted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1175,7 +1294,7 @@ type ReservationCommitted struct {
 
 func (x *ReservationCommitted) Reset() {
 	*x = ReservationCommitted{}
-	mi := &file_sku_proto_msgTypes[14]
+	mi := &file_sku_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1306,7 @@ func (x *ReservationCommitted) String() string {
 func (*ReservationCommitted) ProtoMessage() {}
 
 func (x *ReservationCommitted) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[14]
+	mi := &file_sku_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1319,7 @@ func (x *ReservationCommitted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReservationCommitted.ProtoReflect.Descriptor instead.
 func (*ReservationCommitted) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{14}
+	return file_sku_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReservationCommitted) GetOrderId() string {
@@ -1224,7 +1343,7 @@ type ReservationReleased struct {
 
 func (x *ReservationReleased) Reset() {
 	*x = ReservationReleased{}
-	mi := &file_sku_proto_msgTypes[15]
+	mi := &file_sku_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1355,7 @@ func (x *ReservationReleased) String() string {
 func (*ReservationReleased) ProtoMessage() {}
 
 func (x *ReservationReleased) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[15]
+	mi := &file_sku_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1368,7 @@ func (x *ReservationReleased) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReservationReleased.ProtoReflect.Descriptor instead.
 func (*ReservationReleased) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{15}
+	return file_sku_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReservationReleased) GetOrderId() string {
@@ -1280,13 +1399,19 @@ type StockReturned struct {
 	OrderId          string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	Quantity         int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	DeadlineUnixNano int64                  `protobuf:"varint,3,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The customer whose counted units the return lowers, when counted.
+	Customer string `protobuf:"bytes,4,opt,name=customer,proto3" json:"customer,omitempty"`
+	// Whether the units were counted against the purchase limit in force,
+	// as decided from the hold or, for a forgotten one, from when the order
+	// was placed.
+	Counted       bool `protobuf:"varint,5,opt,name=counted,proto3" json:"counted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StockReturned) Reset() {
 	*x = StockReturned{}
-	mi := &file_sku_proto_msgTypes[16]
+	mi := &file_sku_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1423,7 @@ func (x *StockReturned) String() string {
 func (*StockReturned) ProtoMessage() {}
 
 func (x *StockReturned) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[16]
+	mi := &file_sku_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1436,7 @@ func (x *StockReturned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockReturned.ProtoReflect.Descriptor instead.
 func (*StockReturned) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{16}
+	return file_sku_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StockReturned) GetOrderId() string {
@@ -1335,6 +1460,68 @@ func (x *StockReturned) GetDeadlineUnixNano() int64 {
 	return 0
 }
 
+func (x *StockReturned) GetCustomer() string {
+	if x != nil {
+		return x.Customer
+	}
+	return ""
+}
+
+func (x *StockReturned) GetCounted() bool {
+	if x != nil {
+		return x.Counted
+	}
+	return false
+}
+
+// PurchaseLimitSet: the purchase limit per customer is now per_customer
+// (0: none). Setting one where there was none starts counting every
+// customer's units from the live reservations; removing it forgets the
+// counts.
+type PurchaseLimitSet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PerCustomer   int64                  `protobuf:"varint,1,opt,name=per_customer,json=perCustomer,proto3" json:"per_customer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurchaseLimitSet) Reset() {
+	*x = PurchaseLimitSet{}
+	mi := &file_sku_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurchaseLimitSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurchaseLimitSet) ProtoMessage() {}
+
+func (x *PurchaseLimitSet) ProtoReflect() protoreflect.Message {
+	mi := &file_sku_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurchaseLimitSet.ProtoReflect.Descriptor instead.
+func (*PurchaseLimitSet) Descriptor() ([]byte, []int) {
+	return file_sku_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PurchaseLimitSet) GetPerCustomer() int64 {
+	if x != nil {
+		return x.PerCustomer
+	}
+	return 0
+}
+
 // Hold is one order's units on a SKU.
 type Hold struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -1348,13 +1535,17 @@ type Hold struct {
 	// SKU may forget the hold.
 	SettledUnixNano int64  `protobuf:"varint,5,opt,name=settled_unix_nano,json=settledUnixNano,proto3" json:"settled_unix_nano,omitempty"`
 	OrderId         string `protobuf:"bytes,6,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The order's customer, and whether the hold's units count against the
+	// purchase limit in force.
+	Customer      string `protobuf:"bytes,7,opt,name=customer,proto3" json:"customer,omitempty"`
+	Counted       bool   `protobuf:"varint,8,opt,name=counted,proto3" json:"counted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hold) Reset() {
 	*x = Hold{}
-	mi := &file_sku_proto_msgTypes[17]
+	mi := &file_sku_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1557,7 @@ func (x *Hold) String() string {
 func (*Hold) ProtoMessage() {}
 
 func (x *Hold) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[17]
+	mi := &file_sku_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1570,7 @@ func (x *Hold) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hold.ProtoReflect.Descriptor instead.
 func (*Hold) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{17}
+	return file_sku_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Hold) GetQuantity() int64 {
@@ -1424,6 +1615,74 @@ func (x *Hold) GetOrderId() string {
 	return ""
 }
 
+func (x *Hold) GetCustomer() string {
+	if x != nil {
+		return x.Customer
+	}
+	return ""
+}
+
+func (x *Hold) GetCounted() bool {
+	if x != nil {
+		return x.Counted
+	}
+	return false
+}
+
+// CustomerUnits is how many units of a SKU one customer holds in live
+// reservations and purchases, counted while a purchase limit is in force.
+type CustomerUnits struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Customer      string                 `protobuf:"bytes,1,opt,name=customer,proto3" json:"customer,omitempty"`
+	Units         int64                  `protobuf:"varint,2,opt,name=units,proto3" json:"units,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CustomerUnits) Reset() {
+	*x = CustomerUnits{}
+	mi := &file_sku_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CustomerUnits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CustomerUnits) ProtoMessage() {}
+
+func (x *CustomerUnits) ProtoReflect() protoreflect.Message {
+	mi := &file_sku_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CustomerUnits.ProtoReflect.Descriptor instead.
+func (*CustomerUnits) Descriptor() ([]byte, []int) {
+	return file_sku_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CustomerUnits) GetCustomer() string {
+	if x != nil {
+		return x.Customer
+	}
+	return ""
+}
+
+func (x *CustomerUnits) GetUnits() int64 {
+	if x != nil {
+		return x.Units
+	}
+	return 0
+}
+
 // SKUOp is an applied restock or remove, remembered by op_id for the
 // operation retention so that repeats are recognised.
 type SKUOp struct {
@@ -1438,7 +1697,7 @@ type SKUOp struct {
 
 func (x *SKUOp) Reset() {
 	*x = SKUOp{}
-	mi := &file_sku_proto_msgTypes[18]
+	mi := &file_sku_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1709,7 @@ func (x *SKUOp) String() string {
 func (*SKUOp) ProtoMessage() {}
 
 func (x *SKUOp) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[18]
+	mi := &file_sku_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1722,7 @@ func (x *SKUOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SKUOp.ProtoReflect.Descriptor instead.
 func (*SKUOp) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{18}
+	return file_sku_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SKUOp) GetOpId() string {
@@ -1509,14 +1768,19 @@ type SKUSnapshot struct {
 	// still inside their dedup window.
 	Holds []*Hold `protobuf:"bytes,12,rep,name=holds,proto3" json:"holds,omitempty"`
 	// Applied restock and remove operations inside the operation retention.
-	Ops           []*SKUOp `protobuf:"bytes,13,rep,name=ops,proto3" json:"ops,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Ops []*SKUOp `protobuf:"bytes,13,rep,name=ops,proto3" json:"ops,omitempty"`
+	// The purchase limit per customer (0: none), since when it has been in
+	// force (Unix ns), and the units each counted customer holds.
+	PerCustomerLimit   int64            `protobuf:"varint,14,opt,name=per_customer_limit,json=perCustomerLimit,proto3" json:"per_customer_limit,omitempty"`
+	LimitSinceUnixNano int64            `protobuf:"varint,15,opt,name=limit_since_unix_nano,json=limitSinceUnixNano,proto3" json:"limit_since_unix_nano,omitempty"`
+	CustomerUnits      []*CustomerUnits `protobuf:"bytes,16,rep,name=customer_units,json=customerUnits,proto3" json:"customer_units,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *SKUSnapshot) Reset() {
 	*x = SKUSnapshot{}
-	mi := &file_sku_proto_msgTypes[19]
+	mi := &file_sku_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1792,7 @@ func (x *SKUSnapshot) String() string {
 func (*SKUSnapshot) ProtoMessage() {}
 
 func (x *SKUSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_sku_proto_msgTypes[19]
+	mi := &file_sku_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1805,7 @@ func (x *SKUSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SKUSnapshot.ProtoReflect.Descriptor instead.
 func (*SKUSnapshot) Descriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{19}
+	return file_sku_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SKUSnapshot) GetSchemaVersion() uint32 {
@@ -1614,6 +1878,27 @@ func (x *SKUSnapshot) GetOps() []*SKUOp {
 	return nil
 }
 
+func (x *SKUSnapshot) GetPerCustomerLimit() int64 {
+	if x != nil {
+		return x.PerCustomerLimit
+	}
+	return 0
+}
+
+func (x *SKUSnapshot) GetLimitSinceUnixNano() int64 {
+	if x != nil {
+		return x.LimitSinceUnixNano
+	}
+	return 0
+}
+
+func (x *SKUSnapshot) GetCustomerUnits() []*CustomerUnits {
+	if x != nil {
+		return x.CustomerUnits
+	}
+	return nil
+}
+
 var File_sku_proto protoreflect.FileDescriptor
 
 const file_sku_proto_rawDesc = "" +
@@ -1624,36 +1909,42 @@ const file_sku_proto_rawDesc = "" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\"9\n" +
 	"\x06Remove\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x1a\n" +
-	"\bquantity\x18\x02 \x01(\x03R\bquantity\"s\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\x8f\x01\n" +
 	"\fReserveStock\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12,\n" +
-	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\".\n" +
+	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\x12\x1a\n" +
+	"\bcustomer\x18\x04 \x01(\tR\bcustomer\".\n" +
 	"\x11CommitReservation\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\"\x94\x01\n" +
 	"\x12ReleaseReservation\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x125\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x1d.orderengine.v1.ReleaseReasonR\x06reason\x12,\n" +
-	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\"\xa3\x01\n" +
+	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\"\xe9\x01\n" +
 	"\vReturnStock\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12,\n" +
 	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\x12/\n" +
-	"\x14owed_since_unix_nano\x18\x04 \x01(\x03R\x11owedSinceUnixNano\"\n" +
+	"\x14owed_since_unix_nano\x18\x04 \x01(\x03R\x11owedSinceUnixNano\x12\x1a\n" +
+	"\bcustomer\x18\x05 \x01(\tR\bcustomer\x12(\n" +
+	"\x10placed_unix_nano\x18\x06 \x01(\x03R\x0eplacedUnixNano\"5\n" +
+	"\x10SetPurchaseLimit\x12!\n" +
+	"\fper_customer\x18\x01 \x01(\x03R\vperCustomer\"\n" +
 	"\n" +
 	"\bGetStock\"\x13\n" +
-	"\x11SweepReservations\"\x7f\n" +
+	"\x11SweepReservations\"\xad\x01\n" +
 	"\aSKUView\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x1a\n" +
 	"\breserved\x18\x03 \x01(\x03R\breserved\x12\x12\n" +
 	"\x04sold\x18\x04 \x01(\x03R\x04sold\x12\x14\n" +
-	"\x05known\x18\x05 \x01(\bR\x05known\"\xb4\x01\n" +
+	"\x05known\x18\x05 \x01(\bR\x05known\x12,\n" +
+	"\x12per_customer_limit\x18\x06 \x01(\x03R\x10perCustomerLimit\"\xb4\x01\n" +
 	"\vStockResult\x121\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x17.orderengine.v1.OutcomeR\aoutcome\x12+\n" +
 	"\x04view\x18\x02 \x01(\v2\x17.orderengine.v1.SKUViewR\x04view\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12-\n" +
-	"\x04hold\x18\x04 \x01(\x0e2\x19.orderengine.v1.HoldStateR\x04hold\"\xd8\x03\n" +
+	"\x04hold\x18\x04 \x01(\x0e2\x19.orderengine.v1.HoldStateR\x04hold\"\x99\x04\n" +
 	"\bSKUEvent\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12 \n" +
 	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
@@ -1664,41 +1955,52 @@ const file_sku_proto_rawDesc = "" +
 	"\breserved\x18\f \x01(\v2\x1d.orderengine.v1.StockReservedH\x00R\breserved\x12D\n" +
 	"\tcommitted\x18\r \x01(\v2$.orderengine.v1.ReservationCommittedH\x00R\tcommitted\x12A\n" +
 	"\breleased\x18\x0e \x01(\v2#.orderengine.v1.ReservationReleasedH\x00R\breleased\x12;\n" +
-	"\breturned\x18\x0f \x01(\v2\x1d.orderengine.v1.StockReturnedH\x00R\breturnedB\x06\n" +
+	"\breturned\x18\x0f \x01(\v2\x1d.orderengine.v1.StockReturnedH\x00R\breturned\x12?\n" +
+	"\tlimit_set\x18\x10 \x01(\v2 .orderengine.v1.PurchaseLimitSetH\x00R\blimitSetB\x06\n" +
 	"\x04body\"A\n" +
 	"\x0eStockRestocked\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\"?\n" +
 	"\fStockRemoved\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x1a\n" +
-	"\bquantity\x18\x02 \x01(\x03R\bquantity\"t\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\x90\x01\n" +
 	"\rStockReserved\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12,\n" +
-	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\"1\n" +
+	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\x12\x1a\n" +
+	"\bcustomer\x18\x04 \x01(\tR\bcustomer\"1\n" +
 	"\x14ReservationCommitted\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\"\x95\x01\n" +
 	"\x13ReservationReleased\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x125\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x1d.orderengine.v1.ReleaseReasonR\x06reason\x12,\n" +
-	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\"t\n" +
+	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\"\xaa\x01\n" +
 	"\rStockReturned\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12,\n" +
-	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\"\x8e\x02\n" +
+	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\x12\x1a\n" +
+	"\bcustomer\x18\x04 \x01(\tR\bcustomer\x12\x18\n" +
+	"\acounted\x18\x05 \x01(\bR\acounted\"5\n" +
+	"\x10PurchaseLimitSet\x12!\n" +
+	"\fper_customer\x18\x01 \x01(\x03R\vperCustomer\"\xc4\x02\n" +
 	"\x04Hold\x12\x1a\n" +
 	"\bquantity\x18\x01 \x01(\x03R\bquantity\x12,\n" +
 	"\x12deadline_unix_nano\x18\x02 \x01(\x03R\x10deadlineUnixNano\x12/\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x19.orderengine.v1.HoldStateR\x05state\x12D\n" +
 	"\x0erelease_reason\x18\x04 \x01(\x0e2\x1d.orderengine.v1.ReleaseReasonR\rreleaseReason\x12*\n" +
 	"\x11settled_unix_nano\x18\x05 \x01(\x03R\x0fsettledUnixNano\x12\x19\n" +
-	"\border_id\x18\x06 \x01(\tR\aorderId\"r\n" +
+	"\border_id\x18\x06 \x01(\tR\aorderId\x12\x1a\n" +
+	"\bcustomer\x18\a \x01(\tR\bcustomer\x12\x18\n" +
+	"\acounted\x18\b \x01(\bR\acounted\"A\n" +
+	"\rCustomerUnits\x12\x1a\n" +
+	"\bcustomer\x18\x01 \x01(\tR\bcustomer\x12\x14\n" +
+	"\x05units\x18\x02 \x01(\x03R\x05units\"r\n" +
 	"\x05SKUOp\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12\x16\n" +
 	"\x06remove\x18\x03 \x01(\bR\x06remove\x12 \n" +
 	"\fat_unix_nano\x18\x04 \x01(\x03R\n" +
-	"atUnixNano\"\xe2\x02\n" +
+	"atUnixNano\"\x89\x04\n" +
 	"\vSKUSnapshot\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x10\n" +
 	"\x03sku\x18\x02 \x01(\tR\x03sku\x12\x1a\n" +
@@ -1709,10 +2011,13 @@ const file_sku_proto_rawDesc = "" +
 	"\aremoved\x18\a \x01(\x03R\aremoved\x12\x14\n" +
 	"\x05known\x18\b \x01(\bR\x05known\x12*\n" +
 	"\x05holds\x18\f \x03(\v2\x14.orderengine.v1.HoldR\x05holds\x12'\n" +
-	"\x03ops\x18\r \x03(\v2\x15.orderengine.v1.SKUOpR\x03opsJ\x04\b\t\x10\n" +
+	"\x03ops\x18\r \x03(\v2\x15.orderengine.v1.SKUOpR\x03ops\x12,\n" +
+	"\x12per_customer_limit\x18\x0e \x01(\x03R\x10perCustomerLimit\x121\n" +
+	"\x15limit_since_unix_nano\x18\x0f \x01(\x03R\x12limitSinceUnixNano\x12D\n" +
+	"\x0ecustomer_units\x18\x10 \x03(\v2\x1d.orderengine.v1.CustomerUnitsR\rcustomerUnitsJ\x04\b\t\x10\n" +
 	"J\x04\b\n" +
 	"\x10\vJ\x04\b\v\x10\fR\vrestock_opsR\n" +
-	"remove_ops*\xd0\x01\n" +
+	"remove_ops*\xec\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_APPLIED\x10\x01\x12\x18\n" +
@@ -1721,7 +2026,8 @@ const file_sku_proto_rawDesc = "" +
 	"\x1bOUTCOME_UNKNOWN_RESERVATION\x10\x04\x12\x14\n" +
 	"\x10OUTCOME_CONFLICT\x10\x05\x12\x13\n" +
 	"\x0fOUTCOME_INVALID\x10\x06\x12\x17\n" +
-	"\x13OUTCOME_UNAVAILABLE\x10\a*\xa8\x01\n" +
+	"\x13OUTCOME_UNAVAILABLE\x10\a\x12\x1a\n" +
+	"\x16OUTCOME_LIMIT_EXCEEDED\x10\b*\xa8\x01\n" +
 	"\rReleaseReason\x12\x1e\n" +
 	"\x1aRELEASE_REASON_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17RELEASE_REASON_REJECTED\x10\x01\x12\x1c\n" +
@@ -1748,7 +2054,7 @@ func file_sku_proto_rawDescGZIP() []byte {
 }
 
 var file_sku_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_sku_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_sku_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_sku_proto_goTypes = []any{
 	(Outcome)(0),                 // 0: orderengine.v1.Outcome
 	(ReleaseReason)(0),           // 1: orderengine.v1.ReleaseReason
@@ -1759,42 +2065,47 @@ var file_sku_proto_goTypes = []any{
 	(*CommitReservation)(nil),    // 6: orderengine.v1.CommitReservation
 	(*ReleaseReservation)(nil),   // 7: orderengine.v1.ReleaseReservation
 	(*ReturnStock)(nil),          // 8: orderengine.v1.ReturnStock
-	(*GetStock)(nil),             // 9: orderengine.v1.GetStock
-	(*SweepReservations)(nil),    // 10: orderengine.v1.SweepReservations
-	(*SKUView)(nil),              // 11: orderengine.v1.SKUView
-	(*StockResult)(nil),          // 12: orderengine.v1.StockResult
-	(*SKUEvent)(nil),             // 13: orderengine.v1.SKUEvent
-	(*StockRestocked)(nil),       // 14: orderengine.v1.StockRestocked
-	(*StockRemoved)(nil),         // 15: orderengine.v1.StockRemoved
-	(*StockReserved)(nil),        // 16: orderengine.v1.StockReserved
-	(*ReservationCommitted)(nil), // 17: orderengine.v1.ReservationCommitted
-	(*ReservationReleased)(nil),  // 18: orderengine.v1.ReservationReleased
-	(*StockReturned)(nil),        // 19: orderengine.v1.StockReturned
-	(*Hold)(nil),                 // 20: orderengine.v1.Hold
-	(*SKUOp)(nil),                // 21: orderengine.v1.SKUOp
-	(*SKUSnapshot)(nil),          // 22: orderengine.v1.SKUSnapshot
+	(*SetPurchaseLimit)(nil),     // 9: orderengine.v1.SetPurchaseLimit
+	(*GetStock)(nil),             // 10: orderengine.v1.GetStock
+	(*SweepReservations)(nil),    // 11: orderengine.v1.SweepReservations
+	(*SKUView)(nil),              // 12: orderengine.v1.SKUView
+	(*StockResult)(nil),          // 13: orderengine.v1.StockResult
+	(*SKUEvent)(nil),             // 14: orderengine.v1.SKUEvent
+	(*StockRestocked)(nil),       // 15: orderengine.v1.StockRestocked
+	(*StockRemoved)(nil),         // 16: orderengine.v1.StockRemoved
+	(*StockReserved)(nil),        // 17: orderengine.v1.StockReserved
+	(*ReservationCommitted)(nil), // 18: orderengine.v1.ReservationCommitted
+	(*ReservationReleased)(nil),  // 19: orderengine.v1.ReservationReleased
+	(*StockReturned)(nil),        // 20: orderengine.v1.StockReturned
+	(*PurchaseLimitSet)(nil),     // 21: orderengine.v1.PurchaseLimitSet
+	(*Hold)(nil),                 // 22: orderengine.v1.Hold
+	(*CustomerUnits)(nil),        // 23: orderengine.v1.CustomerUnits
+	(*SKUOp)(nil),                // 24: orderengine.v1.SKUOp
+	(*SKUSnapshot)(nil),          // 25: orderengine.v1.SKUSnapshot
 }
 var file_sku_proto_depIdxs = []int32{
 	1,  // 0: orderengine.v1.ReleaseReservation.reason:type_name -> orderengine.v1.ReleaseReason
 	0,  // 1: orderengine.v1.StockResult.outcome:type_name -> orderengine.v1.Outcome
-	11, // 2: orderengine.v1.StockResult.view:type_name -> orderengine.v1.SKUView
+	12, // 2: orderengine.v1.StockResult.view:type_name -> orderengine.v1.SKUView
 	2,  // 3: orderengine.v1.StockResult.hold:type_name -> orderengine.v1.HoldState
-	14, // 4: orderengine.v1.SKUEvent.restocked:type_name -> orderengine.v1.StockRestocked
-	15, // 5: orderengine.v1.SKUEvent.removed:type_name -> orderengine.v1.StockRemoved
-	16, // 6: orderengine.v1.SKUEvent.reserved:type_name -> orderengine.v1.StockReserved
-	17, // 7: orderengine.v1.SKUEvent.committed:type_name -> orderengine.v1.ReservationCommitted
-	18, // 8: orderengine.v1.SKUEvent.released:type_name -> orderengine.v1.ReservationReleased
-	19, // 9: orderengine.v1.SKUEvent.returned:type_name -> orderengine.v1.StockReturned
-	1,  // 10: orderengine.v1.ReservationReleased.reason:type_name -> orderengine.v1.ReleaseReason
-	2,  // 11: orderengine.v1.Hold.state:type_name -> orderengine.v1.HoldState
-	1,  // 12: orderengine.v1.Hold.release_reason:type_name -> orderengine.v1.ReleaseReason
-	20, // 13: orderengine.v1.SKUSnapshot.holds:type_name -> orderengine.v1.Hold
-	21, // 14: orderengine.v1.SKUSnapshot.ops:type_name -> orderengine.v1.SKUOp
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	15, // 4: orderengine.v1.SKUEvent.restocked:type_name -> orderengine.v1.StockRestocked
+	16, // 5: orderengine.v1.SKUEvent.removed:type_name -> orderengine.v1.StockRemoved
+	17, // 6: orderengine.v1.SKUEvent.reserved:type_name -> orderengine.v1.StockReserved
+	18, // 7: orderengine.v1.SKUEvent.committed:type_name -> orderengine.v1.ReservationCommitted
+	19, // 8: orderengine.v1.SKUEvent.released:type_name -> orderengine.v1.ReservationReleased
+	20, // 9: orderengine.v1.SKUEvent.returned:type_name -> orderengine.v1.StockReturned
+	21, // 10: orderengine.v1.SKUEvent.limit_set:type_name -> orderengine.v1.PurchaseLimitSet
+	1,  // 11: orderengine.v1.ReservationReleased.reason:type_name -> orderengine.v1.ReleaseReason
+	2,  // 12: orderengine.v1.Hold.state:type_name -> orderengine.v1.HoldState
+	1,  // 13: orderengine.v1.Hold.release_reason:type_name -> orderengine.v1.ReleaseReason
+	22, // 14: orderengine.v1.SKUSnapshot.holds:type_name -> orderengine.v1.Hold
+	24, // 15: orderengine.v1.SKUSnapshot.ops:type_name -> orderengine.v1.SKUOp
+	23, // 16: orderengine.v1.SKUSnapshot.customer_units:type_name -> orderengine.v1.CustomerUnits
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_sku_proto_init() }
@@ -1802,13 +2113,14 @@ func file_sku_proto_init() {
 	if File_sku_proto != nil {
 		return
 	}
-	file_sku_proto_msgTypes[10].OneofWrappers = []any{
+	file_sku_proto_msgTypes[11].OneofWrappers = []any{
 		(*SKUEvent_Restocked)(nil),
 		(*SKUEvent_Removed)(nil),
 		(*SKUEvent_Reserved)(nil),
 		(*SKUEvent_Committed)(nil),
 		(*SKUEvent_Released)(nil),
 		(*SKUEvent_Returned)(nil),
+		(*SKUEvent_LimitSet)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1816,7 +2128,7 @@ func file_sku_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sku_proto_rawDesc), len(file_sku_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   20,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
