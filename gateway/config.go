@@ -40,6 +40,10 @@ const (
 	readTimeoutDefault    = 10 * time.Second
 	writeTimeoutDefault   = 10 * time.Second
 	idleTimeoutDefault    = 60 * time.Second
+	// Each rate limit table keeps at most this many clients or customers.
+	// A key costs about 200 bytes (slot, bucket, index), so a full table
+	// takes about 13 MiB.
+	rateLimitEntriesMaxDefault = 65_536
 )
 
 // Config configures a Server. Engine and AdminToken are required; zero values
