@@ -23,7 +23,30 @@ func (*trivialEngine) PlaceOrder(_ context.Context, req PlaceOrderRequest) (Orde
 // (routing, request ID, content type, decoding, admission, engine call,
 // encoding, metrics) on a reused RequestCtx, as fasthttp does.
 func BenchmarkCheckoutHandler(b *testing.B) {
-	srv, err := New(Config{Engine: &trivialEngine{}, AdminToken: testToken, Logger: slog.New(slog.DiscardHandler)})
+	benchCheckout(b, Config{}, 201)
+}
+
+// BenchmarkCheckoutRateLimits is the same checkout with the per-client rate
+// limits off (the default: a nil check), on with a rate the client never
+// reaches (both buckets are taken from and the request goes on), and on with
+// the customer over its rate (the 429 answer, after admission).
+func BenchmarkCheckoutRateLimits(b *testing.B) {
+	high := RateLimit{PerSecond: 1e9, Burst: 1e9}
+	b.Run("off", func(b *testing.B) { benchCheckout(b, Config{}, 201) })
+	b.Run("on", func(b *testing.B) {
+		benchCheckout(b, Config{CustomerRate: high, ClientRate: high}, 201)
+	})
+	b.Run("limited", func(b *testing.B) {
+		benchCheckout(b, Config{CustomerRate: RateLimit{PerSecond: 1e-3, Burst: 1}, ClientRate: high}, 429)
+	})
+}
+
+// benchCheckout serves one checkout per iteration with cfg (its Engine and
+// AdminToken are filled in) and expects status, but for the first request,
+// which may find a full bucket.
+func benchCheckout(b *testing.B, cfg Config, status int) {
+	cfg.Engine, cfg.AdminToken, cfg.Logger = &trivialEngine{}, testToken, slog.New(slog.DiscardHandler)
+	srv, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -36,12 +59,13 @@ func BenchmarkCheckoutHandler(b *testing.B) {
 	req.Header.SetContentType("application/json")
 	req.SetBody(body)
 	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}, nil)
+	h(&ctx)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		ctx.Response.Reset()
 		h(&ctx)
-		if ctx.Response.StatusCode() != 201 {
+		if ctx.Response.StatusCode() != status {
 			b.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 		}
 	}
