@@ -40,11 +40,13 @@ const (
 	readTimeoutDefault    = 10 * time.Second
 	writeTimeoutDefault   = 10 * time.Second
 	idleTimeoutDefault    = 60 * time.Second
-	// Each rate limit table keeps at most this many clients or customers.
-	// A key costs about 200 bytes (slot, bucket, index), so a full table
-	// takes about 13 MiB.
-	rateLimitEntriesMaxDefault = 65_536
 )
+
+// DefaultRateLimitEntriesMax is Config.RateLimitEntriesMax when left zero:
+// each rate limit table keeps buckets for at most this many client
+// addresses or customers. A key costs about 200 bytes (slot, bucket,
+// index), so a full table takes about 13 MiB.
+const DefaultRateLimitEntriesMax = 65_536
 
 // Config configures a Server. Engine and AdminToken are required; zero values
 // of the others take the defaults above.
@@ -132,7 +134,7 @@ func (c *Config) setDefaults() error {
 		return err
 	}
 	if c.RateLimitEntriesMax <= 0 {
-		c.RateLimitEntriesMax = rateLimitEntriesMaxDefault
+		c.RateLimitEntriesMax = DefaultRateLimitEntriesMax
 	}
 	if c.Readiness == nil {
 		c.Readiness = func() bool { return true }

@@ -68,8 +68,8 @@ func TestLimiterTableEviction(t *testing.T) {
 // does the memory it holds.
 func TestLimiterTableMemoryIsBounded(t *testing.T) {
 	const keys = 100_000
-	tab := newLimiterTable[netip.Addr](RateLimit{PerSecond: 1, Burst: 5}, rateLimitEntriesMaxDefault, limiterShards)
-	bound := int64(rateLimitEntriesMaxDefault)
+	tab := newLimiterTable[netip.Addr](RateLimit{PerSecond: 1, Burst: 5}, DefaultRateLimitEntriesMax, limiterShards)
+	bound := int64(DefaultRateLimitEntriesMax)
 	heap := func() uint64 {
 		runtime.GC()
 		var ms runtime.MemStats
