@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,4 +71,37 @@ func benchCheckout(b *testing.B, cfg Config, status int) {
 			b.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 		}
 	}
+}
+
+// BenchmarkLimiterTableTake is one token taken from a bucket that is never
+// empty: the cost of a limit that is on, alone. "parallel" has every worker
+// on its own client addresses, spread over the shards.
+func BenchmarkLimiterTableTake(b *testing.B) {
+	high := RateLimit{PerSecond: 1e9, Burst: 1e9}
+	b.Run("client", func(b *testing.B) {
+		tab := newLimiterTable[netip.Addr](high, DefaultRateLimitEntriesMax, limiterShards)
+		a := netip.MustParseAddr("192.0.2.1")
+		b.ReportAllocs()
+		for b.Loop() {
+			tab.take(a, time.Now())
+		}
+	})
+	b.Run("customer", func(b *testing.B) {
+		tab := newLimiterTable[string](high, DefaultRateLimitEntriesMax, limiterShards)
+		b.ReportAllocs()
+		for b.Loop() {
+			tab.take("c-1", time.Now())
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		tab := newLimiterTable[netip.Addr](high, DefaultRateLimitEntriesMax, limiterShards)
+		var worker atomic.Uint32
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			w := worker.Add(1)
+			for i := uint32(0); pb.Next(); i++ {
+				tab.take(netip.AddrFrom4([4]byte{10, byte(w), byte(i>>8) & 3, byte(i)}), time.Now())
+			}
+		})
+	})
 }
