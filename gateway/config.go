@@ -42,6 +42,12 @@ const (
 	idleTimeoutDefault    = 60 * time.Second
 )
 
+// DefaultRateLimitEntriesMax is Config.RateLimitEntriesMax when left zero:
+// each rate limit table keeps buckets for at most this many client
+// addresses or customers. A key costs about 200 bytes (slot, bucket,
+// index), so a full table takes about 13 MiB.
+const DefaultRateLimitEntriesMax = 65_536
+
 // Config configures a Server. Engine and AdminToken are required; zero values
 // of the others take the defaults above.
 type Config struct {
@@ -68,6 +74,26 @@ type Config struct {
 	// Cluster is marshalled with encoding/json for /v1/cluster; nil answers
 	// a single-node view.
 	Cluster func() any
+
+	// CustomerRate limits the checkouts (POST /v1/orders) of each customer,
+	// checked once the body's fields are valid. ClientRate limits the
+	// requests of each client address on every route, checked as soon as
+	// the route is known. Requests over either get 429 rate-limited with
+	// Retry-After and change nothing. The zero value of each is off, and
+	// then costs nothing.
+	CustomerRate RateLimit
+	ClientRate   RateLimit
+	// RateLimitEntriesMax bounds how many customers, and how many client
+	// addresses, the limits keep buckets for; it is rounded down to a
+	// multiple of 64, at least 64. Beyond it a new key takes the place of
+	// one not used lately (one whose bucket has refilled, if any), which
+	// starts again with a full bucket if it returns (see limiterTable).
+	RateLimitEntriesMax int
+	// TrustForwardedFor takes the client address from the last entry of
+	// X-Forwarded-For instead of the connection. Turn it on only behind a
+	// proxy that appends the address it received the request from: anyone
+	// else can write any address there.
+	TrustForwardedFor bool
 }
 
 func (c *Config) setDefaults() error {
@@ -100,6 +126,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = idleTimeoutDefault
+	}
+	if err := c.CustomerRate.setDefaults("CustomerRate"); err != nil {
+		return err
+	}
+	if err := c.ClientRate.setDefaults("ClientRate"); err != nil {
+		return err
+	}
+	if c.RateLimitEntriesMax <= 0 {
+		c.RateLimitEntriesMax = DefaultRateLimitEntriesMax
 	}
 	if c.Readiness == nil {
 		c.Readiness = func() bool { return true }

@@ -10,10 +10,12 @@
 // # Request pipeline
 //
 // Every request runs the checks in the order the contract fixes, and the
-// first that fails answers: route (404, 405), admin token (401, before the
-// body is looked at), body size (413), content type (415), JSON syntax (400),
-// fields (422), then admission (429) and the engine (404, 409, 503). A
-// refused request never reaches the engine, so it changes nothing.
+// first that fails answers: route (404, 405), the client address's rate
+// limit (429), admin token (401, before the body is looked at), body size
+// (413), content type (415), JSON syntax (400), fields (422), then admission
+// (429), the customer's rate limit on checkouts (429) and the engine (404,
+// 409, 503). A refused request never reaches the engine, so it changes
+// nothing.
 //
 // # Requests that cannot be read
 //
@@ -48,4 +50,16 @@
 // Retry-After at once. Every engine call gets a context with the
 // RequestTimeout deadline; an engine that gives up on it answers 503
 // unavailable with Retry-After.
+//
+// # Rate limits
+//
+// Two optional token buckets, off by default: ClientRate per client address
+// (the connection's IP, an IPv6 client per /64; X-Forwarded-For only with
+// TrustForwardedFor) on every route, and CustomerRate per customer on
+// checkouts. A request over either is answered 429 rate-limited with a
+// Retry-After of the whole seconds until its bucket has a token again, and
+// spends none. When a limit is off its table is nil and the request pays one
+// nil check. The buckets live in a bounded table (ratelimit.go): beyond
+// RateLimitEntriesMax keys the least recently used go, and one that returns
+// starts with a full bucket.
 package gateway

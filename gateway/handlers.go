@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -140,6 +141,12 @@ func (s *Server) placeOrder(x *exchange, body []byte) {
 	}
 	req.IdempotencyKey = key
 	if !s.acquire(x, req.Items) {
+		return
+	}
+	// The customer's bucket is only spent on a checkout that will reach
+	// the engine: after admission, which it then gives back if refused.
+	if s.customers != nil && !s.allowCustomer(x, req.Customer) {
+		s.release(req.Items)
 		return
 	}
 	ctx, cancel := context.WithTimeout(s.base, s.cfg.RequestTimeout)
@@ -288,7 +295,7 @@ func (s *Server) problem(x *exchange, p problem) {
 func (s *Server) writeProblem(x *exchange, p problem, instance string) {
 	spec := p.spec()
 	if p.retryable() {
-		x.ctx.Response.Header.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+		x.ctx.Response.Header.Set("Retry-After", strconv.Itoa(cmp.Or(p.retryAfter, retryAfterSeconds)))
 	}
 	if p.kind == probUnauthorized {
 		x.ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="orderengine"`)

@@ -50,6 +50,7 @@ type testServer struct {
 	ln     *fasthttputil.InmemoryListener
 	client *fasthttp.HostClient
 	reg    *prometheus.Registry
+	local  net.Addr // the client's address on ln; nil for the listener's own
 }
 
 func newTestServer(t *testing.T, engine Engine, tweak ...func(*Config)) *testServer {
@@ -221,7 +222,7 @@ func readResp(t *testing.T, hres *fasthttp.Response) resp {
 // raw sends bytes as they are and reads one response.
 func (ts *testServer) raw(request string) resp {
 	ts.t.Helper()
-	c, err := ts.ln.Dial()
+	c, err := ts.ln.DialWithLocalAddr(ts.local)
 	if err != nil {
 		ts.t.Fatal(err)
 	}

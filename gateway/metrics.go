@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ type metrics struct {
 	latency  [routeCount]prometheus.Observer
 	inFlight prometheus.Gauge
 	shed     [3]prometheus.Counter // by shedReason; [admitted] counts shutdown refusals
+	limited  [limitReasons]prometheus.Counter
 
 	// counters caches requests' children, so the hot path does no label
 	// hashing: [route][status-statusMin].
@@ -33,7 +35,9 @@ var statusLabels = func() (t [statusSpan]string) {
 	return t
 }()
 
-func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+// newMetrics registers the gateway's collectors on reg. The rate limit
+// tables are nil when their limit is off; their series then stay zero.
+func newMetrics(reg *prometheus.Registry, customers *limiterTable[string], clients *limiterTable[netip.Addr]) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "orderengine", Subsystem: "http", Name: "requests_total",
@@ -53,7 +57,14 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		Namespace: "orderengine", Subsystem: "http", Name: "shed_total",
 		Help: "Requests refused by admission control, by reason.",
 	}, []string{"reason"})
-	for _, c := range []prometheus.Collector{m.requests, latency, m.inFlight, shed} {
+	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "orderengine", Subsystem: "http", Name: "rate_limited_total",
+		Help: "Requests refused by a per-client rate limit, by reason (customer, client).",
+	}, []string{"reason"})
+	collectors := []prometheus.Collector{m.requests, latency, m.inFlight, shed, limited}
+	collectors = append(collectors, rateLimitTableMetrics("customer", customers.stats)...)
+	collectors = append(collectors, rateLimitTableMetrics("client", clients.stats)...)
+	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -64,7 +75,30 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 	m.shed[admitted] = shed.WithLabelValues("shutdown")
 	m.shed[shedInFlight] = shed.WithLabelValues("in_flight")
 	m.shed[shedSKUQueue] = shed.WithLabelValues("sku_queue")
+	m.limited[limitClient] = limited.WithLabelValues("client")
+	m.limited[limitCustomer] = limited.WithLabelValues("customer")
 	return m, nil
+}
+
+// rateLimitTableMetrics reads a rate limit table when scraped: how many keys
+// it holds, its bound, and how many keys it forgot before their bucket had
+// refilled (each of those came back with a full bucket).
+func rateLimitTableMetrics(table string, stats func() limiterStats) []prometheus.Collector {
+	labels := prometheus.Labels{"table": table}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "orderengine", Subsystem: "http", Name: "rate_limit_entries", ConstLabels: labels,
+			Help: "Keys (customers, client addresses) the rate limit table holds a bucket for.",
+		}, func() float64 { return float64(stats().entries) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "orderengine", Subsystem: "http", Name: "rate_limit_entries_max", ConstLabels: labels,
+			Help: "The bound of the rate limit table (0: the limit is off).",
+		}, func() float64 { return float64(stats().entriesMax) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "orderengine", Subsystem: "http", Name: "rate_limit_evictions_total", ConstLabels: labels,
+			Help: "Keys evicted from a full rate limit table before their bucket had refilled.",
+		}, func() float64 { return float64(stats().evicted) }),
+	}
 }
 
 func (m *metrics) observe(id routeID, status int, d time.Duration) {

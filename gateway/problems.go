@@ -31,6 +31,7 @@ const (
 	probInsufficientStock
 	probInvalidTransition
 	probOverloaded
+	probRateLimited
 	probInternal
 	probUnavailable
 	problemKinds // count, keep last
@@ -61,6 +62,7 @@ var problemTable = [problemKinds]problemSpec{
 	probInsufficientStock:    {"insufficient-stock", 409, "Insufficient stock"},
 	probInvalidTransition:    {"invalid-transition", 409, "Invalid order status transition"},
 	probOverloaded:           {"overloaded", 429, "Overloaded, retry later"},
+	probRateLimited:          {"rate-limited", 429, "Rate limit exceeded, retry later"},
 	probInternal:             {"internal", 500, "Internal error"},
 	probUnavailable:          {"unavailable", 503, "Temporarily unavailable, retry later"},
 }
@@ -76,13 +78,14 @@ type problem struct {
 	hasAvailable bool
 	orderID      string // "order_id" extension
 	orderStatus  string // "order_status" extension
+	retryAfter   int    // Retry-After seconds of a retryable problem; 0 takes retryAfterSeconds
 }
 
 func (p problem) spec() problemSpec { return problemTable[p.kind] }
 
 // retryable problems carry Retry-After.
 func (p problem) retryable() bool {
-	return p.kind == probOverloaded || p.kind == probUnavailable
+	return p.kind == probOverloaded || p.kind == probRateLimited || p.kind == probUnavailable
 }
 
 func fieldProblem(field, detail string) problem {

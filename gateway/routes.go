@@ -63,9 +63,12 @@ func (r routeSpec) label() string {
 // route was not read (only a 413 whose headers were read keeps its route),
 // but a client of any route can get them. engineStatuses are those of routes
 // that call the engine: 429 and 503 for load and shutdown, 500 for an engine
-// error the problem table does not know.
+// error the problem table does not know. routeStatuses are those every
+// matched route can answer: the transport's, and 429 rate-limited when a
+// per-client rate limit is configured.
 var (
 	transportStatuses = []int{400, 408, 413, 431}
+	routeStatuses     = append([]int{429}, transportStatuses...)
 	engineStatuses    = []int{429, 500, 503}
 )
 
@@ -81,19 +84,19 @@ func statuses(lists ...[]int) []int {
 
 var routeTable = [routeCount]routeSpec{
 	routeNone:          {method: "", pattern: "unmatched", statuses: statuses([]int{404, 405}, transportStatuses)},
-	routeHealthz:       {method: "GET", pattern: "/healthz", statuses: statuses([]int{200}, transportStatuses)},
-	routeReadyz:        {method: "GET", pattern: "/readyz", statuses: statuses([]int{200, 503}, transportStatuses)},
-	routeMetrics:       {method: "GET", pattern: "/metrics", statuses: statuses([]int{200, 503}, transportStatuses)},
-	routeCluster:       {method: "GET", pattern: "/v1/cluster", statuses: statuses([]int{200, 500, 503}, transportStatuses)},
-	routeSKURestock:    {method: "POST", pattern: "/v1/skus/{sku}/restock", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 415, 422}, transportStatuses, engineStatuses)},
-	routeSKURemove:     {method: "POST", pattern: "/v1/skus/{sku}/remove", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 409, 415, 422}, transportStatuses, engineStatuses)},
-	routeSKUGet:        {method: "GET", pattern: "/v1/skus/{sku}", statuses: statuses([]int{200, 404, 422}, transportStatuses, engineStatuses)},
-	routeOrderPlace:    {method: "POST", pattern: "/v1/orders", body: bodyRequired, statuses: statuses([]int{201, 400, 409, 415, 422}, transportStatuses, engineStatuses)},
-	routeOrderGet:      {method: "GET", pattern: "/v1/orders/{id}", statuses: statuses([]int{200, 404}, transportStatuses, engineStatuses)},
-	routeOrderPay:      {method: "POST", pattern: "/v1/orders/{id}/pay", body: bodyRequired, statuses: statuses([]int{200, 400, 404, 409, 415, 422}, transportStatuses, engineStatuses)},
-	routeOrderCancel:   {method: "POST", pattern: "/v1/orders/{id}/cancel", body: bodyOptional, statuses: statuses([]int{200, 400, 404, 409, 415}, transportStatuses, engineStatuses)},
-	routeOrderShip:     {method: "POST", pattern: "/v1/orders/{id}/ship", admin: true, body: bodyOptional, statuses: statuses([]int{200, 400, 401, 404, 409, 415}, transportStatuses, engineStatuses)},
-	routeOrderComplete: {method: "POST", pattern: "/v1/orders/{id}/complete", admin: true, body: bodyOptional, statuses: statuses([]int{200, 400, 401, 404, 409, 415}, transportStatuses, engineStatuses)},
+	routeHealthz:       {method: "GET", pattern: "/healthz", statuses: statuses([]int{200}, routeStatuses)},
+	routeReadyz:        {method: "GET", pattern: "/readyz", statuses: statuses([]int{200, 503}, routeStatuses)},
+	routeMetrics:       {method: "GET", pattern: "/metrics", statuses: statuses([]int{200, 503}, routeStatuses)},
+	routeCluster:       {method: "GET", pattern: "/v1/cluster", statuses: statuses([]int{200, 500, 503}, routeStatuses)},
+	routeSKURestock:    {method: "POST", pattern: "/v1/skus/{sku}/restock", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 415, 422}, routeStatuses, engineStatuses)},
+	routeSKURemove:     {method: "POST", pattern: "/v1/skus/{sku}/remove", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 409, 415, 422}, routeStatuses, engineStatuses)},
+	routeSKUGet:        {method: "GET", pattern: "/v1/skus/{sku}", statuses: statuses([]int{200, 404, 422}, routeStatuses, engineStatuses)},
+	routeOrderPlace:    {method: "POST", pattern: "/v1/orders", body: bodyRequired, statuses: statuses([]int{201, 400, 409, 415, 422}, routeStatuses, engineStatuses)},
+	routeOrderGet:      {method: "GET", pattern: "/v1/orders/{id}", statuses: statuses([]int{200, 404}, routeStatuses, engineStatuses)},
+	routeOrderPay:      {method: "POST", pattern: "/v1/orders/{id}/pay", body: bodyRequired, statuses: statuses([]int{200, 400, 404, 409, 415, 422}, routeStatuses, engineStatuses)},
+	routeOrderCancel:   {method: "POST", pattern: "/v1/orders/{id}/cancel", body: bodyOptional, statuses: statuses([]int{200, 400, 404, 409, 415}, routeStatuses, engineStatuses)},
+	routeOrderShip:     {method: "POST", pattern: "/v1/orders/{id}/ship", admin: true, body: bodyOptional, statuses: statuses([]int{200, 400, 401, 404, 409, 415}, routeStatuses, engineStatuses)},
+	routeOrderComplete: {method: "POST", pattern: "/v1/orders/{id}/complete", admin: true, body: bodyOptional, statuses: statuses([]int{200, 400, 401, 404, 409, 415}, routeStatuses, engineStatuses)},
 }
 
 // match finds the route of method and the raw (still percent-encoded) path.

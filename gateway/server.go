@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,8 @@ type Server struct {
 	engine    Engine
 	tokenSum  [sha256.Size]byte // of the admin token
 	admit     *admission
+	customers *limiterTable[string]     // nil when Config.CustomerRate is off
+	clients   *limiterTable[netip.Addr] // nil when Config.ClientRate is off
 	metrics   *metrics
 	srv       *fasthttp.Server
 	metricsH  fasthttp.RequestHandler
@@ -40,6 +43,7 @@ type Server struct {
 // allocates nothing of its own on the happy path.
 type exchange struct {
 	ctx       *fasthttp.RequestCtx
+	start     time.Time // when the handler began: the time of rate limits
 	route     routeID
 	requestID []byte
 	buf       []byte // response body
@@ -53,10 +57,6 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(cfg.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: registering metrics: %w", err)
-	}
 	var prefix [4]byte
 	_, _ = rand.Read(prefix[:]) // never fails (crypto/rand contract)
 	s := &Server{
@@ -64,10 +64,20 @@ func New(cfg Config) (*Server, error) {
 		engine:    cfg.Engine,
 		tokenSum:  sha256.Sum256([]byte(cfg.AdminToken)),
 		admit:     newAdmission(cfg.InFlightMax, cfg.SKUQueueMax),
-		metrics:   m,
 		base:      context.Background(),
 		ridPrefix: hex.EncodeToString(prefix[:]) + "-",
 	}
+	if cfg.CustomerRate.on() {
+		s.customers = newLimiterTable[string](cfg.CustomerRate, cfg.RateLimitEntriesMax, limiterShards)
+	}
+	if cfg.ClientRate.on() {
+		s.clients = newLimiterTable[netip.Addr](cfg.ClientRate, cfg.RateLimitEntriesMax, limiterShards)
+	}
+	m, err := newMetrics(cfg.Registry, s.customers, s.clients)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: registering metrics: %w", err)
+	}
+	s.metrics = m
 	s.scratch.New = func() any { return &exchange{buf: make([]byte, 0, 512)} }
 	s.metricsH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
@@ -118,7 +128,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // contract's order, the route, metrics.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
-	x := s.begin(ctx)
+	x := s.begin(ctx, start)
 	defer s.finish(x, start)
 
 	id, param, allow := match(ctx.Method(), ctx.URI().PathOriginal())
@@ -131,6 +141,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if s.draining.Load() && id != routeHealthz {
 		s.metrics.shed[admitted].Inc()
 		s.problem(x, problem{kind: probUnavailable, detail: "the node is shutting down"})
+		return
+	}
+	if s.clients != nil && !s.allowClient(x) {
 		return
 	}
 	if spec.admin && !s.authorized(ctx) {
@@ -191,7 +204,7 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 		c.linger.Store(true)
 	}
 	start := time.Now()
-	x := s.begin(ctx)
+	x := s.begin(ctx, start)
 	defer s.finish(x, start)
 	p := readProblemFor(err)
 	if p.kind != probPayloadTooLarge {
@@ -201,7 +214,8 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 		return
 	}
 	// A body over MaxRequestBodySize still gets the checks that come
-	// before the size in the contract (route, token), then 413. fasthttp
+	// before the size in the contract (route, client rate limit, token),
+	// then 413. fasthttp
 	// resets the request when a chunked body runs over the limit, so there
 	// is no route or token left to check: such requests get 413 whatever
 	// their route (bodies with a Content-Length keep the order).
@@ -214,6 +228,7 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case id == routeNone:
 		s.routeMiss(x, allow)
+	case s.clients != nil && !s.allowClient(x):
 	case routeTable[id].admin && !s.authorized(ctx):
 		s.problem(x, problem{kind: probUnauthorized, detail: "this endpoint needs Authorization: Bearer <admin token>"})
 	default:
@@ -221,9 +236,10 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	}
 }
 
-func (s *Server) begin(ctx *fasthttp.RequestCtx) *exchange {
+func (s *Server) begin(ctx *fasthttp.RequestCtx, start time.Time) *exchange {
 	x := s.scratch.Get().(*exchange)
 	x.ctx = ctx
+	x.start = start
 	x.route = routeNone
 	x.requestID = x.requestID[:0]
 	if rid := ctx.Request.Header.Peek("X-Request-ID"); validIdentifier(rid, requestIDBytesMax) {

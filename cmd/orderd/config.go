@@ -9,13 +9,16 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/orderengine/orderengine/actors"
+	"github.com/orderengine/orderengine/gateway"
 )
 
 // config is everything orderd reads from flags and environment.
@@ -34,6 +37,14 @@ type config struct {
 	memoryLimit    byteSize
 	debugAddr      string
 	version        bool
+
+	// Per-client rate limits of the gateway; a zero rate is off.
+	customerRate      ratePerSecond
+	customerBurst     int
+	clientRate        ratePerSecond
+	clientBurst       int
+	rateLimitEntries  int
+	trustForwardedFor bool
 }
 
 // defaultMemoryLimit is the Go heap's soft limit unless -memory-limit or
@@ -91,6 +102,18 @@ Flags:
 	fs.IntVar(&c.residentMax, "max-resident", actors.DefaultResidentMax,
 		"actors kept in memory before the least recently used are asked to passivate (0: no bound)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (off when empty; keep it on loopback)")
+	fs.Var(&c.customerRate, "customer-rate",
+		"checkouts per customer, a `rate` such as 5/s or 300/m, beyond which POST /v1/orders answers 429 rate-limited (0: no limit)")
+	fs.IntVar(&c.customerBurst, "customer-burst", 0,
+		"checkouts one customer may make at once (0: the per-second rate rounded up, at least 1)")
+	fs.Var(&c.clientRate, "client-rate",
+		"requests per client address on every route, a `rate` such as 50/s, beyond which 429 rate-limited is answered (0: no limit; IPv6 counts per /64)")
+	fs.IntVar(&c.clientBurst, "client-burst", 0,
+		"requests one client address may make at once (0: the per-second rate rounded up, at least 1)")
+	fs.IntVar(&c.rateLimitEntries, "max-rate-limit-entries", gateway.DefaultRateLimitEntriesMax,
+		"customers, and client addresses, each rate limit keeps a bucket for; beyond it one not used lately is forgotten and starts again with a full bucket")
+	fs.BoolVar(&c.trustForwardedFor, "trust-forwarded-for", false,
+		"take the client address from the last X-Forwarded-For entry; only behind a proxy that appends it, since clients can write any")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -128,6 +151,14 @@ func (c config) validate() error {
 		return fmt.Errorf("-order-retention %v: want at least %v (idempotent checkouts replay for 24 hours)", c.orderRetention, orderRetentionMin)
 	case c.residentMax < 0:
 		return errors.New("-max-resident must not be negative")
+	case c.customerBurst < 0 || c.clientBurst < 0:
+		return errors.New("-customer-burst and -client-burst must not be negative")
+	case c.customerBurst > 0 && c.customerRate == 0:
+		return errors.New("-customer-burst needs -customer-rate")
+	case c.clientBurst > 0 && c.clientRate == 0:
+		return errors.New("-client-burst needs -client-rate")
+	case c.rateLimitEntries <= 0:
+		return errors.New("-max-rate-limit-entries must be positive")
 	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		return err
@@ -192,6 +223,37 @@ func loadAdminToken(c config) (token, path string, created bool, err error) {
 		return "", path, false, fmt.Errorf("store admin token: %w", err)
 	}
 	return token, path, true, f.Close()
+}
+
+// ratePerSecond is a flag value: a rate written COUNT/UNIT, UNIT one of s, m
+// or h (5/s, 300/m, 0.5/s), or 0 for none.
+type ratePerSecond float64
+
+func (r *ratePerSecond) String() string {
+	if *r == 0 {
+		return "0"
+	}
+	return strconv.FormatFloat(float64(*r), 'g', -1, 64) + "/s"
+}
+
+func (r *ratePerSecond) Set(s string) error {
+	if s == "0" {
+		*r = 0
+		return nil
+	}
+	num, unit, _ := strings.Cut(s, "/")
+	seconds := map[string]float64{"s": 1, "m": 60, "h": 3600}[unit]
+	n, err := strconv.ParseFloat(num, 64)
+	if seconds == 0 || err != nil || n < 0 || math.IsInf(n, 0) || math.IsNaN(n) {
+		return fmt.Errorf("%q: want a rate such as 5/s or 300/m (0: no limit)", s)
+	}
+	*r = ratePerSecond(n / seconds)
+	return nil
+}
+
+// rateLimit is the gateway's form of a rate and burst flag pair.
+func rateLimit(r ratePerSecond, burst int) gateway.RateLimit {
+	return gateway.RateLimit{PerSecond: float64(r), Burst: burst}
 }
 
 // byteSize is a flag value in bytes, written with an optional KiB, MiB or

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/orderengine/orderengine/gateway"
 )
 
 func noEnv(string) string { return "" }
@@ -126,11 +128,74 @@ func TestTakenAddressWritesNothing(t *testing.T) {
 func TestHelpNamesTheEnvironment(t *testing.T) {
 	var b strings.Builder
 	_, err := parseConfig([]string{"-h"}, &b, func(string) string { return "" })
-	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(b.String(), "ORDERD_<FLAG>") || !strings.Contains(b.String(), "-max-resident") {
+	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(b.String(), "ORDERD_<FLAG>") || !strings.Contains(b.String(), "-max-resident") ||
+		!strings.Contains(b.String(), "-customer-rate rate") || !strings.Contains(b.String(), "-trust-forwarded-for") {
 		t.Fatalf("-h: %v\n%s", err, b.String())
 	}
 	var out strings.Builder
 	if err := run(t.Context(), []string{"-version"}, &out, io.Discard, func(string) string { return "" }); err != nil || !strings.HasPrefix(out.String(), "orderd ") {
 		t.Fatalf("-version: %v %q", err, out.String())
+	}
+}
+
+func TestRateLimitFlags(t *testing.T) {
+	c, err := parseConfig(nil, io.Discard, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rateLimit(c.customerRate, c.customerBurst) != (gateway.RateLimit{}) || rateLimit(c.clientRate, c.clientBurst) != (gateway.RateLimit{}) ||
+		c.rateLimitEntries != gateway.DefaultRateLimitEntriesMax || c.trustForwardedFor {
+		t.Fatalf("rate limits must be off by default: %+v", c)
+	}
+	env := map[string]string{"ORDERD_CUSTOMER_RATE": "300/m", "ORDERD_CLIENT_RATE": "1/s", "ORDERD_CLIENT_BURST": "7",
+		"ORDERD_TRUST_FORWARDED_FOR": "true"}
+	c, err = parseConfig([]string{"-client-rate", "50/s", "-customer-burst", "2", "-max-rate-limit-entries", "1024"},
+		io.Discard, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rateLimit(c.customerRate, c.customerBurst); got != (gateway.RateLimit{PerSecond: 5, Burst: 2}) {
+		t.Errorf("customer limit %+v", got)
+	}
+	if got := rateLimit(c.clientRate, c.clientBurst); got != (gateway.RateLimit{PerSecond: 50, Burst: 7}) {
+		t.Errorf("client limit %+v (a flag wins over the environment)", got)
+	}
+	if c.rateLimitEntries != 1024 || !c.trustForwardedFor {
+		t.Errorf("entries %d, trust %v", c.rateLimitEntries, c.trustForwardedFor)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-customer-rate", "5"}, "-customer-rate"},
+		{[]string{"-client-rate", "fast"}, "-client-rate"},
+		{[]string{"-customer-burst", "-1", "-customer-rate", "1/s"}, "-customer-burst"},
+		{[]string{"-client-burst", "3"}, "-client-burst needs -client-rate"},
+		{[]string{"-customer-burst", "3"}, "-customer-burst needs -customer-rate"},
+		{[]string{"-max-rate-limit-entries", "0"}, "-max-rate-limit-entries"},
+	} {
+		if _, err := parseConfig(tc.args, io.Discard, noEnv); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one naming %s", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestRateFlag(t *testing.T) {
+	for in, want := range map[string]float64{"0": 0, "5/s": 5, "300/m": 5, "0.5/s": 0.5, "36/h": 0.01, "0/s": 0} {
+		var r ratePerSecond
+		if err := r.Set(in); err != nil || float64(r) != want {
+			t.Errorf("Set(%q) = %v, %v; want %v", in, float64(r), err, want)
+		}
+	}
+	for _, bad := range []string{"", "5", "5/d", "/s", "-1/s", "inf/s", "NaN/s", "5/s/s", "five/s", "5 /s"} {
+		var r ratePerSecond
+		if err := r.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted as %v", bad, float64(r))
+		}
+	}
+	r := ratePerSecond(5)
+	var back ratePerSecond
+	if err := back.Set(r.String()); err != nil || back != r {
+		t.Errorf("String() %q does not read back: %v %v", r.String(), back, err)
 	}
 }

@@ -43,14 +43,16 @@ var buildOrderd = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-func startNode(t *testing.T, dataDir, addr string) *node {
+// startNode starts orderd on dataDir and addr, with flags added to the
+// test's own, and waits until it is ready.
+func startNode(t *testing.T, dataDir, addr string, flags ...string) *node {
 	t.Helper()
 	bin, err := buildOrderd()
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := &node{t: t, base: "http://" + addr, token: "e2e-admin-token", logs: &bytes.Buffer{}, done: make(chan struct{})}
-	n.cmd = exec.Command(bin, "-data", dataDir, "-http", addr, "-admin-token", n.token, "-log-level", "warn")
+	n.cmd = exec.Command(bin, append([]string{"-data", dataDir, "-http", addr, "-admin-token", n.token, "-log-level", "warn"}, flags...)...)
 	pr, pw := io.Pipe()
 	n.cmd.Stdout, n.cmd.Stderr = pw, pw
 	var logMu sync.Mutex
@@ -329,4 +331,29 @@ func TestRefusalsLeaveNothingBehind(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// The rate limit flags reach the gateway: a customer over its rate is
+// refused with Retry-After and nothing reserved, another customer is not.
+func TestCustomerRateLimitFlag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs orderd")
+	}
+	n := startNode(t, filepath.Join(t.TempDir(), "data"), freeAddr(t), "-customer-rate", "1/h", "-customer-burst", "1")
+	if code, _ := n.call("POST", "/v1/skus/FLASH-1/restock", map[string]any{"quantity": 10}, true); code != 200 {
+		t.Fatalf("restock: %d", code)
+	}
+	order := func(customer string) (int, map[string]any) {
+		return n.call("POST", "/v1/orders", map[string]any{"customer": customer, "items": []any{map[string]any{"sku": "FLASH-1", "quantity": 1}}}, false)
+	}
+	if code, body := order("c-1"); code != 201 {
+		t.Fatalf("first checkout: %d %v", code, body)
+	}
+	if code, body := order("c-1"); code != 429 || !strings.HasSuffix(fmt.Sprint(body["type"]), "/rate-limited") {
+		t.Fatalf("second checkout of c-1: %d %v", code, body)
+	}
+	if code, body := order("c-2"); code != 201 {
+		t.Fatalf("another customer: %d %v", code, body)
+	}
+	checkSKU(t, n, 8, 2, 0)
 }

@@ -120,6 +120,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		Registry:       reg,
 		RequestTimeout: cfg.requestTimeout,
 		Readiness:      ready.Load,
+
+		CustomerRate:        rateLimit(cfg.customerRate, cfg.customerBurst),
+		ClientRate:          rateLimit(cfg.clientRate, cfg.clientBurst),
+		RateLimitEntriesMax: cfg.rateLimitEntries,
+		TrustForwardedFor:   cfg.trustForwardedFor,
 	})
 	if err != nil {
 		return err
