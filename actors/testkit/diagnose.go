@@ -93,7 +93,7 @@ func (k *Kit) why(name string) string {
 	more := k.causes
 	k.mu.Unlock()
 	for _, f := range more {
-		if c := f(); c != "" {
+		if c := f(name); c != "" {
 			causes = append(causes, c)
 		}
 	}

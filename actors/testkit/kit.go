@@ -45,8 +45,8 @@ type Kit struct {
 	calls   sync.WaitGroup // AskSKUAsync and AskOrderAsync requests in flight
 
 	mu     sync.Mutex
-	skus   map[string]bool // SKUs the kit has talked to, for Advance
-	causes []func() string // more explanations for a timeout (the Link's)
+	skus   map[string]bool            // SKUs the kit has talked to, for Advance
+	causes []func(name string) string // more explanations for a timeout (a Checkout's)
 }
 
 // DefaultTimeout is the Kit's Timeout unless WithTimeout sets another.

@@ -193,3 +193,27 @@ func TestEventuallyReportsTheLastValueSeen(t *testing.T) {
 		}
 	})
 }
+
+// A SKU's answer that comes later than the order's RequestTimeout is lost;
+// the order sends the command again once the fake clock passes its retry
+// time, and a request that times out meanwhile says so.
+func TestTimeoutSaysTheSagaWaitsForTheClock(t *testing.T) {
+	inBubble(t, func(t *testing.T) {
+		c := testkit.NewCheckout(t, actors.OrderConfig{RequestTimeout: time.Second})
+		c.AskSKU("A", &pb.Restock{OpId: "r1", Quantity: 5})
+		c.Journal.Pause()
+		cmd := &pb.PlaceOrder{OrderId: "o1", Customer: "c", Items: []*pb.OrderLine{{Sku: "A", Quantity: 1}}}
+		call := c.AskOrderAsync("o1", cmd)
+		call.ExpectNoReply(2 * time.Second)
+		c.Journal.Resume()
+		_, err := call.Result()
+		if !errors.Is(err, actors.ErrTimeout) || !strings.Contains(err.Error(), "order o1 is ") ||
+			!strings.Contains(err.Error(), "(Advance)") {
+			t.Fatalf("error %v, want a timeout that points at the clock", err)
+		}
+		c.Advance(time.Minute)
+		if r := c.AskOrder("o1", cmd); r.Order.GetStatus() != pb.OrderStatus_ORDER_STATUS_RESERVED {
+			t.Fatalf("after Advance: %v", r)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,7 @@ func NewCheckout(t TB, cfg actors.OrderConfig, opts ...Option) *Checkout {
 	c.Link = newLink(k.System, func(sku string) *actor.PID { return k.Registry.SKUPID(sku) }, k.Timeout)
 	cfg.Journal, cfg.Clock, cfg.SKUs = k.Journal, k.Clock, c.Link
 	k.mu.Lock()
-	k.causes = append(k.causes, c.Link.hold)
+	k.causes = append(k.causes, c.Link.hold, c.sagaOwes)
 	k.mu.Unlock()
 	if cfg.Logger == nil {
 		cfg.Logger = k.Logger
@@ -271,6 +272,23 @@ func (c *Checkout) OrderState(orderID string) *actors.OrderState {
 		c.T.Fatalf("load order %s: %v", orderID, err)
 	}
 	return s
+}
+
+// sagaOwes says, for a timeout error on the named order, that its saga
+// still owes SKU commands: a command whose answer was lost (held, dropped,
+// or later than the order's RequestTimeout) is sent again only once the
+// fake Clock passes its retry time.
+func (c *Checkout) sagaOwes(name string) string {
+	id, ok := strings.CutPrefix(name, "order/")
+	if !ok {
+		return ""
+	}
+	s, _, err := actors.LoadOrderState(c.Journal, id)
+	if err != nil || actors.OrderSettled(s) {
+		return ""
+	}
+	return fmt.Sprintf("order %s is %v in its journal and owes its SKUs commands; "+
+		"one whose answer was lost is sent again only when the kit's Clock passes its retry time (Advance)", id, s.Status)
 }
 
 // Settled reports whether the order's durable state owes its SKUs nothing.

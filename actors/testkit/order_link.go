@@ -95,7 +95,7 @@ func (l *Link) Held() []LinkMessage {
 
 // hold describes, for a timeout error, what the link keeps from the SKUs;
 // "" when nothing.
-func (l *Link) hold() string {
+func (l *Link) hold(string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.held) == 0 {
