@@ -17,9 +17,14 @@ run:
 	$(GO) build -o $(BIN)/orderd ./cmd/orderd
 	$(BIN)/orderd -data $(DATA) -http $(HTTP)
 
+# Modules of their own inside the repository (a replace points each at the
+# root): make test and make lint run in each of them too.
+MODULES   := examples/kit
+
 # What CI runs: every package with the race detector.
 test:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	for m in $(MODULES); do (cd $$m && $(GO) test -race -count=1 -timeout 20m ./...) || exit 1; done
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
@@ -30,6 +35,7 @@ lint:
 	$(GO) tool staticcheck $(PKGS)
 	./scripts/check-deps.sh
 	./scripts/check-tidy.sh
+	sc=$$($(GO) tool -n staticcheck) && for m in $(MODULES); do (cd $$m && $(GO) vet ./... && $$sc ./... && $(CURDIR)/scripts/check-tidy.sh) || exit 1; done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)
