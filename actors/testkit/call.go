@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -15,6 +16,43 @@ type Call[R any] struct {
 	done chan struct{}
 	res  R
 	err  error
+}
+
+// request is one command the kit asks an actor.
+type request[R any] struct {
+	k        *Kit
+	kind     actorKind
+	id       string // the SKU or order ID
+	cmd      any
+	remember func() // records the actor for Advance
+	ask      func(ctx context.Context, id string, cmd any) (R, error)
+}
+
+// try refuses a command the kind does not answer, and otherwise asks and
+// waits at most the kit's Timeout.
+func (r request[R]) try() (R, error) {
+	if err := r.kind.checkAsk(r.cmd); err != nil {
+		var none R
+		return none, err
+	}
+	r.remember()
+	ctx, cancel := context.WithTimeout(context.Background(), r.k.Timeout)
+	defer cancel()
+	res, err := r.ask(ctx, r.id, r.cmd)
+	return res, r.k.explain(err, r.kind.name+"/"+r.id)
+}
+
+// async is try on a goroutine the kit waits for as it stops.
+func (r request[R]) async() *Call[R] {
+	call := newCall[R](r.k.T, fmt.Sprintf("ask %s %s %T", r.kind.name, r.id, r.cmd))
+	if err := r.kind.checkAsk(r.cmd); err != nil {
+		var none R
+		call.finish(none, err)
+		return call
+	}
+	r.remember() // before returning, so that an Advance right after reaches the actor
+	r.k.calls.Go(func() { call.finish(r.try()) })
+	return call
 }
 
 func newCall[R any](t TB, what string) *Call[R] {

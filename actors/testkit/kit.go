@@ -131,28 +131,19 @@ func (k *Kit) AskSKU(sku string, cmd any) *pb.StockResult {
 // refused at once with an error wrapping ErrUnhandled; no answer within
 // Timeout is an error wrapping actors.ErrTimeout that says what the kit saw.
 func (k *Kit) TryAskSKU(sku string, cmd any) (*pb.StockResult, error) {
-	if err := skuKind.checkAsk(cmd); err != nil {
-		return nil, err
-	}
-	k.rememberSKU(sku)
-	ctx, cancel := context.WithTimeout(context.Background(), k.Timeout)
-	defer cancel()
-	res, err := k.Registry.AskSKU(ctx, sku, cmd)
-	return res, k.explain(err, "sku/"+sku)
+	return k.skuAsk(sku, cmd).try()
 }
 
 // AskSKUAsync sends cmd to the SKU's actor and returns at once; the Call
 // gets the reply, or the error TryAskSKU would return. Safe from any
 // goroutine.
 func (k *Kit) AskSKUAsync(sku string, cmd any) *Call[*pb.StockResult] {
-	call := newCall[*pb.StockResult](k.T, fmt.Sprintf("ask sku %s %T", sku, cmd))
-	if err := skuKind.checkAsk(cmd); err != nil {
-		call.finish(nil, err)
-		return call
-	}
-	k.rememberSKU(sku) // before returning, so that an Advance right after sweeps it
-	k.calls.Go(func() { call.finish(k.TryAskSKU(sku, cmd)) })
-	return call
+	return k.skuAsk(sku, cmd).async()
+}
+
+func (k *Kit) skuAsk(sku string, cmd any) request[*pb.StockResult] {
+	return request[*pb.StockResult]{k: k, kind: skuKind, id: sku, cmd: cmd,
+		remember: func() { k.rememberSKU(sku) }, ask: k.Registry.AskSKU}
 }
 
 // SendSKU delivers msg to the SKU's actor without waiting for, or getting,

@@ -118,28 +118,19 @@ func (c *Checkout) AskOrder(orderID string, cmd any) *pb.OrderResult {
 // within Timeout is an error wrapping actors.ErrTimeout that says what the
 // kit saw.
 func (c *Checkout) TryAskOrder(orderID string, cmd any) (*pb.OrderResult, error) {
-	if err := orderKind.checkAsk(cmd); err != nil {
-		return nil, err
-	}
-	c.remember(orderID)
-	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
-	defer cancel()
-	res, err := c.Orders.Ask(ctx, orderID, cmd)
-	return res, c.explain(err, "order/"+orderID)
+	return c.orderAsk(orderID, cmd).try()
 }
 
 // AskOrderAsync sends cmd to the order's actor and returns at once; the
 // Call gets the reply, or the error TryAskOrder would return. Safe from
 // any goroutine.
 func (c *Checkout) AskOrderAsync(orderID string, cmd any) *Call[*pb.OrderResult] {
-	call := newCall[*pb.OrderResult](c.T, fmt.Sprintf("ask order %s %T", orderID, cmd))
-	if err := orderKind.checkAsk(cmd); err != nil {
-		call.finish(nil, err)
-		return call
-	}
-	c.remember(orderID) // before returning, so that an Advance right after wakes it
-	c.calls.Go(func() { call.finish(c.TryAskOrder(orderID, cmd)) })
-	return call
+	return c.orderAsk(orderID, cmd).async()
+}
+
+func (c *Checkout) orderAsk(orderID string, cmd any) request[*pb.OrderResult] {
+	return request[*pb.OrderResult]{k: c.Kit, kind: orderKind, id: orderID, cmd: cmd,
+		remember: func() { c.remember(orderID) }, ask: c.Orders.Ask}
 }
 
 // PlaceOrderAsync sends a PlaceOrder and returns at once; the channel gets
