@@ -27,17 +27,22 @@ run:
 	$(GO) build -o $(BIN)/orderd ./cmd/orderd
 	$(BIN)/orderd -data $(DATA) -http $(HTTP)
 
-# What CI runs: every package of both modules with the race detector.
+# examples/kit is a module of its own too: tests written the way a user of
+# the test kit writes them, from outside, against the exported API only.
+EXAMPLES   := examples/kit
+
+# What CI runs: every package of every module with the race detector.
 test:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(call in_bench,test -race -count=1 -timeout 20m)
+	$(GO) -C $(EXAMPLES) test -race -count=1 -timeout 20m ./...
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 	$(call in_bench,test -short -count=1)
 
-# Both modules. staticcheck is pinned in the engine's go.mod only: -modfile
-# builds that pin while the packages it checks are the bench module's.
+# Every module. staticcheck is pinned in the engine's go.mod only: -modfile
+# builds that pin while the packages it checks are the other module's.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
@@ -45,7 +50,9 @@ lint:
 	$(GO) tool staticcheck $(PKGS)
 	$(GO) -C $(BENCH) tool -modfile=$(CURDIR)/go.mod staticcheck ./...
 	./scripts/check-deps.sh
-	./scripts/check-tidy.sh . $(BENCH)
+	$(GO) -C $(EXAMPLES) vet ./...
+	$(GO) -C $(EXAMPLES) tool -modfile=$(CURDIR)/go.mod staticcheck ./...
+	./scripts/check-tidy.sh . $(BENCH) $(EXAMPLES)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)

@@ -287,6 +287,27 @@ func (j *Journal) FailNext(err error) {
 	j.failures = append(j.failures, err)
 }
 
+// Paused reports whether flushes are held back (Pause without Resume).
+func (j *Journal) Paused() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.paused
+}
+
+// hold describes, for a timeout error, what the journal is doing to hold
+// writes back; "" when nothing.
+func (j *Journal) hold() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch {
+	case j.paused:
+		return fmt.Sprintf("the journal is paused with %d write(s) pending (Journal.Resume lets them finish)", len(j.queue))
+	case j.delay > 0:
+		return fmt.Sprintf("every journal flush takes %v (Journal.SetFlushDelay)", j.delay)
+	}
+	return ""
+}
+
 // Pending counts writes submitted but not yet completed.
 func (j *Journal) Pending() int {
 	j.mu.Lock()

@@ -34,19 +34,31 @@ type Kit struct {
 	// Logger is what the kit's actors log to: the test's output, warnings
 	// and above.
 	Logger *slog.Logger
-	// Timeout bounds every request the kit makes.
+	// Timeout bounds every request the kit makes and every Eventually:
+	// DefaultTimeout unless WithTimeout says otherwise. A request that
+	// gets no answer in time fails with an error wrapping
+	// actors.ErrTimeout that says what the kit saw (a paused journal, a
+	// crashed actor, commands the Link holds).
 	Timeout time.Duration
 
-	mu   sync.Mutex
-	skus map[string]bool // SKUs the kit has talked to, for Advance
+	crashes *crashes
+	calls   sync.WaitGroup // AskSKUAsync and AskOrderAsync requests in flight
+
+	mu     sync.Mutex
+	skus   map[string]bool            // SKUs the kit has talked to, for Advance
+	causes []func(name string) string // more explanations for a timeout (a Checkout's)
 }
+
+// DefaultTimeout is the Kit's Timeout unless WithTimeout sets another.
+const DefaultTimeout = 10 * time.Second
 
 // Option changes the kit's configuration before its actors start.
 type Option func(*config)
 
 type config struct {
-	sku   actors.SKUConfig
-	start time.Time
+	sku     actors.SKUConfig
+	start   time.Time
+	timeout time.Duration
 }
 
 // WithSKUConfig sets the SKU actors' configuration; the kit fills in its
@@ -56,11 +68,16 @@ func WithSKUConfig(c actors.SKUConfig) Option { return func(k *config) { k.sku =
 // WithStart sets the fake clock's start time (default 2026-01-01 UTC).
 func WithStart(t time.Time) Option { return func(k *config) { k.start = t } }
 
+// WithTimeout sets the kit's Timeout (default DefaultTimeout): how long a
+// request waits for its answer and Eventually for its condition. Inside a
+// testing/synctest bubble the wait is on the bubble's fake time.
+func WithTimeout(d time.Duration) Option { return func(k *config) { k.timeout = d } }
+
 // New starts a kit whose actor system and journal stop when the test ends.
 // Actor logs go to the test's output.
 func New(t TB, opts ...Option) *Kit {
 	t.Helper()
-	cfg := config{start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	cfg := config{start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), timeout: DefaultTimeout}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -73,10 +90,11 @@ func New(t TB, opts ...Option) *Kit {
 		T:       t,
 		Journal: NewJournal(),
 		Clock:   NewClock(cfg.start),
-		Timeout: 10 * time.Second,
+		Timeout: cfg.timeout,
 		skus:    map[string]bool{},
 	}
 	k.System = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	k.crashes = watchCrashes(k.System)
 	skuCfg := cfg.sku
 	skuCfg.Journal, skuCfg.Clock, skuCfg.Logger = k.Journal, k.Clock, logger
 	k.Registry = actors.NewRegistry(k.System, skuCfg)
@@ -86,6 +104,8 @@ func New(t TB, opts ...Option) *Kit {
 		ctx, cancel := context.WithTimeout(context.Background(), k.Timeout)
 		defer cancel()
 		_ = k.Registry.StopAll(ctx) // bounded; leftovers only cost time
+		k.calls.Wait()              // each ends within Timeout, sooner once its actor stopped
+		k.System.EventStream.Unsubscribe(k.crashes.sub)
 		logs.done.Store(true)
 		k.System.Shutdown()
 		k.Journal.Close()
@@ -94,7 +114,8 @@ func New(t TB, opts ...Option) *Kit {
 }
 
 // AskSKU sends cmd to the SKU's actor and returns its reply, failing the
-// test if none comes within Timeout.
+// test if none comes within Timeout or if a SKU actor would not answer cmd
+// (see TryAskSKU). Call it from the test's goroutine.
 func (k *Kit) AskSKU(sku string, cmd any) *pb.StockResult {
 	k.T.Helper()
 	res, err := k.TryAskSKU(sku, cmd)
@@ -104,14 +125,43 @@ func (k *Kit) AskSKU(sku string, cmd any) *pb.StockResult {
 	return res
 }
 
-// TryAskSKU is AskSKU returning the error instead of failing the test.
+// TryAskSKU is AskSKU returning the error instead of failing the test; it
+// is safe to call from any goroutine. A command a SKU actor does not answer
+// (a *pb.PayOrder, or a *pb.SweepReservations, which SendSKU takes) is
+// refused at once with an error wrapping ErrUnhandled; no answer within
+// Timeout is an error wrapping actors.ErrTimeout that says what the kit saw.
 func (k *Kit) TryAskSKU(sku string, cmd any) (*pb.StockResult, error) {
+	return k.skuAsk(sku, cmd).try()
+}
+
+// AskSKUAsync sends cmd to the SKU's actor and returns at once; the Call
+// gets the reply, or the error TryAskSKU would return. Safe from any
+// goroutine.
+func (k *Kit) AskSKUAsync(sku string, cmd any) *Call[*pb.StockResult] {
+	return k.skuAsk(sku, cmd).async()
+}
+
+func (k *Kit) skuAsk(sku string, cmd any) request[*pb.StockResult] {
+	return request[*pb.StockResult]{k: k, kind: skuKind, id: sku, cmd: cmd,
+		remember: func() { k.rememberSKU(sku) }, ask: k.Registry.AskSKU}
+}
+
+// SendSKU delivers msg to the SKU's actor without waiting for, or getting,
+// an answer: a *pb.SweepReservations, or any command whose answer does not
+// matter. A message a SKU actor does not handle fails the test at once.
+func (k *Kit) SendSKU(sku string, msg any) {
+	k.T.Helper()
+	if err := skuKind.checkSend(msg); err != nil {
+		k.T.Fatalf("send sku %s: %v", sku, err)
+	}
+	k.rememberSKU(sku)
+	k.System.Root.Send(k.Registry.SKUPID(sku), msg)
+}
+
+func (k *Kit) rememberSKU(sku string) {
 	k.mu.Lock()
+	defer k.mu.Unlock()
 	k.skus[sku] = true
-	k.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), k.Timeout)
-	defer cancel()
-	return k.Registry.AskSKU(ctx, sku, cmd)
 }
 
 // SKUEvents returns the SKU's durable events in order.
@@ -161,6 +211,13 @@ func (k *Kit) Advance(d time.Duration) {
 // the new instance recovers from the journal: whatever it had applied but
 // not made durable is gone, and callers still waiting are answered
 // UNAVAILABLE.
+//
+// CrashSKU returns at once; it does not wait for the restart or the
+// recovery. It needs not: messages sent after it are handled by the new
+// instance, in order, once it has recovered. Recovery first waits for the
+// journal writes the crashed instance had in flight (while the journal is
+// paused, until Resume), then reads the journal. To wait for it, ask
+// anything, such as a *pb.GetStock.
 func (k *Kit) CrashSKU(sku string) {
 	k.System.Root.Send(k.Registry.SKUPID(sku), actors.Crash{})
 }

@@ -2,10 +2,11 @@ package testkit
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -29,12 +30,15 @@ type Checkout struct {
 
 // NewCheckout starts a Checkout; cfg's journal, clock, link and logger are
 // filled in by the kit.
-func NewCheckout(t testing.TB, cfg actors.OrderConfig, opts ...Option) *Checkout {
+func NewCheckout(t TB, cfg actors.OrderConfig, opts ...Option) *Checkout {
 	t.Helper()
 	k := New(t, opts...)
 	c := &Checkout{Kit: k, orders: map[string]bool{}}
 	c.Link = newLink(k.System, func(sku string) *actor.PID { return k.Registry.SKUPID(sku) }, k.Timeout)
 	cfg.Journal, cfg.Clock, cfg.SKUs = k.Journal, k.Clock, c.Link
+	k.mu.Lock()
+	k.causes = append(k.causes, c.Link.hold, c.sagaOwes)
+	k.mu.Unlock()
 	if cfg.Logger == nil {
 		cfg.Logger = k.Logger
 	}
@@ -87,8 +91,17 @@ func (h *untilDone) WithGroup(name string) slog.Handler {
 }
 
 // AskOrder sends cmd to the order's actor and returns its reply, failing
-// the test if none comes within Timeout. A PlaceOrder returns when its saga
-// has ended.
+// the test if none comes within Timeout or if an order actor would not
+// answer cmd (see TryAskOrder). A PlaceOrder returns when its saga has
+// ended. Call it from the test's goroutine.
+//
+// An order's actor is named by its order ID, and every command carries the
+// ID again (PlaceOrder.OrderId, PayOrder.OrderId, ...); a command whose ID
+// is not the actor's is answered INVALID. The engine's IDs are "o_" and a
+// ULID: actors.KeyedOrderID(customer, idempotencyKey) for a checkout with
+// an idempotency key (a retry reaches the same order), an
+// actors.OrderIDSource otherwise. The actors take any ID of 1 to 128
+// characters of [A-Za-z0-9._:-], so tests may use short ones.
 func (c *Checkout) AskOrder(orderID string, cmd any) *pb.OrderResult {
 	c.T.Helper()
 	res, err := c.TryAskOrder(orderID, cmd)
@@ -99,30 +112,48 @@ func (c *Checkout) AskOrder(orderID string, cmd any) *pb.OrderResult {
 }
 
 // TryAskOrder is AskOrder returning the error instead of failing the test.
-// Safe to call from any goroutine.
+// Safe to call from any goroutine. A command an order actor does not answer
+// (a *pb.ReserveStock, or a tick such as *pb.ExpireOrder, which SendOrder
+// takes) is refused at once with an error wrapping ErrUnhandled; no answer
+// within Timeout is an error wrapping actors.ErrTimeout that says what the
+// kit saw.
 func (c *Checkout) TryAskOrder(orderID string, cmd any) (*pb.OrderResult, error) {
-	c.remember(orderID)
-	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
-	defer cancel()
-	return c.Orders.Ask(ctx, orderID, cmd)
+	return c.orderAsk(orderID, cmd).try()
+}
+
+// AskOrderAsync sends cmd to the order's actor and returns at once; the
+// Call gets the reply, or the error TryAskOrder would return. Safe from
+// any goroutine.
+func (c *Checkout) AskOrderAsync(orderID string, cmd any) *Call[*pb.OrderResult] {
+	return c.orderAsk(orderID, cmd).async()
+}
+
+func (c *Checkout) orderAsk(orderID string, cmd any) request[*pb.OrderResult] {
+	return request[*pb.OrderResult]{k: c.Kit, kind: orderKind, id: orderID, cmd: cmd,
+		remember: func() { c.remember(orderID) }, ask: c.Orders.Ask}
 }
 
 // PlaceOrderAsync sends a PlaceOrder and returns at once; the channel gets
-// the reply (nil when the request failed) when the saga ends.
+// the reply (nil when the request failed) when the saga ends. AskOrderAsync
+// does the same for any command and keeps the error.
 func (c *Checkout) PlaceOrderAsync(cmd *pb.PlaceOrder) <-chan *pb.OrderResult {
 	out := make(chan *pb.OrderResult, 1)
-	c.remember(cmd.OrderId)
-	go func() {
-		res, _ := c.TryAskOrder(cmd.OrderId, cmd)
+	call := c.AskOrderAsync(cmd.OrderId, cmd)
+	c.calls.Go(func() {
+		res, _ := call.Result()
 		out <- res
-	}()
+	})
 	return out
 }
 
 // SendOrder delivers msg to the order's actor without waiting: a tick, or
 // an injected StockAnswered that pretends to be a SKU's (late, duplicate)
-// answer.
+// answer. A message an order actor does not handle fails the test at once.
 func (c *Checkout) SendOrder(orderID string, msg any) {
+	c.T.Helper()
+	if err := orderKind.checkSend(msg); err != nil {
+		c.T.Fatalf("send order %s: %v", orderID, err)
+	}
 	c.remember(orderID)
 	c.Orders.Send(orderID, msg)
 }
@@ -193,7 +224,9 @@ func (c *Checkout) WakeDue() int {
 
 // CrashOrder makes the order's actor panic. Its supervisor restarts it and
 // the new instance recovers from the journal and re-sends whatever its
-// saga still owes; callers waiting on it are answered UNAVAILABLE.
+// saga still owes; callers waiting on it are answered UNAVAILABLE. Like
+// CrashSKU it returns at once, and what is sent after it reaches the
+// recovered instance.
 func (c *Checkout) CrashOrder(orderID string) {
 	c.System.Root.Send(c.Orders.PID(orderID), actors.Crash{})
 }
@@ -232,19 +265,24 @@ func (c *Checkout) OrderState(orderID string) *actors.OrderState {
 	return s
 }
 
+// sagaOwes says, for a timeout error on the named order, that its saga
+// still owes SKU commands: a command whose answer was lost (held, dropped,
+// or later than the order's RequestTimeout) is sent again only once the
+// fake Clock passes its retry time.
+func (c *Checkout) sagaOwes(name string) string {
+	id, ok := strings.CutPrefix(name, "order/")
+	if !ok {
+		return ""
+	}
+	s, _, err := actors.LoadOrderState(c.Journal, id)
+	if err != nil || actors.OrderSettled(s) {
+		return ""
+	}
+	return fmt.Sprintf("order %s is %v in its journal and owes its SKUs commands; "+
+		"one whose answer was lost is sent again only when the kit's Clock passes its retry time (Advance)", id, s.Status)
+}
+
 // Settled reports whether the order's durable state owes its SKUs nothing.
 func (c *Checkout) Settled(orderID string) bool {
 	return actors.OrderSettled(c.OrderState(orderID))
-}
-
-// Eventually waits until cond holds, failing the test after Timeout.
-func (c *Checkout) Eventually(what string, cond func() bool) {
-	c.T.Helper()
-	deadline := time.Now().Add(c.Timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.T.Fatalf("not within %v: %s", c.Timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }

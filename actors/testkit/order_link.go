@@ -1,6 +1,8 @@
 package testkit
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,6 +92,24 @@ func (l *Link) Held() []LinkMessage {
 	}
 	return out
 }
+
+// hold describes, for a timeout error, what the link keeps from the SKUs;
+// "" when nothing.
+func (l *Link) hold(string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.held) == 0 {
+		return ""
+	}
+	var first []string
+	for _, h := range l.held[:min(len(l.held), linkHeldNamedMax)] {
+		first = append(first, fmt.Sprintf("%s %s for %s", h.Step, h.SKU, h.OrderID))
+	}
+	return fmt.Sprintf("the Link holds %d SKU command(s) (Link.Release): %s", len(l.held), strings.Join(first, ", "))
+}
+
+// linkHeldNamedMax bounds the held commands a timeout error names.
+const linkHeldNamedMax = 5
 
 // Release delivers the held commands with the given indexes (as Held lists
 // them) in the given order, and keeps the others.
