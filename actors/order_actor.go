@@ -215,7 +215,7 @@ func (a *orderActor) Receive(ctx actor.Context) {
 	case *orderStockReply:
 		r := m.result
 		a.command(ctx, &pb.StockAnswered{Sku: m.sku, Step: m.step, Outcome: r.Outcome,
-			Available: r.GetView().GetAvailable(), Detail: r.Detail, Hold: r.Hold}, nil)
+			Available: r.GetView().GetAvailable(), Limit: r.GetView().GetPerCustomerLimit(), Detail: r.Detail, Hold: r.Hold}, nil)
 	case *orderRetryTick:
 		a.retry = nil
 		a.pump(ctx)

@@ -498,3 +498,46 @@ func TestPayWaitsForARecoveringReservation(t *testing.T) {
 }
 
 var errTestJournal = errors.New("injected journal failure")
+
+// A line over the customer's purchase limit refuses the whole order, like
+// out-of-stock: nothing stays reserved, the answer names the line and the
+// limit, a keyed retry replays it, and a cancellation frees the customer's
+// units again.
+func TestCheckoutPurchaseLimit(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 10, "B": 10})
+	if r := c.AskSKU("B", &pb.SetPurchaseLimit{PerCustomer: 2}); r.Outcome != pb.Outcome_OUTCOME_APPLIED || r.View.PerCustomerLimit != 2 {
+		t.Fatalf("set limit: %v", r)
+	}
+	first := actors.KeyedOrderID("c-1", "first")
+	wantCode(t, c.AskOrder(first, placeCmd(first, "A", 2, "B", 2)), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_RESERVED)
+
+	over := actors.KeyedOrderID("c-1", "over")
+	r := c.AskOrder(over, placeCmd(over, "A", 1, "B", 1))
+	wantCode(t, r, pb.OrderCode_ORDER_CODE_LIMIT_EXCEEDED, pb.OrderStatus_ORDER_STATUS_REJECTED)
+	if r.Sku != "B" || r.Limit != 2 {
+		t.Fatalf("names %s limit %d, want B and 2", r.Sku, r.Limit)
+	}
+	settled(t, c, over)
+	skuIs(t, c, "A", 8, 2, 0) // the A line of the refused order was released
+	if again := c.AskOrder(over, placeCmd(over, "A", 1, "B", 1)); again.Code != pb.OrderCode_ORDER_CODE_LIMIT_EXCEEDED || again.Limit != 2 {
+		t.Fatalf("keyed retry: %v", again)
+	}
+	other := actors.KeyedOrderID("c-2", "other")
+	cmd := placeCmd(other, "B", 2)
+	cmd.Customer = "c-2"
+	wantCode(t, c.AskOrder(other, cmd), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_RESERVED)
+
+	// Paid units keep counting; a cancellation after payment returns them
+	// and the customer may buy again.
+	wantCode(t, c.AskOrder(first, &pb.PayOrder{OrderId: first, PaymentRef: "p"}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_PAID)
+	settled(t, c, first)
+	retry := actors.KeyedOrderID("c-1", "after-pay")
+	wantCode(t, c.AskOrder(retry, placeCmd(retry, "B", 1)), pb.OrderCode_ORDER_CODE_LIMIT_EXCEEDED, pb.OrderStatus_ORDER_STATUS_REJECTED)
+	wantCode(t, c.AskOrder(first, &pb.CancelOrder{OrderId: first}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_CANCELLED)
+	settled(t, c, first)
+	again := actors.KeyedOrderID("c-1", "after-cancel")
+	wantCode(t, c.AskOrder(again, placeCmd(again, "B", 2)), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_RESERVED)
+	if got := c.SKUState("B").CustomerUnits("c-1"); got != 2 {
+		t.Fatalf("c-1 counts %d units of B, want 2", got)
+	}
+}

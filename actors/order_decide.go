@@ -179,6 +179,9 @@ func orderIdentifierOK(id string, max int) bool {
 func OrderPlaceOutcome(s *OrderState, repeat bool) *pb.OrderResult {
 	r := &pb.OrderResult{Code: pb.OrderCode_ORDER_CODE_OK, Order: s.View()}
 	switch {
+	case s.Status == pb.OrderStatus_ORDER_STATUS_REJECTED && s.RejectedLimit > 0:
+		r.Code, r.Sku, r.Limit = pb.OrderCode_ORDER_CODE_LIMIT_EXCEEDED, s.RejectedSKU, s.RejectedLimit
+		r.OrderStatus = s.Status
 	case s.Status == pb.OrderStatus_ORDER_STATUS_REJECTED:
 		r.Code, r.Sku, r.Available = pb.OrderCode_ORDER_CODE_OUT_OF_STOCK, s.RejectedSKU, s.RejectedAvailable
 		r.OrderStatus = s.Status
@@ -295,8 +298,13 @@ func decideStockAnswered(s *OrderState, c *pb.StockAnswered, now time.Time) Orde
 		switch {
 		case ok && l.Hold == pb.LineHold_LINE_HOLD_NONE:
 			body = &pb.OrderEvent{Body: &pb.OrderEvent_LineReserved{LineReserved: &pb.LineReserved{Sku: l.SKU}}}
-		case !ok && (final || c.Outcome == pb.Outcome_OUTCOME_INSUFFICIENT) && l.Reserve == pb.LineReserve_LINE_RESERVE_PENDING:
-			body = &pb.OrderEvent{Body: &pb.OrderEvent_LineRefused{LineRefused: &pb.LineRefused{Sku: l.SKU, Available: c.Available, Detail: c.Detail}}}
+		case !ok && (final || c.Outcome == pb.Outcome_OUTCOME_INSUFFICIENT || c.Outcome == pb.Outcome_OUTCOME_LIMIT_EXCEEDED) &&
+			l.Reserve == pb.LineReserve_LINE_RESERVE_PENDING:
+			refused := &pb.LineRefused{Sku: l.SKU, Available: c.Available, Detail: c.Detail}
+			if c.Outcome == pb.Outcome_OUTCOME_LIMIT_EXCEEDED {
+				refused.Limit = max(c.Limit, 1) // a limit refused it; it is never 0
+			}
+			body = &pb.OrderEvent{Body: &pb.OrderEvent_LineRefused{LineRefused: refused}}
 		}
 	case pb.SKUStep_SKU_STEP_COMMIT:
 		if l.Hold == pb.LineHold_LINE_HOLD_RESERVED && (goal == orderGoalCommitted || goal == orderGoalReturned) {
@@ -344,26 +352,27 @@ func orderSagaEnd(s *OrderState, ev *pb.OrderEvent, now time.Time) *pb.OrderEven
 	if s.Status != pb.OrderStatus_ORDER_STATUS_RESERVING {
 		return nil
 	}
-	answered, to, toAvailable := "", pb.LineReserve_LINE_RESERVE_HELD, int64(0)
+	answered, to, toAvailable, toLimit := "", pb.LineReserve_LINE_RESERVE_HELD, int64(0), int64(0)
 	switch b := ev.Body.(type) {
 	case *pb.OrderEvent_LineReserved:
 		answered = b.LineReserved.Sku
 	case *pb.OrderEvent_LineRefused:
-		answered, to, toAvailable = b.LineRefused.Sku, pb.LineReserve_LINE_RESERVE_REFUSED, b.LineRefused.Available
+		r := b.LineRefused
+		answered, to, toAvailable, toLimit = r.Sku, pb.LineReserve_LINE_RESERVE_REFUSED, r.Available, r.Limit
 	default:
 		return nil
 	}
 	var first *pb.OrderRejected
 	for _, l := range s.Lines {
-		st, available := l.Reserve, l.Available
+		st, available, limit := l.Reserve, l.Available, l.Limit
 		if l.SKU == answered && st == pb.LineReserve_LINE_RESERVE_PENDING {
-			st, available = to, toAvailable
+			st, available, limit = to, toAvailable, toLimit
 		}
 		switch {
 		case st == pb.LineReserve_LINE_RESERVE_PENDING:
 			return nil
 		case st == pb.LineReserve_LINE_RESERVE_REFUSED && first == nil:
-			first = &pb.OrderRejected{Sku: l.SKU, Available: available}
+			first = &pb.OrderRejected{Sku: l.SKU, Available: available, Limit: limit}
 		}
 	}
 	if first == nil {

@@ -82,7 +82,7 @@ func orderOwedFor(s *OrderState, goal orderGoal, l *OrderLineState) (OrderSKUCom
 	case orderGoalHeld:
 		if s.Status == pb.OrderStatus_ORDER_STATUS_RESERVING && l.Reserve == pb.LineReserve_LINE_RESERVE_PENDING {
 			return OrderSKUCommand{l.SKU, pb.SKUStep_SKU_STEP_RESERVE,
-				&pb.ReserveStock{OrderId: s.ID, Quantity: l.Quantity, DeadlineUnixNano: s.ExpiresAt}}, true
+				&pb.ReserveStock{OrderId: s.ID, Quantity: l.Quantity, DeadlineUnixNano: s.ExpiresAt, Customer: s.Customer}}, true
 		}
 	case orderGoalCommitted:
 		if l.Hold == pb.LineHold_LINE_HOLD_RESERVED {
@@ -102,10 +102,11 @@ func orderOwedFor(s *OrderState, goal orderGoal, l *OrderLineState) (OrderSKUCom
 		case pb.LineHold_LINE_HOLD_COMMITTED:
 			// The SKU may have forgotten the committed hold by now (its
 			// dedup window is short, a cancellation can come days later),
-			// so the return says what to give back and since when it is
-			// owed.
+			// so the return says what to give back, since when it is
+			// owed, and whose purchase (placed when) it uncounts.
 			return OrderSKUCommand{l.SKU, pb.SKUStep_SKU_STEP_RETURN, &pb.ReturnStock{OrderId: s.ID,
-				Quantity: l.Quantity, DeadlineUnixNano: s.ExpiresAt, OwedSinceUnixNano: s.StatusAt}}, true
+				Quantity: l.Quantity, DeadlineUnixNano: s.ExpiresAt, OwedSinceUnixNano: s.StatusAt,
+				Customer: s.Customer, PlacedUnixNano: s.CreatedAt}}, true
 		}
 	}
 	return OrderSKUCommand{}, false

@@ -46,8 +46,8 @@ func TestOrderSagaHappyPath(t *testing.T) {
 	orderStepAll(t, s, at, orderTestPlace())
 	dl := s.ExpiresAt
 	orderCheckOwed(t, s, []OrderSKUCommand{
-		{"A", reserveStep, &pb.ReserveStock{OrderId: orderTestID, Quantity: 2, DeadlineUnixNano: dl}},
-		{"B", reserveStep, &pb.ReserveStock{OrderId: orderTestID, Quantity: 1, DeadlineUnixNano: dl}},
+		{"A", reserveStep, &pb.ReserveStock{OrderId: orderTestID, Quantity: 2, DeadlineUnixNano: dl, Customer: "c-1"}},
+		{"B", reserveStep, &pb.ReserveStock{OrderId: orderTestID, Quantity: 1, DeadlineUnixNano: dl, Customer: "c-1"}},
 	})
 	orderStepAll(t, s, at, orderAnswer("B", reserveStep, orderApplied, 0))
 	if s.Status != pb.OrderStatus_ORDER_STATUS_RESERVING {
@@ -143,7 +143,7 @@ func TestOrderSagaCancelAfterPayCommitsThenReturns(t *testing.T) {
 	// quantity, the deadline, and since when it is owed (the cancellation).
 	ret := func(sku string) *pb.ReturnStock {
 		return &pb.ReturnStock{OrderId: orderTestID, Quantity: s.line(sku).Quantity, DeadlineUnixNano: s.ExpiresAt,
-			OwedSinceUnixNano: at.UnixNano()}
+			OwedSinceUnixNano: at.UnixNano(), Customer: "c-1", PlacedUnixNano: s.CreatedAt}
 	}
 	orderCheckOwed(t, s, []OrderSKUCommand{
 		{"A", returnStep, ret("A")},

@@ -31,6 +31,9 @@ type OrderState struct {
 	// request order, once rejected.
 	RejectedSKU       string
 	RejectedAvailable int64
+	// RejectedLimit is that SKU's purchase limit when the line was refused
+	// for it (0: refused for stock).
+	RejectedLimit int64
 	// EndedFrom is the status the order left when cancelled or expired:
 	// a paid order's cancellation returns units, an unpaid one releases.
 	EndedFrom pb.OrderStatus
@@ -52,6 +55,7 @@ type OrderLineState struct {
 	Quantity  int64
 	Reserve   pb.LineReserve // the saga's first answer
 	Available int64          // what the SKU had, for a refused line
+	Limit     int64          // the SKU's purchase limit, for a line refused for it
 	Hold      pb.LineHold    // where the order's units are on the SKU
 }
 
@@ -103,7 +107,7 @@ func (s *OrderState) apply(seq uint64, ev *pb.OrderEvent) {
 	case *pb.OrderEvent_LineRefused:
 		l := s.mustLine(b.LineRefused.Sku)
 		s.must(l.Reserve == pb.LineReserve_LINE_RESERVE_PENDING, "line refused twice")
-		l.Reserve, l.Available = pb.LineReserve_LINE_RESERVE_REFUSED, b.LineRefused.Available
+		l.Reserve, l.Available, l.Limit = pb.LineReserve_LINE_RESERVE_REFUSED, b.LineRefused.Available, b.LineRefused.Limit
 	case *pb.OrderEvent_Reserved:
 		s.must(s.Status == pb.OrderStatus_ORDER_STATUS_RESERVING, "reserved when not reserving")
 		for _, l := range s.Lines {
@@ -113,7 +117,7 @@ func (s *OrderState) apply(seq uint64, ev *pb.OrderEvent) {
 	case *pb.OrderEvent_Rejected:
 		s.must(s.Status == pb.OrderStatus_ORDER_STATUS_RESERVING, "rejected when not reserving")
 		s.Status = pb.OrderStatus_ORDER_STATUS_REJECTED
-		s.RejectedSKU, s.RejectedAvailable = b.Rejected.Sku, b.Rejected.Available
+		s.RejectedSKU, s.RejectedAvailable, s.RejectedLimit = b.Rejected.Sku, b.Rejected.Available, b.Rejected.Limit
 	case *pb.OrderEvent_LineReleased:
 		s.mustLine(b.LineReleased.Sku).Hold = pb.LineHold_LINE_HOLD_RELEASED
 	case *pb.OrderEvent_Paid:
@@ -196,14 +200,14 @@ func (s *OrderState) View() *pb.OrderView {
 func (s *OrderState) Snapshot() *pb.OrderSnapshot {
 	lines := make([]*pb.OrderLineState, len(s.Lines))
 	for i, l := range s.Lines {
-		lines[i] = &pb.OrderLineState{Sku: l.SKU, Quantity: l.Quantity, Reserve: l.Reserve, Available: l.Available, Hold: l.Hold}
+		lines[i] = &pb.OrderLineState{Sku: l.SKU, Quantity: l.Quantity, Reserve: l.Reserve, Available: l.Available, Hold: l.Hold, Limit: l.Limit}
 	}
 	return &pb.OrderSnapshot{
 		SchemaVersion: orderSchemaVersion, Sequence: s.Sequence, OrderId: s.ID, Customer: s.Customer,
 		Status: s.Status, Lines: lines, TtlSeconds: s.TTLSeconds,
 		CreatedAtUnixNano: s.CreatedAt, ExpiresAtUnixNano: s.ExpiresAt,
 		Fingerprint: bytes.Clone(s.Fingerprint), PaymentRef: s.PaymentRef,
-		RejectedSku: s.RejectedSKU, RejectedAvailable: s.RejectedAvailable, EndedFrom: s.EndedFrom,
+		RejectedSku: s.RejectedSKU, RejectedAvailable: s.RejectedAvailable, RejectedLimit: s.RejectedLimit, EndedFrom: s.EndedFrom,
 		StatusAtUnixNano: s.StatusAt, ForgetRejection: s.ForgetRejection,
 	}
 }
@@ -221,14 +225,14 @@ func orderStateFromSnapshot(id string, snap *pb.OrderSnapshot) (*OrderState, err
 		ID: id, Sequence: snap.Sequence, Status: snap.Status, Customer: snap.Customer,
 		TTLSeconds: snap.TtlSeconds, CreatedAt: snap.CreatedAtUnixNano, ExpiresAt: snap.ExpiresAtUnixNano,
 		Fingerprint: bytes.Clone(snap.Fingerprint), PaymentRef: snap.PaymentRef,
-		RejectedSKU: snap.RejectedSku, RejectedAvailable: snap.RejectedAvailable, EndedFrom: snap.EndedFrom,
+		RejectedSKU: snap.RejectedSku, RejectedAvailable: snap.RejectedAvailable, RejectedLimit: snap.RejectedLimit, EndedFrom: snap.EndedFrom,
 		StatusAt: snap.StatusAtUnixNano, ForgetRejection: snap.ForgetRejection,
 	}
 	for _, l := range snap.Lines {
 		if l == nil {
 			return nil, fmt.Errorf("order %s: snapshot has an empty line", id)
 		}
-		s.Lines = append(s.Lines, OrderLineState{SKU: l.Sku, Quantity: l.Quantity, Reserve: l.Reserve, Available: l.Available, Hold: l.Hold})
+		s.Lines = append(s.Lines, OrderLineState{SKU: l.Sku, Quantity: l.Quantity, Reserve: l.Reserve, Available: l.Available, Hold: l.Hold, Limit: l.Limit})
 	}
 	s.indexLines()
 	if err := s.Check(); err != nil {

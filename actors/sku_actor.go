@@ -152,7 +152,7 @@ func (a *skuActor) Receive(ctx actor.Context) {
 	case Crash:
 		panic("sku " + a.sku + ": crash requested")
 	case *pb.Restock, *pb.Remove, *pb.ReserveStock, *pb.CommitReservation,
-		*pb.ReleaseReservation, *pb.ReturnStock, *pb.GetStock, *pb.SweepReservations:
+		*pb.ReleaseReservation, *pb.ReturnStock, *pb.SetPurchaseLimit, *pb.GetStock, *pb.SweepReservations:
 		a.command(ctx, m, ctx.Sender())
 	}
 }

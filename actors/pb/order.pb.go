@@ -142,21 +142,27 @@ const (
 	// restarted first). It may or may not have been written; retry the same
 	// command to find out (HTTP 503 unavailable).
 	OrderCode_ORDER_CODE_UNAVAILABLE OrderCode = 9
+	// A line would take the customer above the SKU's purchase limit; sku and
+	// limit name the first refused line in request order (HTTP 409
+	// limit-exceeded). Like OUT_OF_STOCK, a repeated PlaceOrder answers the
+	// same again and nothing stays reserved.
+	OrderCode_ORDER_CODE_LIMIT_EXCEEDED OrderCode = 10
 )
 
 // Enum value maps for OrderCode.
 var (
 	OrderCode_name = map[int32]string{
-		0: "ORDER_CODE_UNSPECIFIED",
-		1: "ORDER_CODE_OK",
-		2: "ORDER_CODE_ALREADY_DONE",
-		3: "ORDER_CODE_NOT_FOUND",
-		4: "ORDER_CODE_OUT_OF_STOCK",
-		5: "ORDER_CODE_INVALID_TRANSITION",
-		6: "ORDER_CODE_IDEMPOTENCY_KEY_REUSED",
-		7: "ORDER_CODE_EXPIRED",
-		8: "ORDER_CODE_INVALID",
-		9: "ORDER_CODE_UNAVAILABLE",
+		0:  "ORDER_CODE_UNSPECIFIED",
+		1:  "ORDER_CODE_OK",
+		2:  "ORDER_CODE_ALREADY_DONE",
+		3:  "ORDER_CODE_NOT_FOUND",
+		4:  "ORDER_CODE_OUT_OF_STOCK",
+		5:  "ORDER_CODE_INVALID_TRANSITION",
+		6:  "ORDER_CODE_IDEMPOTENCY_KEY_REUSED",
+		7:  "ORDER_CODE_EXPIRED",
+		8:  "ORDER_CODE_INVALID",
+		9:  "ORDER_CODE_UNAVAILABLE",
+		10: "ORDER_CODE_LIMIT_EXCEEDED",
 	}
 	OrderCode_value = map[string]int32{
 		"ORDER_CODE_UNSPECIFIED":            0,
@@ -169,6 +175,7 @@ var (
 		"ORDER_CODE_EXPIRED":                7,
 		"ORDER_CODE_INVALID":                8,
 		"ORDER_CODE_UNAVAILABLE":            9,
+		"ORDER_CODE_LIMIT_EXCEEDED":         10,
 	}
 )
 
@@ -854,7 +861,9 @@ type StockAnswered struct {
 	Available int64  `protobuf:"varint,4,opt,name=available,proto3" json:"available,omitempty"`
 	Detail    string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
 	// Where the order's units are on the SKU after the command.
-	Hold          HoldState `protobuf:"varint,6,opt,name=hold,proto3,enum=orderengine.v1.HoldState" json:"hold,omitempty"`
+	Hold HoldState `protobuf:"varint,6,opt,name=hold,proto3,enum=orderengine.v1.HoldState" json:"hold,omitempty"`
+	// The SKU's purchase limit per customer (for LIMIT_EXCEEDED).
+	Limit         int64 `protobuf:"varint,7,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -929,6 +938,13 @@ func (x *StockAnswered) GetHold() HoldState {
 		return x.Hold
 	}
 	return HoldState_HOLD_STATE_UNSPECIFIED
+}
+
+func (x *StockAnswered) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
 }
 
 // OrderView is what an order looks like from outside.
@@ -1033,9 +1049,11 @@ type OrderResult struct {
 	// order that does not exist.
 	Order *OrderView `protobuf:"bytes,2,opt,name=order,proto3" json:"order,omitempty"`
 	// For OUT_OF_STOCK: the first refused line in request order and the
-	// units that SKU had available.
+	// units that SKU had available; for LIMIT_EXCEEDED the line and the
+	// SKU's purchase limit.
 	Sku       string `protobuf:"bytes,3,opt,name=sku,proto3" json:"sku,omitempty"`
 	Available int64  `protobuf:"varint,4,opt,name=available,proto3" json:"available,omitempty"`
+	Limit     int64  `protobuf:"varint,7,opt,name=limit,proto3" json:"limit,omitempty"`
 	// For INVALID_TRANSITION and EXPIRED: the current status.
 	OrderStatus OrderStatus `protobuf:"varint,5,opt,name=order_status,json=orderStatus,proto3,enum=orderengine.v1.OrderStatus" json:"order_status,omitempty"`
 	// A human-readable reason for INVALID, INVALID_TRANSITION and
@@ -1099,6 +1117,13 @@ func (x *OrderResult) GetSku() string {
 func (x *OrderResult) GetAvailable() int64 {
 	if x != nil {
 		return x.Available
+	}
+	return 0
+}
+
+func (x *OrderResult) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
 	}
 	return 0
 }
@@ -1565,10 +1590,12 @@ func (x *LineReserved) GetSku() string {
 // LineRefused: the SKU could not reserve the line; available is what it
 // had.
 type LineRefused struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
-	Available     int64                  `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
-	Detail        string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Sku       string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	Available int64                  `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
+	Detail    string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// Set when the line was refused for the SKU's purchase limit: the limit.
+	Limit         int64 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1624,6 +1651,13 @@ func (x *LineRefused) GetDetail() string {
 	return ""
 }
 
+func (x *LineRefused) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 // OrderReserved: every line is reserved; the order awaits payment.
 type OrderReserved struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1664,9 +1698,11 @@ func (*OrderReserved) Descriptor() ([]byte, []int) {
 // OrderRejected: some line was refused; sku and available name the first
 // refused line in request order. Reserved lines are released next.
 type OrderRejected struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
-	Available     int64                  `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Sku       string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	Available int64                  `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
+	// Set when that line was refused for the SKU's purchase limit.
+	Limit         int64 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1711,6 +1747,13 @@ func (x *OrderRejected) GetSku() string {
 func (x *OrderRejected) GetAvailable() int64 {
 	if x != nil {
 		return x.Available
+	}
+	return 0
+}
+
+func (x *OrderRejected) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
 	}
 	return 0
 }
@@ -2140,9 +2183,11 @@ type OrderLineState struct {
 	Sku      string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
 	Quantity int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	Reserve  LineReserve            `protobuf:"varint,3,opt,name=reserve,proto3,enum=orderengine.v1.LineReserve" json:"reserve,omitempty"`
-	// For a refused line: the SKU's available units.
+	// For a refused line: the SKU's available units, and its purchase limit
+	// when that was the reason.
 	Available     int64    `protobuf:"varint,4,opt,name=available,proto3" json:"available,omitempty"`
 	Hold          LineHold `protobuf:"varint,5,opt,name=hold,proto3,enum=orderengine.v1.LineHold" json:"hold,omitempty"`
+	Limit         int64    `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2212,6 +2257,13 @@ func (x *OrderLineState) GetHold() LineHold {
 	return LineHold_LINE_HOLD_NONE
 }
 
+func (x *OrderLineState) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 // OrderSnapshot is the whole state of an order actor as of a journal
 // sequence.
 type OrderSnapshot struct {
@@ -2238,8 +2290,10 @@ type OrderSnapshot struct {
 	StatusAtUnixNano int64 `protobuf:"varint,15,opt,name=status_at_unix_nano,json=statusAtUnixNano,proto3" json:"status_at_unix_nano,omitempty"`
 	// OrderPlaced.forget_rejection.
 	ForgetRejection bool `protobuf:"varint,16,opt,name=forget_rejection,json=forgetRejection,proto3" json:"forget_rejection,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Set when rejected for the purchase limit of rejected_sku.
+	RejectedLimit int64 `protobuf:"varint,17,opt,name=rejected_limit,json=rejectedLimit,proto3" json:"rejected_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OrderSnapshot) Reset() {
@@ -2384,6 +2438,13 @@ func (x *OrderSnapshot) GetForgetRejection() bool {
 	return false
 }
 
+func (x *OrderSnapshot) GetRejectedLimit() int64 {
+	if x != nil {
+		return x.RejectedLimit
+	}
+	return 0
+}
+
 var File_order_proto protoreflect.FileDescriptor
 
 const file_order_proto_rawDesc = "" +
@@ -2413,14 +2474,15 @@ const file_order_proto_rawDesc = "" +
 	"\bGetOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\"\r\n" +
 	"\vExpireOrder\"\x10\n" +
-	"\x0eRetryOrderSaga\"\xe6\x01\n" +
+	"\x0eRetryOrderSaga\"\xfc\x01\n" +
 	"\rStockAnswered\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12+\n" +
 	"\x04step\x18\x02 \x01(\x0e2\x17.orderengine.v1.SKUStepR\x04step\x121\n" +
 	"\aoutcome\x18\x03 \x01(\x0e2\x17.orderengine.v1.OutcomeR\aoutcome\x12\x1c\n" +
 	"\tavailable\x18\x04 \x01(\x03R\tavailable\x12\x16\n" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x12-\n" +
-	"\x04hold\x18\x06 \x01(\x0e2\x19.orderengine.v1.HoldStateR\x04hold\"\xa0\x02\n" +
+	"\x04hold\x18\x06 \x01(\x0e2\x19.orderengine.v1.HoldStateR\x04hold\x12\x14\n" +
+	"\x05limit\x18\a \x01(\x03R\x05limit\"\xa0\x02\n" +
 	"\tOrderView\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x123\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1b.orderengine.v1.OrderStatusR\x06status\x12\x1a\n" +
@@ -2429,12 +2491,13 @@ const file_order_proto_rawDesc = "" +
 	"\x14created_at_unix_nano\x18\x05 \x01(\x03R\x11createdAtUnixNano\x12/\n" +
 	"\x14expires_at_unix_nano\x18\x06 \x01(\x03R\x11expiresAtUnixNano\x12\x1f\n" +
 	"\vpayment_ref\x18\a \x01(\tR\n" +
-	"paymentRef\"\xf5\x01\n" +
+	"paymentRef\"\x8b\x02\n" +
 	"\vOrderResult\x12-\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x19.orderengine.v1.OrderCodeR\x04code\x12/\n" +
 	"\x05order\x18\x02 \x01(\v2\x19.orderengine.v1.OrderViewR\x05order\x12\x10\n" +
 	"\x03sku\x18\x03 \x01(\tR\x03sku\x12\x1c\n" +
-	"\tavailable\x18\x04 \x01(\x03R\tavailable\x12>\n" +
+	"\tavailable\x18\x04 \x01(\x03R\tavailable\x12\x14\n" +
+	"\x05limit\x18\a \x01(\x03R\x05limit\x12>\n" +
 	"\forder_status\x18\x05 \x01(\x0e2\x1b.orderengine.v1.OrderStatusR\vorderStatus\x12\x16\n" +
 	"\x06detail\x18\x06 \x01(\tR\x06detail\"\xcb\a\n" +
 	"\n" +
@@ -2470,15 +2533,17 @@ const file_order_proto_rawDesc = "" +
 	"\vfingerprint\x18\a \x01(\fR\vfingerprint\x12)\n" +
 	"\x10forget_rejection\x18\b \x01(\bR\x0fforgetRejection\" \n" +
 	"\fLineReserved\x12\x10\n" +
-	"\x03sku\x18\x01 \x01(\tR\x03sku\"U\n" +
+	"\x03sku\x18\x01 \x01(\tR\x03sku\"k\n" +
 	"\vLineRefused\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\x0f\n" +
-	"\rOrderReserved\"?\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x03R\x05limit\"\x0f\n" +
+	"\rOrderReserved\"U\n" +
 	"\rOrderRejected\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1c\n" +
-	"\tavailable\x18\x02 \x01(\x03R\tavailable\" \n" +
+	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x03R\x05limit\" \n" +
 	"\fLineReleased\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\",\n" +
 	"\tOrderPaid\x12\x1f\n" +
@@ -2501,13 +2566,14 @@ const file_order_proto_rawDesc = "" +
 	"\vfrom_status\x18\x01 \x01(\x0e2\x1b.orderengine.v1.OrderStatusR\n" +
 	"fromStatus\"\x0e\n" +
 	"\fOrderShipped\"\x10\n" +
-	"\x0eOrderCompleted\"\xc1\x01\n" +
+	"\x0eOrderCompleted\"\xd7\x01\n" +
 	"\x0eOrderLineState\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x125\n" +
 	"\areserve\x18\x03 \x01(\x0e2\x1b.orderengine.v1.LineReserveR\areserve\x12\x1c\n" +
 	"\tavailable\x18\x04 \x01(\x03R\tavailable\x12,\n" +
-	"\x04hold\x18\x05 \x01(\x0e2\x18.orderengine.v1.LineHoldR\x04hold\"\xa2\x05\n" +
+	"\x04hold\x18\x05 \x01(\x0e2\x18.orderengine.v1.LineHoldR\x04hold\x12\x14\n" +
+	"\x05limit\x18\x06 \x01(\x03R\x05limit\"\xc9\x05\n" +
 	"\rOrderSnapshot\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x19\n" +
@@ -2528,7 +2594,8 @@ const file_order_proto_rawDesc = "" +
 	"\n" +
 	"ended_from\x18\x0e \x01(\x0e2\x1b.orderengine.v1.OrderStatusR\tendedFrom\x12-\n" +
 	"\x13status_at_unix_nano\x18\x0f \x01(\x03R\x10statusAtUnixNano\x12)\n" +
-	"\x10forget_rejection\x18\x10 \x01(\bR\x0fforgetRejection*\x80\x02\n" +
+	"\x10forget_rejection\x18\x10 \x01(\bR\x0fforgetRejection\x12%\n" +
+	"\x0erejected_limit\x18\x11 \x01(\x03R\rrejectedLimit*\x80\x02\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ORDER_STATUS_RESERVING\x10\x01\x12\x19\n" +
@@ -2538,7 +2605,7 @@ const file_order_proto_rawDesc = "" +
 	"\x16ORDER_STATUS_COMPLETED\x10\x05\x12\x19\n" +
 	"\x15ORDER_STATUS_REJECTED\x10\x06\x12\x1a\n" +
 	"\x16ORDER_STATUS_CANCELLED\x10\a\x12\x18\n" +
-	"\x14ORDER_STATUS_EXPIRED\x10\b*\xa4\x02\n" +
+	"\x14ORDER_STATUS_EXPIRED\x10\b*\xc3\x02\n" +
 	"\tOrderCode\x12\x1a\n" +
 	"\x16ORDER_CODE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rORDER_CODE_OK\x10\x01\x12\x1b\n" +
@@ -2549,7 +2616,9 @@ const file_order_proto_rawDesc = "" +
 	"!ORDER_CODE_IDEMPOTENCY_KEY_REUSED\x10\x06\x12\x16\n" +
 	"\x12ORDER_CODE_EXPIRED\x10\a\x12\x16\n" +
 	"\x12ORDER_CODE_INVALID\x10\b\x12\x1a\n" +
-	"\x16ORDER_CODE_UNAVAILABLE\x10\t*y\n" +
+	"\x16ORDER_CODE_UNAVAILABLE\x10\t\x12\x1d\n" +
+	"\x19ORDER_CODE_LIMIT_EXCEEDED\x10\n" +
+	"*y\n" +
 	"\aSKUStep\x12\x18\n" +
 	"\x14SKU_STEP_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10SKU_STEP_RESERVE\x10\x01\x12\x13\n" +

@@ -30,7 +30,7 @@ var (
 		name: "sku",
 		ask: []any{(*pb.Restock)(nil), (*pb.Remove)(nil), (*pb.ReserveStock)(nil),
 			(*pb.CommitReservation)(nil), (*pb.ReleaseReservation)(nil), (*pb.ReturnStock)(nil),
-			(*pb.GetStock)(nil)},
+			(*pb.SetPurchaseLimit)(nil), (*pb.GetStock)(nil)},
 		send:     []any{(*pb.SweepReservations)(nil)},
 		sendWith: "SendSKU",
 	}
