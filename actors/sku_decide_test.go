@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -242,5 +243,30 @@ func TestPurchaseLimit(t *testing.T) {
 		if err := s.CheckHolds(); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
+	}
+}
+
+// BenchmarkSKUStepReserve is the pure cost of deciding and applying one
+// reservation, with and without a purchase limit on the SKU.
+//
+//	go test -run '^$' -bench SKUStepReserve ./actors/
+func BenchmarkSKUStepReserve(b *testing.B) {
+	for _, limit := range []int64{0, 1_000_000_000} {
+		b.Run(fmt.Sprintf("limit=%d", limit), func(b *testing.B) {
+			s := NewSKUState("B")
+			s.Step(&pb.Restock{OpId: "r", Quantity: stockQuantityMax}, testNow, DefaultSKURules)
+			s.Step(&pb.SetPurchaseLimit{PerCustomer: limit}, testNow, DefaultSKURules)
+			dl := testNow.Add(time.Hour).UnixNano()
+			cmds := make([]*pb.ReserveStock, b.N)
+			for i := range cmds {
+				cmds[i] = &pb.ReserveStock{OrderId: fmt.Sprint("o", i), Quantity: 1, DeadlineUnixNano: dl, Customer: fmt.Sprint("c", i%1000)}
+			}
+			b.ResetTimer()
+			for _, c := range cmds {
+				if _, r := s.Step(c, testNow, DefaultSKURules); r.Outcome != pb.Outcome_OUTCOME_APPLIED {
+					b.Fatal(r.Outcome)
+				}
+			}
+		})
 	}
 }

@@ -148,6 +148,21 @@ func decodeQuantity(body []byte) (int64, error) {
 	return decodeInt("quantity", f[0].value, 1, stockQuantityMax)
 }
 
+// decodeLimit decodes a purchase limit body: {"per_customer": 0..1e9},
+// 0 removing the limit.
+func decodeLimit(body []byte) (int64, error) {
+	i, err := objectStart(body)
+	if err != nil {
+		return 0, err
+	}
+	var f [1]field
+	collectMembers(body, i, limitMembers[:], f[:])
+	if f[0].dup {
+		return 0, duplicateError("per_customer")
+	}
+	return decodeInt("per_customer", f[0].value, 0, stockQuantityMax)
+}
+
 // decodePay decodes a pay body: {"payment_ref": identifier}.
 func decodePay(body []byte) (string, error) {
 	i, err := objectStart(body)

@@ -64,6 +64,10 @@ func appendSKUView(dst []byte, v SKUView) []byte {
 	dst = strconv.AppendInt(dst, v.Reserved, 10)
 	dst = append(dst, `,"sold":`...)
 	dst = strconv.AppendInt(dst, v.Sold, 10)
+	if v.PerCustomerLimit > 0 {
+		dst = append(dst, `,"per_customer_limit":`...)
+		dst = strconv.AppendInt(dst, v.PerCustomerLimit, 10)
+	}
 	return append(dst, '}')
 }
 

@@ -13,6 +13,8 @@ import (
 type Engine interface {
 	Restock(ctx context.Context, sku string, quantity int64, idempotencyKey string) (SKUView, error)
 	Remove(ctx context.Context, sku string, quantity int64, idempotencyKey string) (SKUView, error)
+	// SetLimit sets the SKU's purchase limit per customer; 0 removes it.
+	SetLimit(ctx context.Context, sku string, perCustomer int64) (SKUView, error)
 	SKU(ctx context.Context, sku string) (SKUView, error)
 	PlaceOrder(ctx context.Context, req PlaceOrderRequest) (Order, error)
 	Order(ctx context.Context, id string) (Order, error)
@@ -28,6 +30,8 @@ type SKUView struct {
 	Available int64
 	Reserved  int64
 	Sold      int64
+	// PerCustomerLimit is the purchase limit per customer, 0 for none.
+	PerCustomerLimit int64
 }
 
 // Item is one line of an order.
@@ -84,6 +88,19 @@ type OutOfStockError struct {
 
 func (e *OutOfStockError) Error() string {
 	return "out of stock: sku " + e.SKU
+}
+
+// LimitExceededError refuses a checkout: the first line, in request order,
+// that would take the customer above its SKU's purchase limit. OrderID is
+// set as for OutOfStockError.
+type LimitExceededError struct {
+	OrderID string
+	SKU     string
+	Limit   int64
+}
+
+func (e *LimitExceededError) Error() string {
+	return "purchase limit exceeded: sku " + e.SKU
 }
 
 // InsufficientStockError refuses a remove: fewer units are available.

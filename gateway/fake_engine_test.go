@@ -23,7 +23,7 @@ type fakeEngine struct {
 	calls     atomic.Int64          // every method call
 }
 
-type fakeSKU struct{ available, reserved, sold int64 }
+type fakeSKU struct{ available, reserved, sold, limit int64 }
 
 type fakeReplay struct {
 	fingerprint string
@@ -48,7 +48,7 @@ func (f *fakeEngine) snapshot() string {
 	var b strings.Builder
 	for _, k := range sortedKeys(f.skus) {
 		s := f.skus[k]
-		fmt.Fprintf(&b, "sku %s %d %d %d\n", k, s.available, s.reserved, s.sold)
+		fmt.Fprintf(&b, "sku %s %d %d %d limit %d\n", k, s.available, s.reserved, s.sold, s.limit)
 	}
 	for _, k := range sortedKeys(f.orders) {
 		fmt.Fprintf(&b, "order %+v\n", *f.orders[k])
@@ -115,7 +115,39 @@ func view(sku string, s *fakeSKU) SKUView {
 	if s == nil {
 		return SKUView{SKU: sku}
 	}
-	return SKUView{SKU: sku, Available: s.available, Reserved: s.reserved, Sold: s.sold}
+	return SKUView{SKU: sku, Available: s.available, Reserved: s.reserved, Sold: s.sold, PerCustomerLimit: s.limit}
+}
+
+// SetLimit sets a SKU's purchase limit; like the engine's SKU actor, a SKU
+// that was never restocked may carry one.
+func (f *fakeEngine) SetLimit(ctx context.Context, sku string, limit int64) (SKUView, error) {
+	f.calls.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.skus[sku]
+	if s == nil {
+		s = &fakeSKU{}
+		f.skus[sku] = s
+	}
+	s.limit = limit
+	return view(sku, s), nil
+}
+
+// heldLocked counts the units of sku that customer holds in orders that
+// count against a purchase limit.
+func (f *fakeEngine) heldLocked(customer, sku string) int64 {
+	var n int64
+	for _, o := range f.orders {
+		if o.Customer != customer || (o.Status != "reserved" && o.Status != "paid" && o.Status != "shipped" && o.Status != "completed") {
+			continue
+		}
+		for _, it := range o.Items {
+			if it.SKU == sku {
+				n += it.Quantity
+			}
+		}
+	}
+	return n
 }
 
 func (f *fakeEngine) Restock(ctx context.Context, sku string, q int64, key string) (SKUView, error) {
@@ -162,6 +194,16 @@ func (f *fakeEngine) PlaceOrder(ctx context.Context, req PlaceOrderRequest) (Ord
 	}
 	for _, it := range req.Items {
 		s := f.skus[it.SKU]
+		if s != nil && s.limit > 0 && f.heldLocked(req.Customer, it.SKU)+it.Quantity > s.limit {
+			err := &LimitExceededError{SKU: it.SKU, Limit: s.limit}
+			if req.IdempotencyKey != "" {
+				err.OrderID = id
+				f.orders[id] = &Order{ID: id, Status: "rejected", Customer: req.Customer,
+					Items: slices.Clone(req.Items), CreatedAt: f.now, ExpiresAt: f.now.Add(req.TTL)}
+			}
+			remember(err)
+			return Order{}, err
+		}
 		if s == nil || s.available < it.Quantity {
 			// Like the engine: a keyed refusal is an order that reads
 			// back rejected; an unkeyed one leaves nothing and names no order.

@@ -31,6 +31,8 @@ func (s *Server) serveRoute(x *exchange, id routeID, param, body []byte) {
 		s.cluster(x)
 	case routeSKURestock, routeSKURemove:
 		s.changeStock(x, id, param, body)
+	case routeSKULimit:
+		s.setLimit(x, param, body)
 	case routeSKUGet:
 		s.getSKU(x, param)
 	case routeOrderPlace:
@@ -98,6 +100,34 @@ func (s *Server) changeStock(x *exchange, id routeID, param, body []byte) {
 	} else {
 		v, err = s.engine.Remove(ctx, sku, qty, key)
 	}
+	cancel()
+	s.release(lines[:])
+	s.skuResult(x, v, err)
+}
+
+// setLimit sets or removes a SKU's purchase limit per customer. Setting
+// the limit in force again changes nothing, so a retry needs no key.
+func (s *Server) setLimit(x *exchange, param, body []byte) {
+	limit, err := decodeLimit(body)
+	if isSyntaxError(err) {
+		s.fail(x, err)
+		return
+	}
+	sku, p := x.skuParam(param)
+	if p != nil {
+		s.problem(x, *p)
+		return
+	}
+	if err != nil {
+		s.fail(x, err)
+		return
+	}
+	lines := [1]Item{{SKU: sku}}
+	if !s.acquire(x, lines[:]) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.base, s.cfg.RequestTimeout)
+	v, err := s.engine.SetLimit(ctx, sku, limit)
 	cancel()
 	s.release(lines[:])
 	s.skuResult(x, v, err)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -331,4 +332,55 @@ func TestDrainingRefuses(t *testing.T) {
 		t.Fatalf("healthz while draining: %d", r.status)
 	}
 	ts.srv.draining.Store(false)
+}
+
+// PUT /v1/skus/{sku}/limit: admin only, validated, shown in the SKU view,
+// and enforced on checkouts as 409 limit-exceeded.
+func TestPurchaseLimitRoute(t *testing.T) {
+	f := newFakeEngine()
+	ts := newTestServer(t, f)
+	restock(ts, "A-1", "10")
+	put := func(body string) req { return req{method: "PUT", path: "/v1/skus/A-1/limit", body: body} }
+
+	before := f.snapshot()
+	wantProblem(t, ts.do(put(`{"per_customer": 2}`)), 401, "unauthorized", "")
+	wantProblem(t, ts.do(put(`{"per_customer": -1}`).admin()), 422, "invalid-field", "per_customer")
+	wantProblem(t, ts.do(put(`{"per_customer": "2"}`).admin()), 422, "invalid-field", "per_customer")
+	wantProblem(t, ts.do(put(`{}`).admin()), 422, "invalid-field", "per_customer")
+	wantProblem(t, ts.do(put(`{"per_customer": 1000000001}`).admin()), 422, "invalid-field", "per_customer")
+	wantProblem(t, ts.do(put(`per_customer=2`).admin()), 400, "invalid-json", "")
+	wantProblem(t, ts.do(post("/v1/skus/A-1/limit", `{"per_customer": 2}`).admin()), 405, "method-not-allowed", "")
+	if got := f.snapshot(); got != before {
+		t.Fatalf("refused limit requests changed the state:\n%s\nwant\n%s", got, before)
+	}
+
+	r := ts.do(put(`{"per_customer": 2}`).admin())
+	if r.status != 200 || r.json["per_customer_limit"] != 2.0 {
+		t.Fatalf("set limit: %d %s", r.status, r.body)
+	}
+	if v := ts.do(get("/v1/skus/A-1")); v.json["per_customer_limit"] != 2.0 {
+		t.Fatalf("SKU view: %s", v.body)
+	}
+	checkout := func(customer string, qty int) resp {
+		return ts.do(post("/v1/orders", fmt.Sprintf(`{"customer":%q,"items":[{"sku":"A-1","quantity":%d}]}`, customer, qty)))
+	}
+	first := checkout("c-1", 2)
+	if first.status != 201 {
+		t.Fatalf("first checkout: %d %s", first.status, first.body)
+	}
+	over := checkout("c-1", 1)
+	wantProblem(t, over, 409, "limit-exceeded", "")
+	if _, named := over.json["order_id"]; over.str("sku") != "A-1" || over.json["limit"] != 2.0 || named {
+		t.Fatalf("limit-exceeded extensions: %s", over.body)
+	}
+	if r := checkout("c-2", 2); r.status != 201 {
+		t.Fatalf("another customer: %d %s", r.status, r.body)
+	}
+	ts.do(post("/v1/orders/"+first.str("id")+"/cancel", ""))
+	if r := checkout("c-1", 2); r.status != 201 {
+		t.Fatalf("after a cancellation: %d %s", r.status, r.body)
+	}
+	if r := ts.do(put(`{"per_customer": 0}`).admin()); r.status != 200 || r.json["per_customer_limit"] != nil {
+		t.Fatalf("remove limit: %d %s", r.status, r.body)
+	}
 }

@@ -24,6 +24,13 @@ func (h hookEngine) Remove(ctx context.Context, sku string, q int64, key string)
 	return h.fakeEngine.Remove(ctx, sku, q, key)
 }
 
+func (h hookEngine) SetLimit(ctx context.Context, sku string, limit int64) (SKUView, error) {
+	if err := h.hook(ctx, "limit"); err != nil {
+		return SKUView{}, err
+	}
+	return h.fakeEngine.SetLimit(ctx, sku, limit)
+}
+
 func (h hookEngine) SKU(ctx context.Context, sku string) (SKUView, error) {
 	if err := h.hook(ctx, "sku"); err != nil {
 		return SKUView{}, err

@@ -171,6 +171,7 @@ type field struct {
 // reports them.
 var (
 	quantityMembers   = [...]string{"quantity"}
+	limitMembers      = [...]string{"per_customer"}
 	payMembers        = [...]string{"payment_ref"}
 	placeOrderMembers = [...]string{"customer", "items", "ttl_seconds"}
 	itemMembers       = [...]string{"sku", "quantity"}

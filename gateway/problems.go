@@ -28,6 +28,7 @@ const (
 	probInvalidField
 	probIdempotencyKeyReused
 	probOutOfStock
+	probLimitExceeded
 	probInsufficientStock
 	probInvalidTransition
 	probOverloaded
@@ -59,6 +60,7 @@ var problemTable = [problemKinds]problemSpec{
 	probInvalidField:         {"invalid-field", 422, "Invalid field"},
 	probIdempotencyKeyReused: {"idempotency-key-reused", 422, "Idempotency key reused with a different request"},
 	probOutOfStock:           {"out-of-stock", 409, "Out of stock"},
+	probLimitExceeded:        {"limit-exceeded", 409, "Purchase limit exceeded"},
 	probInsufficientStock:    {"insufficient-stock", 409, "Insufficient stock"},
 	probInvalidTransition:    {"invalid-transition", 409, "Invalid order status transition"},
 	probOverloaded:           {"overloaded", 429, "Overloaded, retry later"},
@@ -76,6 +78,7 @@ type problem struct {
 	sku          string // "sku" extension
 	available    int64  // "available" extension
 	hasAvailable bool
+	limit        int64  // "limit" extension, when positive
 	orderID      string // "order_id" extension
 	orderStatus  string // "order_status" extension
 	retryAfter   int    // Retry-After seconds of a retryable problem; 0 takes retryAfterSeconds
@@ -98,6 +101,7 @@ func fieldProblem(field, detail string) problem {
 func problemFor(err error) (problem, bool) {
 	var (
 		oos *OutOfStockError
+		lim *LimitExceededError
 		ins *InsufficientStockError
 		inv *InvalidTransitionError
 		inf *InvalidFieldError
@@ -111,6 +115,9 @@ func problemFor(err error) (problem, bool) {
 	case errors.As(err, &oos):
 		return problem{kind: probOutOfStock, detail: "sku " + oos.SKU + " cannot be reserved",
 			sku: oos.SKU, available: oos.Available, hasAvailable: true, orderID: oos.OrderID}, true
+	case errors.As(err, &lim):
+		return problem{kind: probLimitExceeded, detail: "the customer would hold more units of sku " + lim.SKU + " than its limit",
+			sku: lim.SKU, limit: lim.Limit, orderID: lim.OrderID}, true
 	case errors.As(err, &ins):
 		return problem{kind: probInsufficientStock, detail: "fewer units of sku " + ins.SKU + " are available",
 			sku: ins.SKU, available: ins.Available, hasAvailable: true}, true
@@ -205,6 +212,10 @@ func appendProblem(dst []byte, p problem, instance, requestID string) []byte {
 	if p.hasAvailable {
 		dst = append(dst, `,"available":`...)
 		dst = strconv.AppendInt(dst, p.available, 10)
+	}
+	if p.limit > 0 {
+		dst = append(dst, `,"limit":`...)
+		dst = strconv.AppendInt(dst, p.limit, 10)
 	}
 	if p.orderID != "" {
 		dst = append(dst, `,"order_id":`...)

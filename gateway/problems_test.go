@@ -39,6 +39,8 @@ func TestProblemsGolden(t *testing.T) {
 		context.Canceled,
 		&OutOfStockError{OrderID: "o_01J00000000000000000000001", SKU: "A-1", Available: 0},
 		&OutOfStockError{SKU: "A-2", Available: 3},
+		&LimitExceededError{SKU: "A-3", Limit: 2},
+		&LimitExceededError{OrderID: "o_41J00000000000000000000002", SKU: "A-3", Limit: 1},
 		fmt.Errorf("reserve: %w", &InsufficientStockError{SKU: "A-1", Available: 2}),
 		&InvalidTransitionError{Status: "shipped"},
 		&InvalidFieldError{Field: "items[2].quantity", Detail: "must be between 1 and 10000"},

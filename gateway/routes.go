@@ -17,6 +17,7 @@ const (
 	routeCluster
 	routeSKURestock
 	routeSKURemove
+	routeSKULimit
 	routeSKUGet
 	routeOrderPlace
 	routeOrderGet
@@ -90,6 +91,7 @@ var routeTable = [routeCount]routeSpec{
 	routeCluster:       {method: "GET", pattern: "/v1/cluster", statuses: statuses([]int{200, 500, 503}, routeStatuses)},
 	routeSKURestock:    {method: "POST", pattern: "/v1/skus/{sku}/restock", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 415, 422}, routeStatuses, engineStatuses)},
 	routeSKURemove:     {method: "POST", pattern: "/v1/skus/{sku}/remove", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 409, 415, 422}, routeStatuses, engineStatuses)},
+	routeSKULimit:      {method: "PUT", pattern: "/v1/skus/{sku}/limit", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 415, 422}, routeStatuses, engineStatuses)},
 	routeSKUGet:        {method: "GET", pattern: "/v1/skus/{sku}", statuses: statuses([]int{200, 404, 422}, routeStatuses, engineStatuses)},
 	routeOrderPlace:    {method: "POST", pattern: "/v1/orders", body: bodyRequired, statuses: statuses([]int{201, 400, 409, 415, 422}, routeStatuses, engineStatuses)},
 	routeOrderGet:      {method: "GET", pattern: "/v1/orders/{id}", statuses: statuses([]int{200, 404}, routeStatuses, engineStatuses)},
@@ -157,6 +159,8 @@ func matchPath(path []byte) (routeID, []byte) {
 			return routeSKURestock, param
 		case string(action) == "remove":
 			return routeSKURemove, param
+		case string(action) == "limit":
+			return routeSKULimit, param
 		}
 		return routeNone, nil
 	}

@@ -180,7 +180,7 @@ func TestFlashSaleSurvivesKill9(t *testing.T) {
 	if len(won) != stock || statuses[201] != stock || statuses[409] != attempts-stock {
 		t.Fatalf("statuses %v, %d distinct orders won; want %d x 201 and %d x 409", statuses, len(won), stock, attempts-stock)
 	}
-	skuBefore := checkSKU(t, n, 0, stock, 0)
+	skuBefore := checkStock(t, n, "SALE", 0, stock, 0)
 
 	n.kill()
 	n = startNode(t, dataDir, addr)
@@ -190,16 +190,22 @@ func TestFlashSaleSurvivesKill9(t *testing.T) {
 			t.Fatalf("order %s after restart: %d %v, want status %s", id, code, body, status)
 		}
 	}
-	if skuAfter := checkSKU(t, n, 0, stock, 0); fmt.Sprint(skuAfter) != fmt.Sprint(skuBefore) {
+	if skuAfter := checkStock(t, n, "SALE", 0, stock, 0); fmt.Sprint(skuAfter) != fmt.Sprint(skuBefore) {
 		t.Fatalf("SKU view changed across kill -9: %v -> %v", skuBefore, skuAfter)
 	}
 }
 
 func checkSKU(t *testing.T, n *node, available, reserved, sold float64) map[string]any {
 	t.Helper()
-	code, v := n.call("GET", "/v1/skus/FLASH-1", nil, false)
+	return checkStock(t, n, "FLASH-1", available, reserved, sold)
+}
+
+// checkStock fails the test unless sku's view shows these counts.
+func checkStock(t *testing.T, n *node, sku string, available, reserved, sold float64) map[string]any {
+	t.Helper()
+	code, v := n.call("GET", "/v1/skus/"+sku, nil, false)
 	if code != 200 || v["available"] != available || v["reserved"] != reserved || v["sold"] != sold {
-		t.Fatalf("sku view %d %v, want available %v reserved %v sold %v", code, v, available, reserved, sold)
+		t.Fatalf("sku %s view %d %v, want available %v reserved %v sold %v", sku, code, v, available, reserved, sold)
 	}
 	return v
 }
@@ -356,4 +362,95 @@ func TestCustomerRateLimitFlag(t *testing.T) {
 		t.Fatalf("another customer: %d %v", code, body)
 	}
 	checkSKU(t, n, 8, 2, 0)
+}
+
+// checkoutAll sends n checkouts of one unit of sku from clients goroutines;
+// customer(i) names the customer of the i-th. It returns the ids of the
+// orders placed and counts the other answers by status and problem slug.
+func checkoutAll(t *testing.T, n *node, sku string, total, clients int, customer func(i int) string) (placed map[string]string, refused map[string]int) {
+	t.Helper()
+	var mu sync.Mutex
+	placed, refused = map[string]string{}, map[string]int{}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for i := int(next.Add(1)); i <= total; i = int(next.Add(1)) {
+				c := customer(i)
+				code, body := n.call("POST", "/v1/orders", map[string]any{"customer": c,
+					"items": []map[string]any{{"sku": sku, "quantity": 1}}}, false)
+				mu.Lock()
+				if code == 201 {
+					placed[body["id"].(string)] = c
+				} else {
+					refused[fmt.Sprint(code, " ", body["type"])]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return placed, refused
+}
+
+// 200 racing checkouts of one customer against a limit of 2: exactly two
+// pass; after one is cancelled, exactly one more.
+func TestPurchaseLimitUnderRacingCheckouts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs orderd")
+	}
+	n := startNode(t, t.TempDir(), freeAddr(t))
+	n.call("POST", "/v1/skus/L-1/restock", map[string]any{"quantity": 1000}, true)
+	if code, v := n.call("PUT", "/v1/skus/L-1/limit", map[string]any{"per_customer": 2}, true); code != 200 || v["per_customer_limit"] != 2.0 {
+		t.Fatalf("set limit: %d %v", code, v)
+	}
+	one := func(int) string { return "scalper" }
+	placed, refused := checkoutAll(t, n, "L-1", 200, 50, one)
+	const limited = "409 https://orderengine.dev/problems/limit-exceeded"
+	if len(placed) != 2 || refused[limited] != 198 {
+		t.Fatalf("placed %d, refused %v; want 2 placed and 198 limit-exceeded", len(placed), refused)
+	}
+	checkStock(t, n, "L-1", 998, 2, 0)
+	for id := range placed {
+		if code, o := n.call("POST", "/v1/orders/"+id+"/cancel", nil, false); code != 200 {
+			t.Fatalf("cancel: %d %v", code, o)
+		}
+		break
+	}
+	placed, refused = checkoutAll(t, n, "L-1", 50, 25, one)
+	if len(placed) != 1 || refused[limited] != 49 {
+		t.Fatalf("after a cancel: placed %d, refused %v; want 1 and 49 limit-exceeded", len(placed), refused)
+	}
+	checkStock(t, n, "L-1", 998, 2, 0)
+}
+
+// A flash sale with a limit of one: 1 000 customers try 5 times each for
+// 500 units; exactly 500 distinct customers hold one unit each.
+func TestFlashSaleWithALimitOfOne(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs orderd")
+	}
+	const customers, tries, stock = 1000, 5, 500
+	n := startNode(t, t.TempDir(), freeAddr(t))
+	n.call("PUT", "/v1/skus/SALE/limit", map[string]any{"per_customer": 1}, true)
+	n.call("POST", "/v1/skus/SALE/restock", map[string]any{"quantity": stock}, true)
+	placed, refused := checkoutAll(t, n, "SALE", customers*tries, 64, func(i int) string { return fmt.Sprint("c-", i%customers) })
+	holders := map[string]bool{}
+	for _, c := range placed {
+		if holders[c] {
+			t.Fatalf("customer %s holds two units", c)
+		}
+		holders[c] = true
+	}
+	other := 0
+	for k, v := range refused {
+		if !strings.HasSuffix(k, "/limit-exceeded") && !strings.HasSuffix(k, "/out-of-stock") {
+			other += v
+			t.Errorf("unexpected answers: %d × %s", v, k)
+		}
+	}
+	if len(placed) != stock || other != 0 {
+		t.Fatalf("%d orders placed by %d customers, refused %v; want %d", len(placed), len(holders), refused, stock)
+	}
+	checkStock(t, n, "SALE", 0, stock, 0)
 }

@@ -65,6 +65,24 @@ func (e *engine) changeStock(ctx context.Context, sku string, cmd any) (gateway.
 	}
 }
 
+// SetLimit sets the SKU's purchase limit. Setting the limit in force is
+// ALREADY_DONE, so a retry needs no key. A SKU never restocked may carry a
+// limit, set before its sale opens.
+func (e *engine) SetLimit(ctx context.Context, sku string, perCustomer int64) (gateway.SKUView, error) {
+	res, err := e.skus.AskSKU(ctx, sku, &pb.SetPurchaseLimit{PerCustomer: perCustomer})
+	if err != nil {
+		return gateway.SKUView{}, askError(err)
+	}
+	switch res.Outcome {
+	case pb.Outcome_OUTCOME_APPLIED, pb.Outcome_OUTCOME_ALREADY_DONE:
+		return skuView(res.View), nil
+	case pb.Outcome_OUTCOME_INVALID:
+		return gateway.SKUView{}, &gateway.InvalidFieldError{Field: "per_customer", Detail: res.Detail}
+	default:
+		return gateway.SKUView{}, unavailable(res.Outcome.String(), res.Detail)
+	}
+}
+
 func (e *engine) SKU(ctx context.Context, sku string) (gateway.SKUView, error) {
 	res, err := e.skus.AskSKU(ctx, sku, &pb.GetStock{})
 	if err != nil {
@@ -101,12 +119,16 @@ func (e *engine) PlaceOrder(ctx context.Context, req gateway.PlaceOrderRequest) 
 	// itself once it is rejected, and the 409 names no order.
 	cmd.ForgetRejection = true
 	res, err := e.orders.AskNew(ctx, id, cmd) // a fresh ID: no journal to read
+	o, err := e.orderResult(id, res, err)
 	var oos *gateway.OutOfStockError
-	if o, err := e.orderResult(id, res, err); !errors.As(err, &oos) {
-		return o, err
+	var lim *gateway.LimitExceededError
+	switch {
+	case errors.As(err, &oos):
+		oos.OrderID = ""
+	case errors.As(err, &lim):
+		lim.OrderID = ""
 	}
-	oos.OrderID = ""
-	return gateway.Order{}, oos
+	return o, err
 }
 
 func (e *engine) Order(ctx context.Context, id string) (gateway.Order, error) {
@@ -146,6 +168,8 @@ func (e *engine) orderResult(id string, res *pb.OrderResult, err error) (gateway
 		return gateway.Order{}, gateway.ErrNotFound
 	case pb.OrderCode_ORDER_CODE_OUT_OF_STOCK:
 		return gateway.Order{}, &gateway.OutOfStockError{OrderID: id, SKU: res.Sku, Available: res.Available}
+	case pb.OrderCode_ORDER_CODE_LIMIT_EXCEEDED:
+		return gateway.Order{}, &gateway.LimitExceededError{OrderID: id, SKU: res.Sku, Limit: res.Limit}
 	case pb.OrderCode_ORDER_CODE_INVALID_TRANSITION, pb.OrderCode_ORDER_CODE_EXPIRED:
 		return gateway.Order{}, &gateway.InvalidTransitionError{Status: statusName(res.OrderStatus)}
 	case pb.OrderCode_ORDER_CODE_IDEMPOTENCY_KEY_REUSED:
@@ -172,7 +196,8 @@ func unavailable(code, detail string) error {
 }
 
 func skuView(v *pb.SKUView) gateway.SKUView {
-	return gateway.SKUView{SKU: v.GetSku(), Available: v.GetAvailable(), Reserved: v.GetReserved(), Sold: v.GetSold()}
+	return gateway.SKUView{SKU: v.GetSku(), Available: v.GetAvailable(), Reserved: v.GetReserved(), Sold: v.GetSold(),
+		PerCustomerLimit: v.GetPerCustomerLimit()}
 }
 
 func orderView(v *pb.OrderView) gateway.Order {
