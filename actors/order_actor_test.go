@@ -4,6 +4,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -539,5 +540,24 @@ func TestCheckoutPurchaseLimit(t *testing.T) {
 	wantCode(t, c.AskOrder(again, placeCmd(again, "B", 2)), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_RESERVED)
 	if got := c.SKUState("B").CustomerUnits("c-1"); got != 2 {
 		t.Fatalf("c-1 counts %d units of B, want 2", got)
+	}
+}
+
+// A checkout answers reserved before its last events are durable; after
+// WaitDurable the journal shows reserved, every time.
+func TestWaitDurableShowsWhatTheOrderAnswered(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 1000})
+	c.Journal.SetFlushDelay(2 * time.Millisecond) // leave the tail in flight when the answer comes
+	for i := range 20 {
+		id := actors.KeyedOrderID("c-1", fmt.Sprint("wait-", i))
+		wantCode(t, c.AskOrder(id, placeCmd(id, "A", 1)), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_RESERVED)
+		c.WaitDurable(id)
+		if s := c.OrderState(id); s.Status != pb.OrderStatus_ORDER_STATUS_RESERVED {
+			t.Fatalf("order %d after WaitDurable: %v in the journal", i, s.Status)
+		}
+	}
+	c.WaitSKUDurable("A")
+	if s := c.SKUState("A"); s.Reserved != 20 {
+		t.Fatalf("SKU after WaitSKUDurable: %d reserved in the journal, want 20", s.Reserved)
 	}
 }

@@ -178,8 +178,18 @@ func (k *Kit) SKUEvents(sku string) []*pb.SKUEvent {
 	return out
 }
 
+// WaitSKUDurable returns once the SKU's actor has nothing applied that
+// its journal does not hold (a GetStock is answered only then), so that
+// SKUState and SKUEvents show what it last answered. It fails the test
+// after the kit's timeout.
+func (k *Kit) WaitSKUDurable(sku string) {
+	k.T.Helper()
+	k.AskSKU(sku, &pb.GetStock{})
+}
+
 // SKUState rebuilds the SKU's state from its journal: what a recovering
-// actor would see. Compare it with the live view from GetStock.
+// actor would see. Compare it with the live view from GetStock, or call
+// WaitSKUDurable first.
 func (k *Kit) SKUState(sku string) *actors.SKUState {
 	k.T.Helper()
 	s, _, err := actors.LoadSKUState(k.Journal, sku)

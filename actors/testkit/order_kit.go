@@ -254,8 +254,22 @@ func (c *Checkout) OrderEvents(orderID string) []*pb.OrderEvent {
 	return out
 }
 
+// WaitDurable returns once the order's actor has nothing applied that its
+// journal does not hold, so that OrderState and OrderEvents show what the
+// actor last answered. A checkout answers "reserved" before its last
+// events are durable; call this first to read them back. It also waits
+// out a reservation saga in progress. It fails the test after the kit's
+// timeout.
+func (c *Checkout) WaitDurable(orderID string) {
+	c.T.Helper()
+	// A GET's answer leaves the actor only once every event applied before
+	// it is durable, and only once the order is not reserving.
+	c.AskOrder(orderID, &pb.GetOrder{OrderId: orderID})
+}
+
 // OrderState rebuilds the order's state from its journal: what a
-// recovering actor would see.
+// recovering actor would see. Events the actor applied may still be on
+// their way to the journal; see WaitDurable.
 func (c *Checkout) OrderState(orderID string) *actors.OrderState {
 	c.T.Helper()
 	s, _, err := actors.LoadOrderState(c.Journal, orderID)
