@@ -297,31 +297,74 @@ func (r *Registry) AskSKU(ctx context.Context, sku string, cmd any) (*pb.StockRe
 	return res, nil
 }
 
-// ask is a request-reply bounded by ctx, retried on dead letters.
+// ask is a request-reply bounded by ctx: it sends cmd, sends it again
+// after askResendFirst and then after doubling waits, and at once after a
+// dead letter (up to requestAttemptsMax in all), and returns the first
+// answer to any of the copies. Every copy carries the same reply address,
+// a replyBox, so an answer to an early copy that comes after a resend
+// still counts; with a future per copy it would go to one already given
+// up, and the caller would wait for a later copy's answer.
 func (r *Registry) ask(ctx context.Context, pid func() *actor.PID, cmd any) (any, error) {
-	wait := askResendFirst
-	for attempt := 1; ; attempt++ {
-		remaining := time.Minute
-		if d, ok := ctx.Deadline(); ok {
-			remaining = time.Until(d)
-		}
-		if remaining <= 0 {
-			return nil, ErrTimeout
-		}
-		timeout := min(wait, remaining)
-		reply, err := r.system.Root.RequestFuture(pid(), cmd, timeout).Result()
-		switch {
-		case err == nil:
-			return reply, nil
-		case errors.Is(err, actor.ErrTimeout) && timeout < remaining:
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, askTimeoutMax)
+		defer cancel()
+	}
+	box := &replyBox{ch: make(chan any, replyBoxSlots)}
+	reply := r.register(box)
+	defer r.system.ProcessRegistry.Remove(reply)
+	timer := time.NewTimer(askResendFirst)
+	defer timer.Stop()
+	wait, deadLetters := askResendFirst, 0
+	r.system.Root.RequestWithCustomSender(pid(), cmd, reply)
+	for {
+		select {
+		case m := <-box.ch:
+			if _, dead := m.(*actor.DeadLetterResponse); !dead {
+				return m, nil
+			}
+			// The actor stopped before the copy reached it; its next
+			// activation answers the next copy.
+			if deadLetters++; deadLetters >= requestAttemptsMax {
+				return nil, fmt.Errorf("actor request: %w", actor.ErrDeadLetter)
+			}
+		case <-timer.C:
 			wait *= 2 // lost, or only slow: send again, waiting longer
-			continue
-		case errors.Is(err, actor.ErrTimeout):
+			timer.Reset(wait)
+		case <-ctx.Done():
 			return nil, ErrTimeout
-		case errors.Is(err, actor.ErrDeadLetter) && attempt < requestAttemptsMax:
-			continue
-		default:
-			return nil, fmt.Errorf("actor request: %w", err)
+		}
+		r.system.Root.RequestWithCustomSender(pid(), cmd, reply)
+	}
+}
+
+// askTimeoutMax bounds an ask whose context has no deadline.
+const askTimeoutMax = time.Minute
+
+// replyBoxSlots bounds the answers a replyBox keeps: the first counts, the
+// rest are copies of it or dead-letter notices.
+const replyBoxSlots = 4
+
+// replyBox is the reply address of one ask: a process whose messages go
+// to a channel; once it is full, later ones are dropped. Each ask has its
+// own, never reused: an answer may still arrive after the ask returned.
+type replyBox struct{ ch chan any }
+
+func (b *replyBox) SendUserMessage(_ *actor.PID, m any) {
+	select {
+	case b.ch <- actor.UnwrapEnvelopeMessage(m):
+	default:
+	}
+}
+
+func (b *replyBox) SendSystemMessage(*actor.PID, any) {}
+func (b *replyBox) Stop(*actor.PID)                   {}
+
+// register adds box to the process registry under a fresh name.
+func (r *Registry) register(box *replyBox) *actor.PID {
+	for {
+		if pid, ok := r.system.ProcessRegistry.Add(box, "ask$"+r.system.ProcessRegistry.NextId()); ok {
+			return pid
 		}
 	}
 }

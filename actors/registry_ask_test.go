@@ -50,3 +50,40 @@ func TestAskSendsAgainWhenAnAnswerDoesNotCome(t *testing.T) {
 		t.Fatalf("ask of a silent actor: %v, want ErrTimeout", err)
 	}
 }
+
+// An answer to the first copy of a command that comes after the ask sent
+// it again is the answer: the copies share one reply address.
+func TestAskTakesALateAnswerToAnEarlierCopy(t *testing.T) {
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.DiscardHandler)
+	}))
+	defer system.Shutdown()
+	r := NewRegistry(system, SKUConfig{})
+	var copies atomic.Int32
+	done := make(chan struct{})
+	defer close(done)
+	props := func() *actor.Props {
+		return actor.PropsFromFunc(func(c actor.Context) {
+			if _, ok := c.Message().(string); !ok || copies.Add(1) > 1 {
+				return // later copies are ignored
+			}
+			sender, root := c.Sender(), c.ActorSystem().Root
+			go func() { // answers the first copy after the ask has resent it
+				select {
+				case <-time.After(askResendFirst + askResendFirst/2):
+					root.Send(sender, "late answer")
+				case <-done:
+				}
+			}()
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := r.ask(ctx, func() *actor.PID { return r.activate("slow", props) }, "question")
+	if err != nil || got != "late answer" {
+		t.Fatalf("got %v, %v; want the late answer", got, err)
+	}
+	if n := copies.Load(); n < 2 {
+		t.Fatalf("%d copies sent, want the resend to have happened", n)
+	}
+}
