@@ -35,10 +35,6 @@ type OrderConfig struct {
 	// Retention is how long a terminal order is kept before it deletes its
 	// journal; 0 keeps it forever. See DefaultOrderRetention.
 	Retention time.Duration
-	// RequestTimeout bounds one SKU request in real time. An unanswered
-	// command is sent again at its backoff time on Clock, whatever this
-	// says; the timeout only frees the request.
-	RequestTimeout time.Duration
 	// TickInterval is the shortest wait, in real time, before an order
 	// with SKU commands in flight checks whether one is overdue on Clock.
 	TickInterval time.Duration
@@ -47,8 +43,7 @@ type OrderConfig struct {
 
 // Defaults of OrderConfig.
 const (
-	DefaultOrderRequestTimeout = 5 * time.Second
-	DefaultOrderTickInterval   = 250 * time.Millisecond
+	DefaultOrderTickInterval = 250 * time.Millisecond
 	// orderWaitersMax bounds the PlaceOrder callers waiting for one saga.
 	orderWaitersMax = 1_000
 	// orderPassivationSnapshotMin is the journal tail below which an order
@@ -60,9 +55,6 @@ const (
 func (c OrderConfig) withDefaults() OrderConfig {
 	if c.Clock == nil {
 		c.Clock = SystemClock{}
-	}
-	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = DefaultOrderRequestTimeout
 	}
 	if c.TickInterval <= 0 {
 		c.TickInterval = DefaultOrderTickInterval
@@ -154,15 +146,6 @@ func failedOrderResult(reply any, detail string) any {
 	return r
 }
 
-// orderStockReply carries a SKU's answer from a request's continuation to
-// the actor as a message, so that it reaches the current instance even
-// when the one that sent the request has been restarted since.
-type orderStockReply struct {
-	sku    string
-	step   pb.SKUStep
-	result *pb.StockResult
-}
-
 // orderForgotten is the journal's answer to the deletion of a terminal
 // order whose retention ended.
 type orderForgotten struct {
@@ -212,10 +195,13 @@ func (a *orderActor) Receive(ctx actor.Context) {
 			a.cfg.Logger.Warn("order snapshot failed", "order_id", a.id, "err", m.err)
 		}
 		a.afterDurable(ctx)
-	case *orderStockReply:
-		r := m.result
-		a.command(ctx, &pb.StockAnswered{Sku: m.sku, Step: m.step, Outcome: r.Outcome,
-			Available: r.GetView().GetAvailable(), Limit: r.GetView().GetPerCustomerLimit(), Detail: r.Detail, Hold: r.Hold}, nil)
+	case *pb.StockResult:
+		// A SKU's answer to a command of the saga: the SKU replied to the
+		// order, which sent the command with itself as the sender.
+		if m.Step != pb.SKUStep_SKU_STEP_UNSPECIFIED && m.GetView().GetSku() != "" {
+			a.command(ctx, &pb.StockAnswered{Sku: m.View.Sku, Step: m.Step, Outcome: m.Outcome,
+				Available: m.View.Available, Limit: m.View.PerCustomerLimit, Detail: m.Detail, Hold: m.Hold}, nil)
+		}
 	case *orderRetryTick:
 		a.retry = nil
 		a.pump(ctx)
@@ -375,16 +361,13 @@ func (a *orderActor) pump(ctx actor.Context) {
 	a.scheduleRetry(ctx)
 }
 
-// send makes one SKU request. Its answer comes back as an orderStockReply;
-// a request that times out is simply sent again when it is overdue.
+// send makes one SKU request with the order as the reply address: the
+// answer arrives as a *pb.StockResult naming its SKU and step, however late,
+// and a command that stays unanswered is sent again when it is overdue. No
+// future, no continuation: an answer to an earlier instance of the order
+// reaches the current one like any message.
 func (a *orderActor) send(ctx actor.Context, c OrderSKUCommand) {
-	f := ctx.RequestFuture(a.cfg.SKUs.SKUPID(c.SKU), c.Msg, a.cfg.RequestTimeout)
-	sku, step := c.SKU, c.Step
-	ctx.ReenterAfter(f, func(res any, err error) {
-		if r, ok := res.(*pb.StockResult); ok && err == nil {
-			ctx.Send(ctx.Self(), &orderStockReply{sku: sku, step: step, result: r})
-		}
-	})
+	ctx.Request(a.cfg.SKUs.SKUPID(c.SKU), c.Msg)
 }
 
 // scheduleRetry wakes the actor when the first command in flight becomes

@@ -177,6 +177,7 @@ func (a *skuActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 		a.log.record(encodeSKUEvent(ev))
 	}
 	if reply != nil {
+		reply.Step = skuStepOf(cmd)
 		a.log.reply(ctx, sender, reply)
 	}
 	a.log.setWake(a.state.WakeAt(a.cfg.Rules))
@@ -208,7 +209,24 @@ func (a *skuActor) unavailable(ctx actor.Context, cmd any, sender *actor.PID, de
 	if _, tick := cmd.(*pb.SweepReservations); tick || sender == nil {
 		return
 	}
-	ctx.Send(sender, &pb.StockResult{Outcome: pb.Outcome_OUTCOME_UNAVAILABLE, View: &pb.SKUView{Sku: a.sku}, Detail: detail})
+	ctx.Send(sender, &pb.StockResult{Outcome: pb.Outcome_OUTCOME_UNAVAILABLE, View: &pb.SKUView{Sku: a.sku}, Detail: detail,
+		Step: skuStepOf(cmd)})
+}
+
+// skuStepOf names the order command cmd is, for the answer's step; other
+// commands have none.
+func skuStepOf(cmd any) pb.SKUStep {
+	switch cmd.(type) {
+	case *pb.ReserveStock:
+		return pb.SKUStep_SKU_STEP_RESERVE
+	case *pb.CommitReservation:
+		return pb.SKUStep_SKU_STEP_COMMIT
+	case *pb.ReleaseReservation:
+		return pb.SKUStep_SKU_STEP_RELEASE
+	case *pb.ReturnStock:
+		return pb.SKUStep_SKU_STEP_RETURN
+	}
+	return pb.SKUStep_SKU_STEP_UNSPECIFIED
 }
 
 // load (re)builds the state from the journal. On failure the actor stays

@@ -206,62 +206,6 @@ func (OrderCode) EnumDescriptor() ([]byte, []int) {
 	return file_order_proto_rawDescGZIP(), []int{1}
 }
 
-// SKUStep names the SKU command an answer belongs to.
-type SKUStep int32
-
-const (
-	SKUStep_SKU_STEP_UNSPECIFIED SKUStep = 0
-	SKUStep_SKU_STEP_RESERVE     SKUStep = 1
-	SKUStep_SKU_STEP_COMMIT      SKUStep = 2
-	SKUStep_SKU_STEP_RELEASE     SKUStep = 3
-	SKUStep_SKU_STEP_RETURN      SKUStep = 4
-)
-
-// Enum value maps for SKUStep.
-var (
-	SKUStep_name = map[int32]string{
-		0: "SKU_STEP_UNSPECIFIED",
-		1: "SKU_STEP_RESERVE",
-		2: "SKU_STEP_COMMIT",
-		3: "SKU_STEP_RELEASE",
-		4: "SKU_STEP_RETURN",
-	}
-	SKUStep_value = map[string]int32{
-		"SKU_STEP_UNSPECIFIED": 0,
-		"SKU_STEP_RESERVE":     1,
-		"SKU_STEP_COMMIT":      2,
-		"SKU_STEP_RELEASE":     3,
-		"SKU_STEP_RETURN":      4,
-	}
-)
-
-func (x SKUStep) Enum() *SKUStep {
-	p := new(SKUStep)
-	*p = x
-	return p
-}
-
-func (x SKUStep) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (SKUStep) Descriptor() protoreflect.EnumDescriptor {
-	return file_order_proto_enumTypes[2].Descriptor()
-}
-
-func (SKUStep) Type() protoreflect.EnumType {
-	return &file_order_proto_enumTypes[2]
-}
-
-func (x SKUStep) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use SKUStep.Descriptor instead.
-func (SKUStep) EnumDescriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{2}
-}
-
 // LineReserve is the saga's first answer for a line.
 type LineReserve int32
 
@@ -300,11 +244,11 @@ func (x LineReserve) String() string {
 }
 
 func (LineReserve) Descriptor() protoreflect.EnumDescriptor {
-	return file_order_proto_enumTypes[3].Descriptor()
+	return file_order_proto_enumTypes[2].Descriptor()
 }
 
 func (LineReserve) Type() protoreflect.EnumType {
-	return &file_order_proto_enumTypes[3]
+	return &file_order_proto_enumTypes[2]
 }
 
 func (x LineReserve) Number() protoreflect.EnumNumber {
@@ -313,7 +257,7 @@ func (x LineReserve) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LineReserve.Descriptor instead.
 func (LineReserve) EnumDescriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{3}
+	return file_order_proto_rawDescGZIP(), []int{2}
 }
 
 // LineHold is where the order knows its units on a SKU to be.
@@ -361,11 +305,11 @@ func (x LineHold) String() string {
 }
 
 func (LineHold) Descriptor() protoreflect.EnumDescriptor {
-	return file_order_proto_enumTypes[4].Descriptor()
+	return file_order_proto_enumTypes[3].Descriptor()
 }
 
 func (LineHold) Type() protoreflect.EnumType {
-	return &file_order_proto_enumTypes[4]
+	return &file_order_proto_enumTypes[3]
 }
 
 func (x LineHold) Number() protoreflect.EnumNumber {
@@ -374,7 +318,7 @@ func (x LineHold) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LineHold.Descriptor instead.
 func (LineHold) EnumDescriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{4}
+	return file_order_proto_rawDescGZIP(), []int{3}
 }
 
 // OrderLine is one line of an order: quantity units of one SKU.
@@ -2618,13 +2562,7 @@ const file_order_proto_rawDesc = "" +
 	"\x12ORDER_CODE_INVALID\x10\b\x12\x1a\n" +
 	"\x16ORDER_CODE_UNAVAILABLE\x10\t\x12\x1d\n" +
 	"\x19ORDER_CODE_LIMIT_EXCEEDED\x10\n" +
-	"*y\n" +
-	"\aSKUStep\x12\x18\n" +
-	"\x14SKU_STEP_UNSPECIFIED\x10\x00\x12\x14\n" +
-	"\x10SKU_STEP_RESERVE\x10\x01\x12\x13\n" +
-	"\x0fSKU_STEP_COMMIT\x10\x02\x12\x14\n" +
-	"\x10SKU_STEP_RELEASE\x10\x03\x12\x13\n" +
-	"\x0fSKU_STEP_RETURN\x10\x04*v\n" +
+	"*v\n" +
 	"\vLineReserve\x12\x1c\n" +
 	"\x18LINE_RESERVE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14LINE_RESERVE_PENDING\x10\x01\x12\x15\n" +
@@ -2650,79 +2588,79 @@ func file_order_proto_rawDescGZIP() []byte {
 	return file_order_proto_rawDescData
 }
 
-var file_order_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_order_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_order_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_order_proto_goTypes = []any{
 	(OrderStatus)(0),       // 0: orderengine.v1.OrderStatus
 	(OrderCode)(0),         // 1: orderengine.v1.OrderCode
-	(SKUStep)(0),           // 2: orderengine.v1.SKUStep
-	(LineReserve)(0),       // 3: orderengine.v1.LineReserve
-	(LineHold)(0),          // 4: orderengine.v1.LineHold
-	(*OrderLine)(nil),      // 5: orderengine.v1.OrderLine
-	(*PlaceOrder)(nil),     // 6: orderengine.v1.PlaceOrder
-	(*PayOrder)(nil),       // 7: orderengine.v1.PayOrder
-	(*CancelOrder)(nil),    // 8: orderengine.v1.CancelOrder
-	(*ShipOrder)(nil),      // 9: orderengine.v1.ShipOrder
-	(*CompleteOrder)(nil),  // 10: orderengine.v1.CompleteOrder
-	(*GetOrder)(nil),       // 11: orderengine.v1.GetOrder
-	(*ExpireOrder)(nil),    // 12: orderengine.v1.ExpireOrder
-	(*RetryOrderSaga)(nil), // 13: orderengine.v1.RetryOrderSaga
-	(*StockAnswered)(nil),  // 14: orderengine.v1.StockAnswered
-	(*OrderView)(nil),      // 15: orderengine.v1.OrderView
-	(*OrderResult)(nil),    // 16: orderengine.v1.OrderResult
-	(*OrderEvent)(nil),     // 17: orderengine.v1.OrderEvent
-	(*OrderPlaced)(nil),    // 18: orderengine.v1.OrderPlaced
-	(*LineReserved)(nil),   // 19: orderengine.v1.LineReserved
-	(*LineRefused)(nil),    // 20: orderengine.v1.LineRefused
-	(*OrderReserved)(nil),  // 21: orderengine.v1.OrderReserved
-	(*OrderRejected)(nil),  // 22: orderengine.v1.OrderRejected
-	(*LineReleased)(nil),   // 23: orderengine.v1.LineReleased
-	(*OrderPaid)(nil),      // 24: orderengine.v1.OrderPaid
-	(*LineCommitted)(nil),  // 25: orderengine.v1.LineCommitted
-	(*LineFailed)(nil),     // 26: orderengine.v1.LineFailed
-	(*OrderCancelled)(nil), // 27: orderengine.v1.OrderCancelled
-	(*LineReturned)(nil),   // 28: orderengine.v1.LineReturned
-	(*OrderExpired)(nil),   // 29: orderengine.v1.OrderExpired
-	(*OrderShipped)(nil),   // 30: orderengine.v1.OrderShipped
-	(*OrderCompleted)(nil), // 31: orderengine.v1.OrderCompleted
-	(*OrderLineState)(nil), // 32: orderengine.v1.OrderLineState
-	(*OrderSnapshot)(nil),  // 33: orderengine.v1.OrderSnapshot
+	(LineReserve)(0),       // 2: orderengine.v1.LineReserve
+	(LineHold)(0),          // 3: orderengine.v1.LineHold
+	(*OrderLine)(nil),      // 4: orderengine.v1.OrderLine
+	(*PlaceOrder)(nil),     // 5: orderengine.v1.PlaceOrder
+	(*PayOrder)(nil),       // 6: orderengine.v1.PayOrder
+	(*CancelOrder)(nil),    // 7: orderengine.v1.CancelOrder
+	(*ShipOrder)(nil),      // 8: orderengine.v1.ShipOrder
+	(*CompleteOrder)(nil),  // 9: orderengine.v1.CompleteOrder
+	(*GetOrder)(nil),       // 10: orderengine.v1.GetOrder
+	(*ExpireOrder)(nil),    // 11: orderengine.v1.ExpireOrder
+	(*RetryOrderSaga)(nil), // 12: orderengine.v1.RetryOrderSaga
+	(*StockAnswered)(nil),  // 13: orderengine.v1.StockAnswered
+	(*OrderView)(nil),      // 14: orderengine.v1.OrderView
+	(*OrderResult)(nil),    // 15: orderengine.v1.OrderResult
+	(*OrderEvent)(nil),     // 16: orderengine.v1.OrderEvent
+	(*OrderPlaced)(nil),    // 17: orderengine.v1.OrderPlaced
+	(*LineReserved)(nil),   // 18: orderengine.v1.LineReserved
+	(*LineRefused)(nil),    // 19: orderengine.v1.LineRefused
+	(*OrderReserved)(nil),  // 20: orderengine.v1.OrderReserved
+	(*OrderRejected)(nil),  // 21: orderengine.v1.OrderRejected
+	(*LineReleased)(nil),   // 22: orderengine.v1.LineReleased
+	(*OrderPaid)(nil),      // 23: orderengine.v1.OrderPaid
+	(*LineCommitted)(nil),  // 24: orderengine.v1.LineCommitted
+	(*LineFailed)(nil),     // 25: orderengine.v1.LineFailed
+	(*OrderCancelled)(nil), // 26: orderengine.v1.OrderCancelled
+	(*LineReturned)(nil),   // 27: orderengine.v1.LineReturned
+	(*OrderExpired)(nil),   // 28: orderengine.v1.OrderExpired
+	(*OrderShipped)(nil),   // 29: orderengine.v1.OrderShipped
+	(*OrderCompleted)(nil), // 30: orderengine.v1.OrderCompleted
+	(*OrderLineState)(nil), // 31: orderengine.v1.OrderLineState
+	(*OrderSnapshot)(nil),  // 32: orderengine.v1.OrderSnapshot
+	(SKUStep)(0),           // 33: orderengine.v1.SKUStep
 	(Outcome)(0),           // 34: orderengine.v1.Outcome
 	(HoldState)(0),         // 35: orderengine.v1.HoldState
 }
 var file_order_proto_depIdxs = []int32{
-	5,  // 0: orderengine.v1.PlaceOrder.items:type_name -> orderengine.v1.OrderLine
-	2,  // 1: orderengine.v1.StockAnswered.step:type_name -> orderengine.v1.SKUStep
+	4,  // 0: orderengine.v1.PlaceOrder.items:type_name -> orderengine.v1.OrderLine
+	33, // 1: orderengine.v1.StockAnswered.step:type_name -> orderengine.v1.SKUStep
 	34, // 2: orderengine.v1.StockAnswered.outcome:type_name -> orderengine.v1.Outcome
 	35, // 3: orderengine.v1.StockAnswered.hold:type_name -> orderengine.v1.HoldState
 	0,  // 4: orderengine.v1.OrderView.status:type_name -> orderengine.v1.OrderStatus
-	5,  // 5: orderengine.v1.OrderView.items:type_name -> orderengine.v1.OrderLine
+	4,  // 5: orderengine.v1.OrderView.items:type_name -> orderengine.v1.OrderLine
 	1,  // 6: orderengine.v1.OrderResult.code:type_name -> orderengine.v1.OrderCode
-	15, // 7: orderengine.v1.OrderResult.order:type_name -> orderengine.v1.OrderView
+	14, // 7: orderengine.v1.OrderResult.order:type_name -> orderengine.v1.OrderView
 	0,  // 8: orderengine.v1.OrderResult.order_status:type_name -> orderengine.v1.OrderStatus
-	18, // 9: orderengine.v1.OrderEvent.placed:type_name -> orderengine.v1.OrderPlaced
-	19, // 10: orderengine.v1.OrderEvent.line_reserved:type_name -> orderengine.v1.LineReserved
-	20, // 11: orderengine.v1.OrderEvent.line_refused:type_name -> orderengine.v1.LineRefused
-	21, // 12: orderengine.v1.OrderEvent.reserved:type_name -> orderengine.v1.OrderReserved
-	22, // 13: orderengine.v1.OrderEvent.rejected:type_name -> orderengine.v1.OrderRejected
-	23, // 14: orderengine.v1.OrderEvent.line_released:type_name -> orderengine.v1.LineReleased
-	24, // 15: orderengine.v1.OrderEvent.paid:type_name -> orderengine.v1.OrderPaid
-	25, // 16: orderengine.v1.OrderEvent.line_committed:type_name -> orderengine.v1.LineCommitted
-	26, // 17: orderengine.v1.OrderEvent.line_failed:type_name -> orderengine.v1.LineFailed
-	27, // 18: orderengine.v1.OrderEvent.cancelled:type_name -> orderengine.v1.OrderCancelled
-	28, // 19: orderengine.v1.OrderEvent.line_returned:type_name -> orderengine.v1.LineReturned
-	29, // 20: orderengine.v1.OrderEvent.expired:type_name -> orderengine.v1.OrderExpired
-	30, // 21: orderengine.v1.OrderEvent.shipped:type_name -> orderengine.v1.OrderShipped
-	31, // 22: orderengine.v1.OrderEvent.completed:type_name -> orderengine.v1.OrderCompleted
-	5,  // 23: orderengine.v1.OrderPlaced.items:type_name -> orderengine.v1.OrderLine
-	2,  // 24: orderengine.v1.LineFailed.step:type_name -> orderengine.v1.SKUStep
+	17, // 9: orderengine.v1.OrderEvent.placed:type_name -> orderengine.v1.OrderPlaced
+	18, // 10: orderengine.v1.OrderEvent.line_reserved:type_name -> orderengine.v1.LineReserved
+	19, // 11: orderengine.v1.OrderEvent.line_refused:type_name -> orderengine.v1.LineRefused
+	20, // 12: orderengine.v1.OrderEvent.reserved:type_name -> orderengine.v1.OrderReserved
+	21, // 13: orderengine.v1.OrderEvent.rejected:type_name -> orderengine.v1.OrderRejected
+	22, // 14: orderengine.v1.OrderEvent.line_released:type_name -> orderengine.v1.LineReleased
+	23, // 15: orderengine.v1.OrderEvent.paid:type_name -> orderengine.v1.OrderPaid
+	24, // 16: orderengine.v1.OrderEvent.line_committed:type_name -> orderengine.v1.LineCommitted
+	25, // 17: orderengine.v1.OrderEvent.line_failed:type_name -> orderengine.v1.LineFailed
+	26, // 18: orderengine.v1.OrderEvent.cancelled:type_name -> orderengine.v1.OrderCancelled
+	27, // 19: orderengine.v1.OrderEvent.line_returned:type_name -> orderengine.v1.LineReturned
+	28, // 20: orderengine.v1.OrderEvent.expired:type_name -> orderengine.v1.OrderExpired
+	29, // 21: orderengine.v1.OrderEvent.shipped:type_name -> orderengine.v1.OrderShipped
+	30, // 22: orderengine.v1.OrderEvent.completed:type_name -> orderengine.v1.OrderCompleted
+	4,  // 23: orderengine.v1.OrderPlaced.items:type_name -> orderengine.v1.OrderLine
+	33, // 24: orderengine.v1.LineFailed.step:type_name -> orderengine.v1.SKUStep
 	34, // 25: orderengine.v1.LineFailed.outcome:type_name -> orderengine.v1.Outcome
 	0,  // 26: orderengine.v1.OrderCancelled.from_status:type_name -> orderengine.v1.OrderStatus
 	0,  // 27: orderengine.v1.OrderExpired.from_status:type_name -> orderengine.v1.OrderStatus
-	3,  // 28: orderengine.v1.OrderLineState.reserve:type_name -> orderengine.v1.LineReserve
-	4,  // 29: orderengine.v1.OrderLineState.hold:type_name -> orderengine.v1.LineHold
+	2,  // 28: orderengine.v1.OrderLineState.reserve:type_name -> orderengine.v1.LineReserve
+	3,  // 29: orderengine.v1.OrderLineState.hold:type_name -> orderengine.v1.LineHold
 	0,  // 30: orderengine.v1.OrderSnapshot.status:type_name -> orderengine.v1.OrderStatus
-	32, // 31: orderengine.v1.OrderSnapshot.lines:type_name -> orderengine.v1.OrderLineState
+	31, // 31: orderengine.v1.OrderSnapshot.lines:type_name -> orderengine.v1.OrderLineState
 	0,  // 32: orderengine.v1.OrderSnapshot.ended_from:type_name -> orderengine.v1.OrderStatus
 	33, // [33:33] is the sub-list for method output_type
 	33, // [33:33] is the sub-list for method input_type
@@ -2758,7 +2696,7 @@ func file_order_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_order_proto_rawDesc), len(file_order_proto_rawDesc)),
-			NumEnums:      5,
+			NumEnums:      4,
 			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -174,6 +174,62 @@ func (ReleaseReason) EnumDescriptor() ([]byte, []int) {
 	return file_sku_proto_rawDescGZIP(), []int{1}
 }
 
+// SKUStep names the SKU command an answer belongs to.
+type SKUStep int32
+
+const (
+	SKUStep_SKU_STEP_UNSPECIFIED SKUStep = 0
+	SKUStep_SKU_STEP_RESERVE     SKUStep = 1
+	SKUStep_SKU_STEP_COMMIT      SKUStep = 2
+	SKUStep_SKU_STEP_RELEASE     SKUStep = 3
+	SKUStep_SKU_STEP_RETURN      SKUStep = 4
+)
+
+// Enum value maps for SKUStep.
+var (
+	SKUStep_name = map[int32]string{
+		0: "SKU_STEP_UNSPECIFIED",
+		1: "SKU_STEP_RESERVE",
+		2: "SKU_STEP_COMMIT",
+		3: "SKU_STEP_RELEASE",
+		4: "SKU_STEP_RETURN",
+	}
+	SKUStep_value = map[string]int32{
+		"SKU_STEP_UNSPECIFIED": 0,
+		"SKU_STEP_RESERVE":     1,
+		"SKU_STEP_COMMIT":      2,
+		"SKU_STEP_RELEASE":     3,
+		"SKU_STEP_RETURN":      4,
+	}
+)
+
+func (x SKUStep) Enum() *SKUStep {
+	p := new(SKUStep)
+	*p = x
+	return p
+}
+
+func (x SKUStep) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SKUStep) Descriptor() protoreflect.EnumDescriptor {
+	return file_sku_proto_enumTypes[2].Descriptor()
+}
+
+func (SKUStep) Type() protoreflect.EnumType {
+	return &file_sku_proto_enumTypes[2]
+}
+
+func (x SKUStep) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SKUStep.Descriptor instead.
+func (SKUStep) EnumDescriptor() ([]byte, []int) {
+	return file_sku_proto_rawDescGZIP(), []int{2}
+}
+
 // HoldState is where one order's units are on a SKU.
 type HoldState int32
 
@@ -214,11 +270,11 @@ func (x HoldState) String() string {
 }
 
 func (HoldState) Descriptor() protoreflect.EnumDescriptor {
-	return file_sku_proto_enumTypes[2].Descriptor()
+	return file_sku_proto_enumTypes[3].Descriptor()
 }
 
 func (HoldState) Type() protoreflect.EnumType {
-	return &file_sku_proto_enumTypes[2]
+	return &file_sku_proto_enumTypes[3]
 }
 
 func (x HoldState) Number() protoreflect.EnumNumber {
@@ -227,7 +283,7 @@ func (x HoldState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HoldState.Descriptor instead.
 func (HoldState) EnumDescriptor() ([]byte, []int) {
-	return file_sku_proto_rawDescGZIP(), []int{2}
+	return file_sku_proto_rawDescGZIP(), []int{3}
 }
 
 // Restock adds Quantity units to the available stock.
@@ -863,7 +919,10 @@ type StockResult struct {
 	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
 	// For order commands: where the order's units are on this SKU after the
 	// command (HOLD_STATE_UNSPECIFIED when the SKU never saw the order).
-	Hold          HoldState `protobuf:"varint,4,opt,name=hold,proto3,enum=orderengine.v1.HoldState" json:"hold,omitempty"`
+	Hold HoldState `protobuf:"varint,4,opt,name=hold,proto3,enum=orderengine.v1.HoldState" json:"hold,omitempty"`
+	// For order commands: which command this answers. The order correlates
+	// an answer by it and view.sku, so it needs no request future.
+	Step          SKUStep `protobuf:"varint,5,opt,name=step,proto3,enum=orderengine.v1.SKUStep" json:"step,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -924,6 +983,13 @@ func (x *StockResult) GetHold() HoldState {
 		return x.Hold
 	}
 	return HoldState_HOLD_STATE_UNSPECIFIED
+}
+
+func (x *StockResult) GetStep() SKUStep {
+	if x != nil {
+		return x.Step
+	}
+	return SKUStep_SKU_STEP_UNSPECIFIED
 }
 
 // SKUEvent is one journaled change of a SKU. Exactly one body is set.
@@ -1939,12 +2005,13 @@ const file_sku_proto_rawDesc = "" +
 	"\breserved\x18\x03 \x01(\x03R\breserved\x12\x12\n" +
 	"\x04sold\x18\x04 \x01(\x03R\x04sold\x12\x14\n" +
 	"\x05known\x18\x05 \x01(\bR\x05known\x12,\n" +
-	"\x12per_customer_limit\x18\x06 \x01(\x03R\x10perCustomerLimit\"\xb4\x01\n" +
+	"\x12per_customer_limit\x18\x06 \x01(\x03R\x10perCustomerLimit\"\xe1\x01\n" +
 	"\vStockResult\x121\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x17.orderengine.v1.OutcomeR\aoutcome\x12+\n" +
 	"\x04view\x18\x02 \x01(\v2\x17.orderengine.v1.SKUViewR\x04view\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12-\n" +
-	"\x04hold\x18\x04 \x01(\x0e2\x19.orderengine.v1.HoldStateR\x04hold\"\x99\x04\n" +
+	"\x04hold\x18\x04 \x01(\x0e2\x19.orderengine.v1.HoldStateR\x04hold\x12+\n" +
+	"\x04step\x18\x05 \x01(\x0e2\x17.orderengine.v1.SKUStepR\x04step\"\x99\x04\n" +
 	"\bSKUEvent\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12 \n" +
 	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
@@ -2033,7 +2100,13 @@ const file_sku_proto_rawDesc = "" +
 	"\x17RELEASE_REASON_REJECTED\x10\x01\x12\x1c\n" +
 	"\x18RELEASE_REASON_CANCELLED\x10\x02\x12\x1a\n" +
 	"\x16RELEASE_REASON_EXPIRED\x10\x03\x12 \n" +
-	"\x1cRELEASE_REASON_SAFETY_EXPIRY\x10\x04*\x8c\x01\n" +
+	"\x1cRELEASE_REASON_SAFETY_EXPIRY\x10\x04*y\n" +
+	"\aSKUStep\x12\x18\n" +
+	"\x14SKU_STEP_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10SKU_STEP_RESERVE\x10\x01\x12\x13\n" +
+	"\x0fSKU_STEP_COMMIT\x10\x02\x12\x14\n" +
+	"\x10SKU_STEP_RELEASE\x10\x03\x12\x13\n" +
+	"\x0fSKU_STEP_RETURN\x10\x04*\x8c\x01\n" +
 	"\tHoldState\x12\x1a\n" +
 	"\x16HOLD_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13HOLD_STATE_RESERVED\x10\x01\x12\x18\n" +
@@ -2053,59 +2126,61 @@ func file_sku_proto_rawDescGZIP() []byte {
 	return file_sku_proto_rawDescData
 }
 
-var file_sku_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_sku_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_sku_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_sku_proto_goTypes = []any{
 	(Outcome)(0),                 // 0: orderengine.v1.Outcome
 	(ReleaseReason)(0),           // 1: orderengine.v1.ReleaseReason
-	(HoldState)(0),               // 2: orderengine.v1.HoldState
-	(*Restock)(nil),              // 3: orderengine.v1.Restock
-	(*Remove)(nil),               // 4: orderengine.v1.Remove
-	(*ReserveStock)(nil),         // 5: orderengine.v1.ReserveStock
-	(*CommitReservation)(nil),    // 6: orderengine.v1.CommitReservation
-	(*ReleaseReservation)(nil),   // 7: orderengine.v1.ReleaseReservation
-	(*ReturnStock)(nil),          // 8: orderengine.v1.ReturnStock
-	(*SetPurchaseLimit)(nil),     // 9: orderengine.v1.SetPurchaseLimit
-	(*GetStock)(nil),             // 10: orderengine.v1.GetStock
-	(*SweepReservations)(nil),    // 11: orderengine.v1.SweepReservations
-	(*SKUView)(nil),              // 12: orderengine.v1.SKUView
-	(*StockResult)(nil),          // 13: orderengine.v1.StockResult
-	(*SKUEvent)(nil),             // 14: orderengine.v1.SKUEvent
-	(*StockRestocked)(nil),       // 15: orderengine.v1.StockRestocked
-	(*StockRemoved)(nil),         // 16: orderengine.v1.StockRemoved
-	(*StockReserved)(nil),        // 17: orderengine.v1.StockReserved
-	(*ReservationCommitted)(nil), // 18: orderengine.v1.ReservationCommitted
-	(*ReservationReleased)(nil),  // 19: orderengine.v1.ReservationReleased
-	(*StockReturned)(nil),        // 20: orderengine.v1.StockReturned
-	(*PurchaseLimitSet)(nil),     // 21: orderengine.v1.PurchaseLimitSet
-	(*Hold)(nil),                 // 22: orderengine.v1.Hold
-	(*CustomerUnits)(nil),        // 23: orderengine.v1.CustomerUnits
-	(*SKUOp)(nil),                // 24: orderengine.v1.SKUOp
-	(*SKUSnapshot)(nil),          // 25: orderengine.v1.SKUSnapshot
+	(SKUStep)(0),                 // 2: orderengine.v1.SKUStep
+	(HoldState)(0),               // 3: orderengine.v1.HoldState
+	(*Restock)(nil),              // 4: orderengine.v1.Restock
+	(*Remove)(nil),               // 5: orderengine.v1.Remove
+	(*ReserveStock)(nil),         // 6: orderengine.v1.ReserveStock
+	(*CommitReservation)(nil),    // 7: orderengine.v1.CommitReservation
+	(*ReleaseReservation)(nil),   // 8: orderengine.v1.ReleaseReservation
+	(*ReturnStock)(nil),          // 9: orderengine.v1.ReturnStock
+	(*SetPurchaseLimit)(nil),     // 10: orderengine.v1.SetPurchaseLimit
+	(*GetStock)(nil),             // 11: orderengine.v1.GetStock
+	(*SweepReservations)(nil),    // 12: orderengine.v1.SweepReservations
+	(*SKUView)(nil),              // 13: orderengine.v1.SKUView
+	(*StockResult)(nil),          // 14: orderengine.v1.StockResult
+	(*SKUEvent)(nil),             // 15: orderengine.v1.SKUEvent
+	(*StockRestocked)(nil),       // 16: orderengine.v1.StockRestocked
+	(*StockRemoved)(nil),         // 17: orderengine.v1.StockRemoved
+	(*StockReserved)(nil),        // 18: orderengine.v1.StockReserved
+	(*ReservationCommitted)(nil), // 19: orderengine.v1.ReservationCommitted
+	(*ReservationReleased)(nil),  // 20: orderengine.v1.ReservationReleased
+	(*StockReturned)(nil),        // 21: orderengine.v1.StockReturned
+	(*PurchaseLimitSet)(nil),     // 22: orderengine.v1.PurchaseLimitSet
+	(*Hold)(nil),                 // 23: orderengine.v1.Hold
+	(*CustomerUnits)(nil),        // 24: orderengine.v1.CustomerUnits
+	(*SKUOp)(nil),                // 25: orderengine.v1.SKUOp
+	(*SKUSnapshot)(nil),          // 26: orderengine.v1.SKUSnapshot
 }
 var file_sku_proto_depIdxs = []int32{
 	1,  // 0: orderengine.v1.ReleaseReservation.reason:type_name -> orderengine.v1.ReleaseReason
 	0,  // 1: orderengine.v1.StockResult.outcome:type_name -> orderengine.v1.Outcome
-	12, // 2: orderengine.v1.StockResult.view:type_name -> orderengine.v1.SKUView
-	2,  // 3: orderengine.v1.StockResult.hold:type_name -> orderengine.v1.HoldState
-	15, // 4: orderengine.v1.SKUEvent.restocked:type_name -> orderengine.v1.StockRestocked
-	16, // 5: orderengine.v1.SKUEvent.removed:type_name -> orderengine.v1.StockRemoved
-	17, // 6: orderengine.v1.SKUEvent.reserved:type_name -> orderengine.v1.StockReserved
-	18, // 7: orderengine.v1.SKUEvent.committed:type_name -> orderengine.v1.ReservationCommitted
-	19, // 8: orderengine.v1.SKUEvent.released:type_name -> orderengine.v1.ReservationReleased
-	20, // 9: orderengine.v1.SKUEvent.returned:type_name -> orderengine.v1.StockReturned
-	21, // 10: orderengine.v1.SKUEvent.limit_set:type_name -> orderengine.v1.PurchaseLimitSet
-	1,  // 11: orderengine.v1.ReservationReleased.reason:type_name -> orderengine.v1.ReleaseReason
-	2,  // 12: orderengine.v1.Hold.state:type_name -> orderengine.v1.HoldState
-	1,  // 13: orderengine.v1.Hold.release_reason:type_name -> orderengine.v1.ReleaseReason
-	22, // 14: orderengine.v1.SKUSnapshot.holds:type_name -> orderengine.v1.Hold
-	24, // 15: orderengine.v1.SKUSnapshot.ops:type_name -> orderengine.v1.SKUOp
-	23, // 16: orderengine.v1.SKUSnapshot.customer_units:type_name -> orderengine.v1.CustomerUnits
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	13, // 2: orderengine.v1.StockResult.view:type_name -> orderengine.v1.SKUView
+	3,  // 3: orderengine.v1.StockResult.hold:type_name -> orderengine.v1.HoldState
+	2,  // 4: orderengine.v1.StockResult.step:type_name -> orderengine.v1.SKUStep
+	16, // 5: orderengine.v1.SKUEvent.restocked:type_name -> orderengine.v1.StockRestocked
+	17, // 6: orderengine.v1.SKUEvent.removed:type_name -> orderengine.v1.StockRemoved
+	18, // 7: orderengine.v1.SKUEvent.reserved:type_name -> orderengine.v1.StockReserved
+	19, // 8: orderengine.v1.SKUEvent.committed:type_name -> orderengine.v1.ReservationCommitted
+	20, // 9: orderengine.v1.SKUEvent.released:type_name -> orderengine.v1.ReservationReleased
+	21, // 10: orderengine.v1.SKUEvent.returned:type_name -> orderengine.v1.StockReturned
+	22, // 11: orderengine.v1.SKUEvent.limit_set:type_name -> orderengine.v1.PurchaseLimitSet
+	1,  // 12: orderengine.v1.ReservationReleased.reason:type_name -> orderengine.v1.ReleaseReason
+	3,  // 13: orderengine.v1.Hold.state:type_name -> orderengine.v1.HoldState
+	1,  // 14: orderengine.v1.Hold.release_reason:type_name -> orderengine.v1.ReleaseReason
+	23, // 15: orderengine.v1.SKUSnapshot.holds:type_name -> orderengine.v1.Hold
+	25, // 16: orderengine.v1.SKUSnapshot.ops:type_name -> orderengine.v1.SKUOp
+	24, // 17: orderengine.v1.SKUSnapshot.customer_units:type_name -> orderengine.v1.CustomerUnits
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_sku_proto_init() }
@@ -2127,7 +2202,7 @@ func file_sku_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sku_proto_rawDesc), len(file_sku_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -280,9 +280,9 @@ func (c *Checkout) OrderState(orderID string) *actors.OrderState {
 }
 
 // sagaOwes says, for a timeout error on the named order, that its saga
-// still owes SKU commands: a command whose answer was lost (held, dropped,
-// or later than the order's RequestTimeout) is sent again only once the
-// fake Clock passes its retry time.
+// still owes SKU commands: a command whose answer was lost (held or
+// dropped by the Link) is sent again only once the fake Clock passes its
+// retry time.
 func (c *Checkout) sagaOwes(name string) string {
 	id, ok := strings.CutPrefix(name, "order/")
 	if !ok {
