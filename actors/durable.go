@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"errors"
+	"strings"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -179,7 +181,7 @@ func (l *durableLog) appended(ctx actor.Context, m *appendDone) bool {
 	}
 	l.inflight--
 	if m.err != nil {
-		l.failAll(ctx, "journal write failed: "+m.err.Error())
+		l.failAll(ctx, journalFailureDetail(m.err))
 		return false
 	}
 	l.durable = m.last
@@ -197,6 +199,31 @@ func (l *durableLog) appended(ctx actor.Context, m *appendDone) bool {
 	}
 	l.flush()
 	return true
+}
+
+// storageFullPrefix starts the detail of an UNAVAILABLE reply whose events
+// the journal refused because the node's volume is full (IsStorageFull).
+const storageFullPrefix = "storage full: "
+
+// journalFailureDetail is the detail of the UNAVAILABLE replies of
+// commands whose events the journal did not write. A refusal for a full
+// volume (an error with a method StorageFull() bool that returns true)
+// gets a detail of its own, so that the node can tell the client that
+// storage is full rather than that something failed.
+func journalFailureDetail(err error) string {
+	var full interface{ StorageFull() bool }
+	if errors.As(err, &full) && full.StorageFull() {
+		return storageFullPrefix + strings.TrimPrefix(err.Error(), storageFullPrefix)
+	}
+	return "journal write failed: " + err.Error()
+}
+
+// IsStorageFull reports whether the detail of an UNAVAILABLE reply says
+// that the journal refused the command's events because the node's
+// volume is full. Nothing of the command was applied; it may be retried
+// once space is freed.
+func IsStorageFull(detail string) bool {
+	return strings.HasPrefix(detail, storageFullPrefix)
 }
 
 // failAll answers every held reply with its failure form.

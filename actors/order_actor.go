@@ -176,7 +176,7 @@ func (a *orderActor) Receive(ctx actor.Context) {
 	case *appendDone:
 		if m.err != nil && m.incarnation == a.log.incarnation {
 			a.cfg.Logger.Warn("order journal write failed; reloading", "order_id", a.id, "err", m.err)
-			a.failWaiting(ctx, "journal write failed")
+			a.failWaiting(ctx, journalFailureDetail(m.err))
 		}
 		appendAnswered(ctx, a, a.carry, a.log, m)
 		a.afterDurable(ctx)
@@ -189,6 +189,10 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		a.afterDurable(ctx)
 	case *orderStockReply:
 		r := m.result
+		if r.Outcome == pb.Outcome_OUTCOME_UNAVAILABLE && IsStorageFull(r.Detail) {
+			// The saga retries once space is freed; its callers learn now.
+			a.failWaiting(ctx, r.Detail)
+		}
 		a.command(ctx, &pb.StockAnswered{Sku: m.sku, Step: m.step, Outcome: r.Outcome,
 			Available: r.GetView().GetAvailable(), Detail: r.Detail, Hold: r.Hold}, nil)
 	case *orderRetryTick:
