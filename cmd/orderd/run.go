@@ -118,7 +118,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		Logger:         log.With("component", "gateway"),
 		Registry:       reg,
 		RequestTimeout: cfg.requestTimeout,
-		Readiness:      ready.Load,
+		Readiness: func() error {
+			if !ready.Load() {
+				return errors.New("starting or stopping")
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		return err
