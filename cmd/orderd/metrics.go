@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderengine/orderengine/actors"
+	"github.com/orderengine/orderengine/persistence"
 )
 
 // journalMetrics records every group-commit flush of the journal.
@@ -58,4 +59,24 @@ func registerActorMetrics(reg prometheus.Registerer, skus *actors.Registry, resi
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "orderengine_actors_resident_max", Help: "The bound beyond which least recently used actors are asked to passivate (-max-resident).",
 	}, func() float64 { return float64(max(residentMax, 0)) }))
+}
+
+// registerStorageMetrics exports the free space on the journal's volume
+// against its reserve, measured when scraped: writes are refused while
+// free is below the reserve (orderengine_storage_full is then 1).
+func registerStorageMetrics(reg prometheus.Registerer, j *persistence.Journal) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orderengine_storage_free_bytes", Help: "Bytes free on the data volume.",
+	}, func() float64 { return float64(j.Storage().Free) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orderengine_storage_reserve_bytes", Help: "Free bytes the journal keeps on its volume; writes are refused below it (-storage-reserve is its fixed part).",
+	}, func() float64 { return float64(j.Storage().Reserve) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orderengine_storage_full", Help: "1 while writes are refused because the data volume is below the reserve, else 0.",
+	}, func() float64 {
+		if j.Storage().Full {
+			return 1
+		}
+		return 0
+	}))
 }
