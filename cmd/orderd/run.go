@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 	journal, err := openJournal(ctx, filepath.Join(cfg.dataDir, "journal"), journalOptions(cfg, log, jm, fatal), status, log)
 	if err != nil || journal == nil { // nil: stopped while waiting for space
-		return errors.Join(err, stop(gw, nil, serveErr, log))
+		return errors.Join(err, stop(gw, ln, nil, serveErr, log))
 	}
 	defer func() {
 		if err := journal.Close(); err != nil {
@@ -146,24 +146,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case err := <-fatal:
 		log.Error("orderd exits: its journal failed, and a restart recovers from the data directory", "err", err)
 		status.stop()
-		return errors.Join(fmt.Errorf("journal failed: %w", err), stop(gw, skus, serveErr, log))
+		return errors.Join(fmt.Errorf("journal failed: %w", err), stop(gw, ln, skus, serveErr, log))
 	case <-ctx.Done():
 	}
 	log.Info("orderd stopping")
 	status.stop()
-	return stop(gw, skus, serveErr, log)
+	return stop(gw, ln, skus, serveErr, log)
 }
 
 // stop finishes in-flight requests, then stops the actors (if the node
 // got as far as starting them) so they snapshot; the deferred closes in
 // run then close the journal.
-func stop(gw *gateway.Server, skus *actors.Registry, serveErr <-chan error, log *slog.Logger) error {
+func stop(gw *gateway.Server, ln net.Listener, skus *actors.Registry, serveErr <-chan error, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	var errs []error
 	if err := gw.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop gateway: %w", err))
 	}
+	// fasthttp's Shutdown misses a Serve that had not begun yet (a node
+	// that fails right after it starts serving); a closed listener ends
+	// that Serve too. Shutdown may have closed it already.
+	ln.Close()
 	if err := <-serveErr; err != nil {
 		errs = append(errs, fmt.Errorf("serve: %w", err))
 	}
