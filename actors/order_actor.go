@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
@@ -175,7 +176,7 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		a.snapshotOnStop()
 	case *appendDone:
 		if m.err != nil && m.incarnation == a.log.incarnation {
-			a.cfg.Logger.Warn("order journal write failed; reloading", "order_id", a.id, "err", m.err)
+			a.cfg.Logger.Log(context.Background(), journalFailureLevel(m.err), "order journal write failed; reloading", "order_id", a.id, "err", m.err)
 			a.failWaiting(ctx, journalFailureDetail(m.err))
 		}
 		appendAnswered(ctx, a, a.carry, a.log, m)
