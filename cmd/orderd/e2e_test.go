@@ -43,14 +43,14 @@ var buildOrderd = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-func startNode(t *testing.T, dataDir, addr string) *node {
+func startNode(t *testing.T, dataDir, addr string, flags ...string) *node {
 	t.Helper()
 	bin, err := buildOrderd()
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := &node{t: t, base: "http://" + addr, token: "e2e-admin-token", logs: &bytes.Buffer{}, done: make(chan struct{})}
-	n.cmd = exec.Command(bin, "-data", dataDir, "-http", addr, "-admin-token", n.token, "-log-level", "warn")
+	n.cmd = exec.Command(bin, append([]string{"-data", dataDir, "-http", addr, "-admin-token", n.token, "-log-level", "warn"}, flags...)...)
 	pr, pw := io.Pipe()
 	n.cmd.Stdout, n.cmd.Stderr = pw, pw
 	var logMu sync.Mutex
