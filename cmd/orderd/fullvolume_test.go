@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,52 +62,23 @@ func freeBytes(t *testing.T, dir string) int64 {
 	return int64(st.Bavail) * st.Bsize
 }
 
-// reply is one HTTP answer, or the error of a request that got none.
-type reply struct {
-	code   int
-	body   map[string]any
-	header http.Header
-	err    error
-}
-
-// try sends a request without failing the test: the node may be full, or
-// dead.
-func (n *node) try(method, path string, body any, admin bool) reply {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, n.base+path, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if admin {
-		req.Header.Set("Authorization", "Bearer "+n.token)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return reply{err: err}
-	}
-	defer resp.Body.Close()
-	r := reply{code: resp.StatusCode, header: resp.Header}
-	json.NewDecoder(resp.Body).Decode(&r.body)
-	return r
-}
-
 func (r reply) storageFull() bool {
 	detail, _ := r.body["detail"].(string)
 	return r.code == 503 && strings.HasSuffix(fmt.Sprint(r.body["type"]), "/unavailable") &&
 		strings.Contains(detail, "storage is full") && r.header.Get("Retry-After") != ""
 }
 
-func restockFull(t *testing.T, n *node) {
+// startFullNode starts orderd on dir with the small reserve and stocks the
+// SKUs that the checkouts buy.
+func startFullNode(t *testing.T, dir, addr string) *node {
 	t.Helper()
+	n := startNode(t, dir, addr, "-storage-reserve", fullReserveFlag)
 	for i := range fullSKUs {
 		if code, body := n.call("POST", fmt.Sprintf("/v1/skus/FULL-%d/restock", i), map[string]any{"quantity": 1_000_000_000}, true); code != 200 {
 			t.Fatalf("restock: %d %v", code, body)
 		}
 	}
+	return n
 }
 
 // fullCheckout is a checkout of one unit of every SKU, with a long
@@ -216,10 +184,8 @@ func (n *node) dead() bool {
 // go on, writes resume by themselves once the volume grows, and after a
 // kill -9 every acknowledged order is there.
 func TestFullVolumeRefusesWritesAndResumes(t *testing.T) {
-	dir := mountTmpfs(t, 72<<20)
-	addr := freeAddr(t)
-	n := startNode(t, dir, addr, "-storage-reserve", fullReserveFlag)
-	restockFull(t, n)
+	dir, addr := mountTmpfs(t, 72<<20), freeAddr(t)
+	n := startFullNode(t, dir, addr)
 
 	l := startLoad(t, n)
 	waitUntil(t, "checkouts refused for storage", func() bool { return l.full.Load() >= 20 || n.dead() })
@@ -262,7 +228,7 @@ func TestFullVolumeRefusesWritesAndResumes(t *testing.T) {
 	}
 
 	n.kill()
-	n = startNode(t, dir, addr, "-storage-reserve", fullReserveFlag)
+	n = startNode(t, dir, addr, "-storage-reserve", fullReserveFlag) // stocked already
 	checkAcked(t, n, acked)
 }
 
@@ -271,10 +237,8 @@ func TestFullVolumeRefusesWritesAndResumes(t *testing.T) {
 // file is gone and the node restarted if it died, every acknowledged order
 // is there.
 func TestVolumeFilledFromOutsideLosesNothingAcknowledged(t *testing.T) {
-	dir := mountTmpfs(t, 96<<20)
-	addr := freeAddr(t)
-	n := startNode(t, dir, addr, "-storage-reserve", fullReserveFlag)
-	restockFull(t, n)
+	dir, addr := mountTmpfs(t, 96<<20), freeAddr(t)
+	n := startFullNode(t, dir, addr)
 
 	l := startLoad(t, n)
 	waitUntil(t, "some checkouts", func() bool { return l.attempts.Load() >= 200 })
@@ -313,7 +277,7 @@ func TestVolumeFilledFromOutsideLosesNothingAcknowledged(t *testing.T) {
 	})
 	if n.dead() {
 		t.Logf("orderd died (as Badger may on a volume full to the last byte); restarting it")
-		n = startNode(t, dir, addr, "-storage-reserve", fullReserveFlag)
+		n = startNode(t, dir, addr, "-storage-reserve", fullReserveFlag) // stocked already
 	}
 	checkAcked(t, n, acked)
 	if r := n.try("POST", "/v1/orders", fullCheckout(0), false); r.code != 201 {

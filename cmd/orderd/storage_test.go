@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -75,28 +74,15 @@ func (p *inProcess) waitFor(path string, status int) map[string]any {
 	p.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		code, body := p.get(path)
-		if code == status {
-			return body
+		r := p.try("GET", path, nil, false)
+		if r.code == status {
+			return r.body
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: %d %v, want %d within 30s", path, code, body, status)
+			p.t.Fatalf("%s: %d %v %v, want %d within 30s", path, r.code, r.body, r.err, status)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// get is a GET that does not fail the test on a connection error (the
-// server may not listen yet).
-func (p *inProcess) get(path string) (int, map[string]any) {
-	resp, err := client.Get(p.base + path)
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
 }
 
 // A failed commit stops the journal, and orderd exits with an error that
