@@ -1,6 +1,9 @@
 package actors
 
 import (
+	"errors"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -48,6 +51,13 @@ type durableLog struct {
 	snapshotted  uint64 // sequence of the latest durable snapshot
 	snapshotting bool   // a snapshot write is in flight
 
+	// refused: the journal refused this identity's latest append because
+	// the node's volume is full. It outlives reloads: until an append
+	// succeeds, a wake time is not written alone (flush), or an order that
+	// reloads would resubmit it at once, be refused again, and spin for as
+	// long as the volume stays full. It goes out with the next events.
+	refused bool
+
 	// failed turns a held reply into the reply its caller gets when the
 	// events behind it could not be made durable.
 	failed func(reply any, detail string) any
@@ -93,7 +103,9 @@ func (l *durableLog) start(ctx actor.Context, seq, snap uint64, wake int64, rewr
 	l.applied, l.submitted, l.durable, l.snapshotted = seq, seq, seq, snap
 	l.buffer, l.held, l.snapshotting, l.inflight = nil, nil, false, 0
 	l.wake, l.durableWake = wake, wake
-	if rewrite {
+	// An identity with no events recovered has no wake time stored that
+	// could be stale.
+	if rewrite && seq > 0 {
 		l.durableWake = -1
 	}
 }
@@ -143,7 +155,7 @@ func (l *durableLog) replyAt(ctx actor.Context, to *actor.PID, msg any, need uin
 // carrying the wake time; the journal completes them in order. With no
 // events buffered, a changed wake time goes out alone.
 func (l *durableLog) flush() {
-	if l.inflight > 0 || (len(l.buffer) == 0 && l.wake == l.durableWake) {
+	if l.inflight > 0 || (len(l.buffer) == 0 && (l.wake == l.durableWake || l.refused)) {
 		return
 	}
 	inc, root, self, wake := l.incarnation, l.root, l.self, l.wake
@@ -178,8 +190,9 @@ func (l *durableLog) appended(ctx actor.Context, m *appendDone) bool {
 		return true
 	}
 	l.inflight--
+	l.refused = storageFull(m.err)
 	if m.err != nil {
-		l.failAll(ctx, "journal write failed: "+m.err.Error())
+		l.failAll(ctx, journalFailureDetail(m.err))
 		return false
 	}
 	l.durable = m.last
@@ -197,6 +210,47 @@ func (l *durableLog) appended(ctx actor.Context, m *appendDone) bool {
 	}
 	l.flush()
 	return true
+}
+
+// storageFullPrefix starts the detail of an UNAVAILABLE reply whose events
+// the journal refused because the node's volume is full (IsStorageFull).
+const storageFullPrefix = "storage full: "
+
+// journalFailureDetail is the detail of the UNAVAILABLE replies of
+// commands whose events the journal did not write. A refusal for a full
+// volume (an error with a method StorageFull() bool that returns true)
+// gets a detail of its own, so that the node can tell the client that
+// storage is full rather than that something failed.
+func journalFailureDetail(err error) string {
+	if storageFull(err) {
+		return storageFullPrefix + strings.TrimPrefix(err.Error(), storageFullPrefix)
+	}
+	return "journal write failed: " + err.Error()
+}
+
+// storageFull reports whether err is the journal's refusal for a full
+// volume.
+func storageFull(err error) bool {
+	var full interface{ StorageFull() bool }
+	return errors.As(err, &full) && full.StorageFull()
+}
+
+// journalFailureLevel is the level the shells log a failed append at: a
+// refusal for a full volume only at debug, since the journal logs the
+// episode once and a line per refused write would flood the log.
+func journalFailureLevel(err error) slog.Level {
+	if storageFull(err) {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
+
+// IsStorageFull reports whether the detail of an UNAVAILABLE reply says
+// that the journal refused the command's events because the node's
+// volume is full. Nothing of the command was applied; it may be retried
+// once space is freed.
+func IsStorageFull(detail string) bool {
+	return strings.HasPrefix(detail, storageFullPrefix)
 }
 
 // failAll answers every held reply with its failure form.

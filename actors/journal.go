@@ -26,7 +26,9 @@ type Journal interface {
 	// durable or pending sequence fails and writes nothing: it means two
 	// activations of one identity, or an append after a failed one that the
 	// actor did not recover from. So does one with more than
-	// AppendEventsMax events.
+	// AppendEventsMax events. An append refused because the node's volume
+	// is full fails with an error that has a method StorageFull() bool
+	// returning true; the shells tell their callers so (IsStorageFull).
 	Append(id string, first uint64, events [][]byte, wake int64, done func(error))
 
 	// SaveSnapshot submits state as the identity's state after event seq and

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
@@ -183,8 +184,8 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		a.snapshotOnStop()
 	case *appendDone:
 		if m.err != nil && m.incarnation == a.log.incarnation {
-			a.cfg.Logger.Warn("order journal write failed; reloading", "order_id", a.id, "err", m.err)
-			a.failWaiting(ctx, "journal write failed")
+			a.cfg.Logger.Log(context.Background(), journalFailureLevel(m.err), "order journal write failed; reloading", "order_id", a.id, "err", m.err)
+			a.failWaiting(ctx, journalFailureDetail(m.err))
 		}
 		appendAnswered(ctx, a, a.carry, a.log, m)
 		a.afterDurable(ctx)
@@ -199,6 +200,10 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		// A SKU's answer to a command of the saga: the SKU replied to the
 		// order, which sent the command with itself as the sender.
 		if m.Step != pb.SKUStep_SKU_STEP_UNSPECIFIED && m.GetView().GetSku() != "" {
+			if m.Outcome == pb.Outcome_OUTCOME_UNAVAILABLE && IsStorageFull(m.Detail) {
+				// The saga retries once space is freed; its callers learn now.
+				a.failWaiting(ctx, m.Detail)
+			}
 			a.command(ctx, &pb.StockAnswered{Sku: m.View.Sku, Step: m.Step, Outcome: m.Outcome,
 				Available: m.View.Available, Limit: m.View.PerCustomerLimit, Detail: m.Detail, Hold: m.Hold}, nil)
 		}

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -130,7 +131,7 @@ func (a *skuActor) Receive(ctx actor.Context) {
 		a.snapshotOnStop()
 	case *appendDone:
 		if m.err != nil && m.incarnation == a.log.incarnation {
-			a.cfg.Logger.Warn("sku journal write failed; reloading", "sku", a.sku, "err", m.err)
+			a.cfg.Logger.Log(context.Background(), journalFailureLevel(m.err), "sku journal write failed; reloading", "sku", a.sku, "err", m.err)
 		}
 		appendAnswered(ctx, a, a.carry, a.log, m)
 		a.afterDurable(ctx)

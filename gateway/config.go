@@ -69,8 +69,9 @@ type Config struct {
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
-	// Readiness answers /readyz; nil means always ready.
-	Readiness func() bool
+	// Readiness answers /readyz: nil when the node is ready, else why not
+	// (the problem's detail). A nil Readiness means always ready.
+	Readiness func() error
 	// Cluster is marshalled with encoding/json for /v1/cluster; nil answers
 	// a single-node view.
 	Cluster func() any
@@ -137,7 +138,7 @@ func (c *Config) setDefaults() error {
 		c.RateLimitEntriesMax = DefaultRateLimitEntriesMax
 	}
 	if c.Readiness == nil {
-		c.Readiness = func() bool { return true }
+		c.Readiness = func() error { return nil }
 	}
 	return nil
 }

@@ -73,6 +73,10 @@ var (
 	// ErrUnavailable: the partition's holder is down or moving (503 with
 	// Retry-After).
 	ErrUnavailable = errors.New("unavailable")
+	// ErrStorageFull: the node refuses writes because its data volume is
+	// below its free-space reserve (503 with Retry-After, saying so).
+	// Writes resume by themselves once space is freed; reads go on.
+	ErrStorageFull = errors.New("storage full")
 	// ErrOverloaded: the engine sheds load (429 with Retry-After).
 	ErrOverloaded = errors.New("overloaded")
 )

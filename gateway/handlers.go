@@ -20,8 +20,8 @@ func (s *Server) serveRoute(x *exchange, id routeID, param, body []byte) {
 	case routeHealthz:
 		s.reply(x, fasthttp.StatusOK, append(x.buf[:0], `{"status":"ok"}`...))
 	case routeReadyz:
-		if !s.cfg.Readiness() {
-			s.problem(x, problem{kind: probUnavailable, detail: "the node is not ready"})
+		if err := s.cfg.Readiness(); err != nil {
+			s.problem(x, problem{kind: probUnavailable, detail: "the node is not ready: " + err.Error()})
 			return
 		}
 		s.reply(x, fasthttp.StatusOK, append(x.buf[:0], `{"status":"ready"}`...))
@@ -295,12 +295,17 @@ func (s *Server) reply(x *exchange, status int, body []byte) {
 
 // fail answers err with its problem. This is where an error is handled:
 // the ones the table does not know, and the engine's unavailability, are
-// logged here with the request ID, once.
+// logged here with the request ID, once (a full volume's refusals at debug
+// level only).
 func (s *Server) fail(x *exchange, err error) {
 	p, known := problemFor(err)
 	switch {
 	case !known:
 		s.cfg.Logger.Error("request failed", s.logAttrs(x, err)...)
+	case errors.Is(err, ErrStorageFull):
+		// The node logs the episode once; a line per refused write would
+		// flood the log while it lasts.
+		s.cfg.Logger.Debug("write refused: storage full", s.logAttrs(x, err)...)
 	case p.kind == probUnavailable:
 		s.cfg.Logger.Warn("engine unavailable", s.logAttrs(x, err)...)
 	}

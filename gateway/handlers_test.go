@@ -211,13 +211,17 @@ func TestRequestID(t *testing.T) {
 }
 
 func TestOperations(t *testing.T) {
-	ready := false
-	ts := newTestServer(t, newFakeEngine(), func(c *Config) { c.Readiness = func() bool { return ready } })
+	notReady := errors.New("storage full: 1.0 MiB free")
+	ts := newTestServer(t, newFakeEngine(), func(c *Config) { c.Readiness = func() error { return notReady } })
 	if r := ts.do(get("/healthz")); r.status != 200 {
 		t.Fatalf("healthz %d", r.status)
 	}
-	wantProblem(t, ts.do(get("/readyz")), 503, "unavailable", "")
-	ready = true
+	r := ts.do(get("/readyz"))
+	wantProblem(t, r, 503, "unavailable", "")
+	if !strings.Contains(r.str("detail"), "storage full: 1.0 MiB free") || r.header("Retry-After") == "" {
+		t.Fatalf("readyz while not ready: %s, want the reason and Retry-After", r.body)
+	}
+	notReady = nil
 	if r := ts.do(get("/readyz")); r.status != 200 {
 		t.Fatalf("readyz %d", r.status)
 	}
@@ -225,7 +229,7 @@ func TestOperations(t *testing.T) {
 		t.Fatalf("cluster %d %s", r.status, r.body)
 	}
 	restock(ts, "A-1", "1")
-	r := ts.do(get("/metrics"))
+	r = ts.do(get("/metrics"))
 	for _, want := range []string{
 		`orderengine_http_requests_total{route="POST /v1/skus/{sku}/restock",status="200"} 1`,
 		`orderengine_http_request_duration_seconds_bucket{route="GET /readyz"`,

@@ -131,6 +131,9 @@ func problemFor(err error) (problem, bool) {
 			detail: "this key was used with a different request"}, true
 	case errors.Is(err, ErrOverloaded):
 		return problem{kind: probOverloaded, detail: "the engine is shedding load"}, true
+	case errors.Is(err, ErrStorageFull):
+		return problem{kind: probUnavailable,
+			detail: "the node's storage is full: writes are refused until space is freed; reads go on"}, true
 	case errors.Is(err, ErrUnavailable):
 		return problem{kind: probUnavailable, detail: "the owner of this resource is unavailable"}, true
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -34,6 +34,7 @@ func TestProblemsGolden(t *testing.T) {
 		fmt.Errorf("order o_1: %w", ErrNotFound),
 		ErrIdempotencyKeyReused,
 		ErrUnavailable,
+		fmt.Errorf("%w: %w: journal refused the write", ErrUnavailable, ErrStorageFull),
 		ErrOverloaded,
 		context.DeadlineExceeded,
 		context.Canceled,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -94,6 +95,9 @@ func (j *Journal) sweepSnapshots(cursor []byte) []byte {
 // keys a Delete removes, and the pass checks in its own read that a
 // snapshot still covers the events it deletes.
 func (j *Journal) compactPass() {
+	if j.failure() != nil {
+		return
+	}
 	j.compactMu.Lock()
 	due := make(map[string]uint64, len(j.compactDue))
 	for id, seq := range j.compactDue {
@@ -109,35 +113,28 @@ func (j *Journal) compactPass() {
 		j.compactIdle.Broadcast()
 		j.compactMu.Unlock()
 	}()
-	wb := j.db.NewWriteBatch()
-	defer wb.Cancel()
-	budget, deleted := j.opts.CompactKeys, 0
+	budget := j.opts.CompactKeys
+	var keys [][]byte
 	completed := make(map[string]uint64)
 	for id, seq := range due {
 		if budget == 0 || !j.markRunning(id) {
 			continue
 		}
-		keys, complete, err := j.coveredEvents(id, seq, budget)
+		covered, complete, err := j.coveredEvents(id, seq, budget)
 		if err != nil {
 			j.log.Error("journal compaction failed", "id", id, "err", err)
 			break
 		}
-		for _, k := range keys {
-			if err := wb.Delete(k); err != nil {
-				j.log.Error("journal compaction failed", "id", id, "err", err)
-				return
-			}
-		}
-		budget, deleted = budget-len(keys), deleted+len(keys)
+		keys = append(keys, covered...)
+		budget -= len(covered)
 		if complete {
 			completed[id] = seq
 		}
 	}
-	if err := wb.Flush(); err != nil {
-		j.log.Error("journal compaction failed", "err", err)
+	if len(keys) > 0 && !j.deleteKeys(keys) {
 		return
 	}
-	j.stats.add(uint64(deleted), 0)
+	j.stats.add(uint64(len(keys)), 0)
 	j.compactMu.Lock()
 	defer j.compactMu.Unlock()
 	for id, seq := range completed {
@@ -145,6 +142,33 @@ func (j *Journal) compactPass() {
 			delete(j.compactDue, id)
 		}
 	}
+}
+
+// deleteKeys deletes keys in one write batch and reports whether it did.
+// It writes nothing unless the volume has room for the deletes on top of
+// the storage reserve; a failed write stops the journal, as a failed
+// commit of the writer does.
+func (j *Journal) deleteKeys(keys [][]byte) bool {
+	var bytes uint64
+	for _, k := range keys {
+		bytes += uint64(len(k) + entryOverheadBytes)
+	}
+	if !j.roomFor(bytes) {
+		return false
+	}
+	wb := j.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			j.log.Error("journal compaction failed", "err", err)
+			return false
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		j.failStop(fmt.Errorf("compaction: %w", err))
+		return false
+	}
+	return true
 }
 
 // markRunning marks id as compacted by this pass, unless a Delete took it
@@ -236,6 +260,11 @@ func (j *Journal) valueLogGCLoop() {
 		case <-j.stop:
 			return
 		case <-t.C:
+		}
+		// A run copies a value-log file's live values into the current
+		// one: room for a whole file on top of the reserve.
+		if j.failure() != nil || !j.roomFor(uint64(j.opts.ValueLogFileBytes)) {
+			continue
 		}
 		runs := uint64(0)
 		for range valueLogGCRunsMax {

@@ -116,16 +116,15 @@ func TestDeleteOfEvictedIdentityWithChunkedSnapshot(t *testing.T) {
 	}
 }
 
-func TestFailedDeleteFailsTheAppendsAfterIt(t *testing.T) {
+func TestRefusedDeleteFailsTheAppendsAfterIt(t *testing.T) {
 	j := openTest(t, t.TempDir(), testOptions(t))
 	if err := appendWake(t, j, "o", 1, 5, []byte("1"), []byte("2")); err != nil {
 		t.Fatal(err)
 	}
-	boom := errors.New("disk on fire")
-	entered, release := holdFirstCommit(j, boom)
+	entered, release := holdFirstRefusal(j)
 	dDel, cDel := result()
 	j.Delete("o", dDel)
-	<-entered // the writer is committing the Delete
+	<-entered // the writer is checking the Delete's batch
 	d1, c1 := result()
 	j.Append("o", 1, [][]byte{[]byte("new")}, 0, d1)
 	dSnap, cSnap := result()
@@ -134,14 +133,14 @@ func TestFailedDeleteFailsTheAppendsAfterIt(t *testing.T) {
 		t.Fatalf("snapshot while a delete is pending: got %v, want ErrInvalidRequest", err)
 	}
 	close(release)
-	if err := wait(t, cDel); !errors.Is(err, boom) {
-		t.Fatalf("delete: got %v, want %v", err, boom)
+	if err := wait(t, cDel); !errors.Is(err, ErrStorageFull) {
+		t.Fatalf("delete: got %v, want ErrStorageFull", err)
 	}
 	if err := wait(t, c1); !errors.Is(err, ErrEarlierAppendFailed) {
-		t.Fatalf("append after the failed delete: got %v", err)
+		t.Fatalf("append after the refused delete: got %v", err)
 	}
 	if got := replayAll(t, j, "o", 0); len(got) != 2 {
-		t.Fatalf("the failed delete lost events: %v", got)
+		t.Fatalf("the refused delete lost events: %v", got)
 	}
 	checkWake(t, j, "o", 5)
 	if err := appendSync(t, j, "o", 3, []byte("3")); err != nil {
@@ -252,9 +251,9 @@ func TestDeleteRacingCompaction(t *testing.T) {
 	wg.Wait()
 }
 
-// A snapshot that fails just before a Delete must not hold the new
+// A snapshot that is refused just before a Delete must not hold the new
 // history's snapshots to the old history's sequences.
-func TestSnapshotFailingBeforeDelete(t *testing.T) {
+func TestSnapshotRefusedBeforeDelete(t *testing.T) {
 	o := testOptions(t)
 	o.RetainEvents = true
 	j := openTest(t, t.TempDir(), o)
@@ -262,16 +261,15 @@ func TestSnapshotFailingBeforeDelete(t *testing.T) {
 	if err := snapshotSync(t, j, "o", 5, []byte("five")); err != nil {
 		t.Fatal(err)
 	}
-	boom := errors.New("disk on fire")
-	entered, release := holdFirstCommit(j, boom)
+	entered, release := holdFirstRefusal(j)
 	dSnap, cSnap := result()
 	j.SaveSnapshot("o", 10, []byte("ten"), dSnap)
 	<-entered
 	dDel, cDel := result()
 	j.Delete("o", dDel)
 	close(release)
-	if err := wait(t, cSnap); !errors.Is(err, boom) {
-		t.Fatalf("snapshot: got %v, want %v", err, boom)
+	if err := wait(t, cSnap); !errors.Is(err, ErrStorageFull) {
+		t.Fatalf("snapshot: got %v, want ErrStorageFull", err)
 	}
 	if err := wait(t, cDel); err != nil {
 		t.Fatal(err)

@@ -45,11 +45,35 @@
 // An identity's events carry sequences 1, 2, 3, ... The journal keeps, per
 // identity, the last durable sequence and the last pending one. An append
 // must start one past the last pending sequence, otherwise it fails with a
-// *SequenceError and writes nothing. When a commit fails, every request in
-// it fails, the identity's pending sequence falls back to its durable one,
-// and requests of that identity already queued behind the failed one fail
-// too: the actor reloads from the journal and continues from what is
-// durable.
+// *SequenceError and writes nothing. When a batch is refused before
+// anything of it is staged (the volume below its storage reserve, or a
+// request that cannot be written), every request in it fails, the
+// identity's pending sequence falls back to its durable one, and requests
+// of that identity already queued behind the refused one fail too
+// (ErrEarlierAppendFailed): the actor reloads from the journal and
+// continues from what is durable.
+//
+// # Failed commits
+//
+// A synced commit that fails is different: Badger may hold its entries in
+// memory, readable, though they are not durable, so the state on disk is
+// unknown. The journal then stops for good: every request in flight,
+// queued or submitted later, and every read, fails with ErrJournalFailed
+// wrapping the cause, nothing more is written, and Options.OnFatal is
+// called once. The process is expected to exit and recover from its data
+// directory, where every acknowledged write is.
+//
+// # Storage reserve
+//
+// Badger cannot be stopped safely once its volume is full (storage.go says
+// why), so the writer checks the free space before every batch and
+// refuses it with ErrStorageFull while that is below a reserve that grows
+// with the store; writes resume by themselves once free space reaches the
+// reserve plus a memtable. A refusal writes nothing and does not stop the
+// journal; reads go on. The compactor and value-log GC wait for room too,
+// Open refuses a volume without room for what it finds plus the reserve,
+// and Close leaves Badger open on a full volume. Storage reports the free
+// space and the reserve.
 //
 // A Delete resets the identity at once for later submissions: appends
 // queued after it start again at sequence 1. If the Delete fails, they fail

@@ -26,6 +26,25 @@ var (
 	// written. The actor reloads and continues from the durable sequence.
 	ErrEarlierAppendFailed = errors.New("an earlier append of this identity failed")
 
+	// ErrJournalFailed is wrapped, with its cause, by every request that
+	// fails after a synced commit failed. Badger may hold such a commit's
+	// entries in memory (readable) although they are not durable, so
+	// nothing is known of the state on disk: the journal stops writing and
+	// reading for good and reports the failure once (Options.OnFatal). The
+	// process must exit and recover from its data directory.
+	ErrJournalFailed = errors.New("journal failed")
+
+	// ErrStorageFull is wrapped by every refusal of a write because the
+	// journal's volume has less free space than its reserve; the message
+	// says how much is free and what is needed. A refused request writes
+	// nothing and does not stop the journal: writes resume by themselves
+	// once space is freed. Open refuses a too-full volume with it too.
+	//
+	// Its dynamic type has a method StorageFull() bool that returns true,
+	// so that packages which cannot import this one (the actors) recognise
+	// the refusal with errors.As.
+	ErrStorageFull error = storageFullError{}
+
 	// ErrInvalidRequest is wrapped by every refusal of a malformed request
 	// (empty id, too many events, sizes beyond their limits, a negative wake
 	// time, a snapshot racing a Delete of its identity).
@@ -45,3 +64,8 @@ type SequenceError struct {
 func (e *SequenceError) Error() string {
 	return fmt.Sprintf("sequence conflict for %q: got %d, want %d", e.ID, e.Got, e.Want)
 }
+
+type storageFullError struct{}
+
+func (storageFullError) Error() string     { return "storage full" }
+func (storageFullError) StorageFull() bool { return true }

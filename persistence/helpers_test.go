@@ -176,3 +176,26 @@ func holdFirstCommit(j *Journal, err error) (entered, release chan struct{}) {
 	}
 	return entered, release
 }
+
+// plentyFree is what a fake volume reports when it has room.
+const plentyFree = 1 << 50
+
+// holdFirstRefusal holds the writer at its first storage check: entered is
+// closed once it is there, and when the test closes release the check
+// finds the volume full, refusing that batch (ErrStorageFull), and finds
+// plenty of room from then on. What is submitted meanwhile lands in the
+// writer's next batch. The tests that use it have no compaction due, so
+// that only the writer measures.
+func holdFirstRefusal(j *Journal) (entered, release chan struct{}) {
+	entered, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	j.opts.FreeSpace = func(string) (uint64, error) {
+		first := false
+		once.Do(func() { first = true; close(entered); <-release })
+		if first {
+			return 0, nil
+		}
+		return plentyFree, nil
+	}
+	return entered, release
+}

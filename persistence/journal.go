@@ -24,15 +24,17 @@ const identitiesCachedMax = 32_768
 // use.
 type Journal struct {
 	db         *badger.DB
+	dir        string
 	opts       Options
 	log        *slog.Logger
 	partitions int
 
 	mu      sync.Mutex
-	space   *sync.Cond // broadcast when the queue shrinks or Close begins
+	space   *sync.Cond // broadcast when the queue shrinks, Close begins or failStop
 	queue   []*request
 	ids     map[string]*identity
 	closing bool
+	failed  error  // set once by failStop: wraps ErrJournalFailed
 	batches uint64 // batches the writer has taken; guarded by mu
 
 	wake       chan struct{} // capacity 1: there is work for the writer
@@ -59,11 +61,13 @@ type Journal struct {
 
 	opsBuf []op // the writer's scratch list of one request's writes
 
-	stats stats
+	stats   stats
+	storage storageState
 
 	// Hooks set only by tests before their first request. beforeCommit
-	// runs before each commit; an error it returns fails the commit.
-	// onBlocked runs when a submitter starts waiting for queue space.
+	// (Options.BeforeCommit unless a test replaces it) runs before each
+	// commit; an error it returns fails the commit. onBlocked runs when a
+	// submitter starts waiting for queue space.
 	beforeCommit func() error
 	onBlocked    func()
 }
@@ -102,6 +106,9 @@ func Open(dir string, opts Options) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create journal directory: %w", err)
 	}
+	if err := checkOpenSpace(dir, opts); err != nil {
+		return nil, fmt.Errorf("open journal %s: %w", dir, err)
+	}
 	db, err := openBadger(dir, opts)
 	if err != nil {
 		return nil, err
@@ -111,6 +118,7 @@ func Open(dir string, opts Options) (*Journal, error) {
 	}
 	j := &Journal{
 		db:              db,
+		dir:             dir,
 		opts:            opts,
 		log:             opts.Logger,
 		partitions:      opts.Partitions,
@@ -122,6 +130,7 @@ func Open(dir string, opts Options) (*Journal, error) {
 		compactDeleting: make(map[string]int),
 		stop:            make(chan struct{}),
 		idsMax:          identitiesCachedMax,
+		beforeCommit:    opts.BeforeCommit,
 	}
 	j.space = sync.NewCond(&j.mu)
 	j.compactIdle = sync.NewCond(&j.compactMu)
@@ -159,6 +168,11 @@ func openBadger(dir string, opts Options) (*badger.DB, error) {
 // Close commits what is queued, fails requests that arrive meanwhile with
 // ErrClosed, stops the background loops and closes Badger. It is
 // idempotent; every call returns the first call's result.
+//
+// On a volume below the storage reserve it leaves Badger open, because
+// closing flushes the memtable into a new table, which a full volume
+// cannot take: every commit is already in Badger's write-ahead log, so the
+// process loses nothing by exiting without it.
 func (j *Journal) Close() error {
 	j.closeOnce.Do(func() {
 		j.mu.Lock()
@@ -170,6 +184,12 @@ func (j *Journal) Close() error {
 		close(j.stop)
 		j.loops.Wait()
 		j.reads.Wait()
+		if st, err := j.measureStorage(); err == nil && st.Full {
+			j.log.Error("journal left badger open at close: its volume is too full to flush; "+
+				"every commit is in the write-ahead log, and the next open replays it",
+				"free_bytes", st.Free, "reserve_bytes", st.Reserve, "dir", j.dir)
+			return
+		}
 		if err := j.db.Close(); err != nil {
 			j.closeErr = fmt.Errorf("close journal: %w", err)
 		}
@@ -217,13 +237,17 @@ func (j *Journal) partition(id string) uint16 {
 	return uint16(Partition(id, j.partitions))
 }
 
-// beginRead refuses reads once Close has begun and otherwise counts the
+// beginRead refuses reads once Close has begun or the journal has failed
+// (failStop), and otherwise counts the
 // read, so that Close does not close Badger under it. The caller calls
 // j.reads.Done when the read is over.
 func (j *Journal) beginRead() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.closing {
+	switch {
+	case j.failed != nil:
+		return j.failed
+	case j.closing:
 		return ErrClosed
 	}
 	j.reads.Add(1)

@@ -196,32 +196,34 @@ func TestInvalidRequestsAreRefused(t *testing.T) {
 	}
 }
 
-func TestFailedCommitRollsBackPendingSequences(t *testing.T) {
+// A batch refused before anything was staged (here: the volume below its
+// reserve) sets the identity back to what is durable and fails what was
+// queued behind it, without stopping the journal.
+func TestRefusedBatchRollsBackPendingSequences(t *testing.T) {
 	j := openTest(t, t.TempDir(), testOptions(t))
 	if err := appendSync(t, j, "x", 1, []byte("1")); err != nil {
 		t.Fatal(err)
 	}
-	boom := errors.New("disk on fire")
-	entered, release := holdFirstCommit(j, boom)
+	entered, release := holdFirstRefusal(j)
 	d1, c1 := result()
 	j.Append("x", 2, [][]byte{[]byte("2"), []byte("3")}, 0, d1)
-	<-entered // the writer is committing 2..3; queue more behind it
+	<-entered // the writer is checking 2..3; queue more behind it
 	d2, c2 := result()
 	j.Append("x", 4, [][]byte{[]byte("4")}, 0, d2)
 	d3, c3 := result()
 	j.Append("y", 1, [][]byte{[]byte("y1")}, 0, d3)
 	close(release)
-	if err := wait(t, c1); !errors.Is(err, boom) {
-		t.Fatalf("failed batch: got %v, want %v", err, boom)
+	if err := wait(t, c1); !errors.Is(err, ErrStorageFull) {
+		t.Fatalf("refused batch: got %v, want ErrStorageFull", err)
 	}
 	if err := wait(t, c2); !errors.Is(err, ErrEarlierAppendFailed) {
-		t.Fatalf("append queued behind the failure: got %v", err)
+		t.Fatalf("append queued behind the refusal: got %v", err)
 	}
 	if err := wait(t, c3); err != nil {
 		t.Fatalf("other identity: %v", err)
 	}
 	if last, _ := j.LastSequence("x"); last != 1 {
-		t.Fatalf("last sequence %d after failure, want 1", last)
+		t.Fatalf("last sequence %d after the refusal, want 1", last)
 	}
 	// The actor reloads and continues from what is durable.
 	if err := appendSync(t, j, "x", 2, []byte("2b")); err != nil {

@@ -29,6 +29,12 @@ const (
 	// txnShareMax: Badger refuses a txn above 15% of the memtable; a batch
 	// takes at most half of that so key overheads never push it over.
 	txnSharePercentMax = 7
+	// badgerMemtables is Badger's NumMemtables: memtables in memory, each
+	// with its write-ahead log file, before writes stall on a flush.
+	badgerMemtables = 2
+	// storageReserveBytesDefault is the fixed part of the free space the
+	// journal keeps on its volume (Options.StorageReserveBytes).
+	storageReserveBytesDefault = 64 << 20
 )
 
 // A value-log file must hold the largest event record: Badger refuses a
@@ -81,6 +87,31 @@ type Options struct {
 	// commit took, and its error. It must be quick (a Prometheus observe).
 	OnFlush func(requests, entries, bytes int, d time.Duration, err error)
 
+	// OnFatal, when set, is called once, from the writer goroutine, when a
+	// synced commit fails and the journal stops (ErrJournalFailed): the
+	// state on disk is unknown, so the process should exit and recover
+	// from its data directory. It must return quickly and must not call
+	// Close, which waits for the writer: hand the error to another
+	// goroutine.
+	OnFatal func(error)
+
+	// BeforeCommit, when set, runs on the writer before each synced
+	// commit; an error it returns fails that commit as a failed write or
+	// fsync would, and so stops the journal. It exists for fault-injection
+	// tests.
+	BeforeCommit func() error
+
+	// StorageReserveBytes is the fixed part of the free space the journal
+	// keeps on its data volume; writes are refused with ErrStorageFull
+	// below the whole reserve (see storage.go for the parts that grow with
+	// the store). Default 64 MiB.
+	StorageReserveBytes int64
+
+	// FreeSpace reports the bytes free for the journal on the filesystem
+	// that holds dir. Default: statfs(2)'s blocks available to
+	// unprivileged users. Tests replace it to simulate a full volume.
+	FreeSpace func(dir string) (uint64, error)
+
 	// Badger memory and file sizes, trimmed for a small node (NOTES.md):
 	// MemTableBytes 8 MiB, BlockCacheBytes 16 MiB, IndexCacheBytes 8 MiB,
 	// ValueLogFileBytes 64 MiB, ValueThresholdBytes 32 KiB (larger values,
@@ -107,6 +138,7 @@ func DefaultOptions() Options {
 		IndexCacheBytes:     8 << 20,
 		ValueLogFileBytes:   64 << 20,
 		ValueThresholdBytes: 32 << 10,
+		StorageReserveBytes: storageReserveBytesDefault,
 	}
 }
 
@@ -115,6 +147,9 @@ func (o Options) withDefaults() Options {
 	d := DefaultOptions()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.FreeSpace == nil {
+		o.FreeSpace = freeSpace
 	}
 	setDefault(&o.BatchEntries, d.BatchEntries)
 	setDefault(&o.BatchBytes, d.BatchBytes)
@@ -128,6 +163,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.IndexCacheBytes, d.IndexCacheBytes)
 	setDefault(&o.ValueLogFileBytes, d.ValueLogFileBytes)
 	setDefault(&o.ValueThresholdBytes, d.ValueThresholdBytes)
+	setDefault(&o.StorageReserveBytes, d.StorageReserveBytes)
 	return o
 }
 
@@ -172,6 +208,7 @@ func (o Options) Validate() error {
 		o.ValueThresholdBytes <= txnBytesMax,
 		"value threshold bytes %d: want 1..%d and at most %d%% of memtable bytes",
 		o.ValueThresholdBytes, valueThresholdMax, txnSharePercentMax)
+	check(o.StorageReserveBytes > 0, "storage reserve bytes %d: want > 0", o.StorageReserveBytes)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid journal options: %w", errors.Join(errs...))
 	}
@@ -186,7 +223,7 @@ func (o Options) badgerOptions(dir string) badger.Options {
 		WithSyncWrites(true).
 		WithLogger(badgerLogger{o.Logger}).
 		WithMemTableSize(o.MemTableBytes).
-		WithNumMemtables(2).
+		WithNumMemtables(badgerMemtables).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithBlockCacheSize(o.BlockCacheBytes).

@@ -232,7 +232,7 @@ func (j *Journal) shrinkDelete(r *request, ops []op) ([]op, error) {
 			return nil, fmt.Errorf("delete of %q: a key exceeds one badger transaction", r.id)
 		}
 		if err := j.db.Update(func(txn *badger.Txn) error { return stageOps(txn, ops[:take]) }); err != nil {
-			return nil, fmt.Errorf("delete oldest events of %q: %w", r.id, err)
+			return nil, &commitError{fmt.Errorf("delete oldest events of %q: %w", r.id, err)}
 		}
 		j.log.Info("journal deleted the oldest events of a large identity first", "id", r.id, "events", take)
 		var err error

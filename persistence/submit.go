@@ -178,13 +178,16 @@ func (j *Journal) submit(r *request) error {
 // history or snapshot.
 func (j *Journal) waitAndTrackLocked(id string) (*identity, error) {
 	for {
-		if len(j.queue) >= j.opts.QueueEntries && !j.closing && j.onBlocked != nil {
+		if len(j.queue) >= j.opts.QueueEntries && !j.closing && j.failed == nil && j.onBlocked != nil {
 			j.onBlocked()
 		}
-		for len(j.queue) >= j.opts.QueueEntries && !j.closing {
+		for len(j.queue) >= j.opts.QueueEntries && !j.closing && j.failed == nil {
 			j.space.Wait()
 		}
-		if j.closing {
+		switch {
+		case j.failed != nil:
+			return nil, j.failed
+		case j.closing:
 			return nil, ErrClosed
 		}
 		if st, ok := j.ids[id]; ok {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -111,32 +112,26 @@ func TestUnchangedWakeIsNotRewritten(t *testing.T) {
 	}
 }
 
-// A failed commit leaves the durable wake time, and the next append
-// replaces that one, not the wake time of the failed append.
-func TestFailedCommitLeavesWakeUnchanged(t *testing.T) {
+// A refused append leaves the durable wake time, and the next append
+// replaces that one, not the wake time of the refused append.
+func TestRefusedAppendLeavesWakeUnchanged(t *testing.T) {
 	j := openTest(t, t.TempDir(), testOptions(t))
 	if err := appendWake(t, j, "o", 1, 10, []byte("1")); err != nil {
 		t.Fatal(err)
 	}
-	boom := errors.New("disk on fire")
-	fail := true
-	j.beforeCommit = func() error {
-		if fail {
-			return boom
-		}
-		return nil
+	var free atomic.Uint64 // the writer reads it
+	j.opts.FreeSpace = func(string) (uint64, error) { return free.Load(), nil }
+	if err := appendWake(t, j, "o", 2, 20, []byte("2")); !errors.Is(err, ErrStorageFull) {
+		t.Fatalf("got %v, want ErrStorageFull", err)
 	}
-	if err := appendWake(t, j, "o", 2, 20, []byte("2")); !errors.Is(err, boom) {
-		t.Fatalf("got %v, want %v", err, boom)
-	}
-	if err := appendWake(t, j, "o", 2, 0); !errors.Is(err, boom) { // wake-only
-		t.Fatalf("got %v, want %v", err, boom)
+	if err := appendWake(t, j, "o", 2, 0); !errors.Is(err, ErrStorageFull) { // wake-only
+		t.Fatalf("got %v, want ErrStorageFull", err)
 	}
 	checkWake(t, j, "o", 10)
 	if got := due(t, j, 100, 10); !slices.Equal(got, []string{"o@10"}) {
 		t.Fatalf("due after failures: %v", got)
 	}
-	fail = false
+	free.Store(plentyFree)
 	if err := appendWake(t, j, "o", 2, 30, []byte("2b")); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -12,10 +13,17 @@ func (j *Journal) writeLoop() {
 	defer close(j.writerDone)
 	for {
 		batch, stale, closing := j.takeBatch()
-		j.finish(stale, ErrEarlierAppendFailed)
-		if len(batch) > 0 {
-			j.commit(batch)
-		} else if closing {
+		switch failed := j.failure(); {
+		case failed != nil:
+			j.finish(stale, failed)
+			j.finish(batch, failed)
+		default:
+			j.finish(stale, ErrEarlierAppendFailed)
+			if len(batch) > 0 {
+				j.commit(batch)
+			}
+		}
+		if len(batch) == 0 && closing {
 			return
 		}
 	}
@@ -124,13 +132,28 @@ func (j *Journal) batchFullLocked() bool {
 }
 
 // commit writes batch in as few synced transactions as Badger's size limit
-// allows, never splitting one request, and completes every request. After a
-// failed transaction the rest of the batch fails too: the disk is in
-// trouble, and the identities in it have been set back.
+// allows, never splitting one request, and completes every request. A
+// refusal before anything is staged (the volume below its storage reserve,
+// see admitBatch, or a request that cannot be written) fails what is left
+// of the batch and sets its identities back, and the journal goes on. A
+// synced write that fails stops the journal (failStop).
 func (j *Journal) commit(batch []*request) {
+	bytes := 0
+	for _, r := range batch {
+		bytes += r.bytes
+	}
+	if err := j.admitBatch(bytes); err != nil {
+		j.finish(batch, err)
+		return
+	}
 	for len(batch) > 0 {
 		n, err := j.writeTxn(batch)
-		if err != nil {
+		var cf *commitError
+		switch {
+		case errors.As(err, &cf):
+			j.finish(batch, j.failStop(fmt.Errorf("commit journal batch: %w", cf.err)))
+			return
+		case err != nil:
 			err = fmt.Errorf("commit journal batch: %w", err)
 			j.log.Error("journal commit failed", "requests", len(batch), "err", err)
 			j.finish(batch, err)
@@ -139,6 +162,49 @@ func (j *Journal) commit(batch []*request) {
 		j.finish(batch[:n], nil)
 		batch = batch[n:]
 	}
+}
+
+// commitError is a synced write to Badger that failed, as opposed to a
+// request refused before anything was staged: Badger may hold its entries
+// in memory, readable, though they are not durable.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
+
+// failStop stops the journal after a synced write failed with cause, and
+// returns the error every request fails with from now on. Like etcd and
+// PostgreSQL after a failed fsync, it does not retry: what Badger holds
+// may differ from what is durable, and an actor that read it would build
+// on events that were never acknowledged. The first call logs and reports
+// it (Options.OnFatal); queued requests, blocked submitters and later
+// requests and reads all get the error, and the writer and compactor write
+// nothing more.
+func (j *Journal) failStop(cause error) error {
+	j.mu.Lock()
+	first := j.failed == nil
+	if first {
+		j.failed = fmt.Errorf("%w: %w", ErrJournalFailed, cause)
+		j.space.Broadcast()
+	}
+	failed := j.failed
+	j.mu.Unlock()
+	j.signal()
+	if first {
+		j.log.Error("journal stopped: a synced commit failed and the state on disk is unknown; "+
+			"restart the process to recover from the data directory", "err", failed)
+		if j.opts.OnFatal != nil {
+			j.opts.OnFatal(failed)
+		}
+	}
+	return failed
+}
+
+// failure returns the error of a stopped journal, nil while it works.
+func (j *Journal) failure() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.failed
 }
 
 // writeTxn commits the longest prefix of batch that fits in one transaction
@@ -206,7 +272,7 @@ func (j *Journal) writeTxn(batch []*request) (int, error) {
 		j.opts.OnFlush(n, entries, bytes, d, err)
 	}
 	if err != nil {
-		return 0, err
+		return 0, &commitError{err}
 	}
 	return n, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/orderengine/orderengine/actors"
 	"github.com/orderengine/orderengine/gateway"
+	"github.com/orderengine/orderengine/persistence"
 )
 
 // config is everything orderd reads from flags and environment.
@@ -35,6 +36,7 @@ type config struct {
 	orderRetention time.Duration
 	residentMax    int
 	memoryLimit    byteSize
+	storageReserve byteSize
 	debugAddr      string
 	version        bool
 
@@ -99,6 +101,9 @@ Flags:
 	c.memoryLimit = defaultMemoryLimit
 	fs.Var(&c.memoryLimit, "memory-limit",
 		"soft limit of the Go heap (e.g. 512MiB, 2GiB; 0: Go's default, or GOMEMLIMIT); the garbage collector works harder near it")
+	c.storageReserve = byteSize(persistence.DefaultOptions().StorageReserveBytes)
+	fs.Var(&c.storageReserve, "storage-reserve",
+		"fixed part of the free space kept on the data volume; below the whole reserve (this, plus what grows with the store) writes answer 503")
 	fs.IntVar(&c.residentMax, "max-resident", actors.DefaultResidentMax,
 		"actors kept in memory before the least recently used are asked to passivate (0: no bound)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (off when empty; keep it on loopback)")
@@ -159,6 +164,8 @@ func (c config) validate() error {
 		return errors.New("-client-burst needs -client-rate")
 	case c.rateLimitEntries <= 0:
 		return errors.New("-max-rate-limit-entries must be positive")
+	case c.storageReserve <= 0:
+		return errors.New("-storage-reserve must be positive")
 	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		return err

@@ -113,9 +113,28 @@ func freeAddr(t testing.TB) string {
 
 var client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 
-// call sends a JSON request and decodes the JSON answer into a map.
+// call sends a JSON request and decodes the JSON answer into a map; a
+// request that gets no answer fails the test.
 func (n *node) call(method, path string, body any, admin bool) (int, map[string]any) {
 	n.t.Helper()
+	r := n.try(method, path, body, admin)
+	if r.err != nil {
+		n.t.Errorf("%s %s: %v", method, path, r.err)
+	}
+	return r.code, r.body
+}
+
+// reply is one HTTP answer, or the error of a request that got none.
+type reply struct {
+	code   int
+	body   map[string]any
+	header http.Header
+	err    error
+}
+
+// try sends a JSON request without failing the test: the node may be
+// full, starting, or dead.
+func (n *node) try(method, path string, body any, admin bool) reply {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -130,13 +149,12 @@ func (n *node) call(method, path string, body any, admin bool) (int, map[string]
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		n.t.Errorf("%s %s: %v", method, path, err)
-		return 0, nil
+		return reply{err: err}
 	}
 	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	r := reply{code: resp.StatusCode, header: resp.Header}
+	json.NewDecoder(resp.Body).Decode(&r.body)
+	return r
 }
 
 // A flash sale against a real orderd: exactly the stock is sold, every

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/orderengine/orderengine/actors"
@@ -17,9 +18,25 @@ import (
 // HTTP-level requests into actor commands and actor results back into the
 // gateway's errors; it holds no state of its own.
 type engine struct {
+	node  atomic.Pointer[nodeActors] // nil until the journal is open
+	clock actors.Clock
+	// notReady says why there are no actors yet.
+	notReady func() error
+}
+
+// nodeActors are what the engine asks, once the journal is open.
+type nodeActors struct {
 	skus   *actors.Registry
 	orders *actors.Orders
-	clock  actors.Clock
+}
+
+// actors returns the node's actors, or the 503 of a node that has none
+// yet (its journal is not open).
+func (e *engine) actors() (*nodeActors, error) {
+	if n := e.node.Load(); n != nil {
+		return n, nil
+	}
+	return nil, fmt.Errorf("%w: the node is not ready: %w", gateway.ErrUnavailable, e.notReady())
 }
 
 var _ gateway.Engine = (*engine)(nil)
@@ -47,7 +64,11 @@ func (e *engine) opID(key string) string {
 }
 
 func (e *engine) changeStock(ctx context.Context, sku string, cmd any) (gateway.SKUView, error) {
-	res, err := e.skus.AskSKU(ctx, sku, cmd)
+	n, err := e.actors()
+	if err != nil {
+		return gateway.SKUView{}, err
+	}
+	res, err := n.skus.AskSKU(ctx, sku, cmd)
 	if err != nil {
 		return gateway.SKUView{}, askError(err)
 	}
@@ -69,7 +90,11 @@ func (e *engine) changeStock(ctx context.Context, sku string, cmd any) (gateway.
 // ALREADY_DONE, so a retry needs no key. A SKU never restocked may carry a
 // limit, set before its sale opens.
 func (e *engine) SetLimit(ctx context.Context, sku string, perCustomer int64) (gateway.SKUView, error) {
-	res, err := e.skus.AskSKU(ctx, sku, &pb.SetPurchaseLimit{PerCustomer: perCustomer})
+	n, err := e.actors()
+	if err != nil {
+		return gateway.SKUView{}, err
+	}
+	res, err := n.skus.AskSKU(ctx, sku, &pb.SetPurchaseLimit{PerCustomer: perCustomer})
 	if err != nil {
 		return gateway.SKUView{}, askError(err)
 	}
@@ -84,7 +109,11 @@ func (e *engine) SetLimit(ctx context.Context, sku string, perCustomer int64) (g
 }
 
 func (e *engine) SKU(ctx context.Context, sku string) (gateway.SKUView, error) {
-	res, err := e.skus.AskSKU(ctx, sku, &pb.GetStock{})
+	n, err := e.actors()
+	if err != nil {
+		return gateway.SKUView{}, err
+	}
+	res, err := n.skus.AskSKU(ctx, sku, &pb.GetStock{})
 	if err != nil {
 		return gateway.SKUView{}, askError(err)
 	}
@@ -118,7 +147,11 @@ func (e *engine) PlaceOrder(ctx context.Context, req gateway.PlaceOrderRequest) 
 	// Without a key a refusal leaves nothing behind: the order forgets
 	// itself once it is rejected, and the 409 names no order.
 	cmd.ForgetRejection = true
-	res, err := e.orders.AskNew(ctx, id, cmd) // a fresh ID: no journal to read
+	n, err := e.actors()
+	if err != nil {
+		return gateway.Order{}, err
+	}
+	res, err := n.orders.AskNew(ctx, id, cmd) // a fresh ID: no journal to read
 	o, err := e.orderResult(id, res, err)
 	var oos *gateway.OutOfStockError
 	var lim *gateway.LimitExceededError
@@ -152,7 +185,11 @@ func (e *engine) Complete(ctx context.Context, id string) (gateway.Order, error)
 }
 
 func (e *engine) orderCommand(ctx context.Context, id string, cmd any) (gateway.Order, error) {
-	res, err := e.orders.Ask(ctx, id, cmd)
+	n, err := e.actors()
+	if err != nil {
+		return gateway.Order{}, err
+	}
+	res, err := n.orders.Ask(ctx, id, cmd)
 	return e.orderResult(id, res, err)
 }
 
@@ -191,7 +228,12 @@ func askError(err error) error {
 	return err
 }
 
+// unavailable is an actor's UNAVAILABLE answer; one whose events the
+// journal refused for a full volume is the gateway's ErrStorageFull too.
 func unavailable(code, detail string) error {
+	if actors.IsStorageFull(detail) {
+		return fmt.Errorf("%w: %w: %s: %s", gateway.ErrUnavailable, gateway.ErrStorageFull, code, detail)
+	}
 	return fmt.Errorf("%w: %s: %s", gateway.ErrUnavailable, code, detail)
 }
 

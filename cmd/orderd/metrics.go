@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderengine/orderengine/actors"
+	"github.com/orderengine/orderengine/persistence"
 )
 
 // journalMetrics records every group-commit flush of the journal.
@@ -99,4 +100,24 @@ func registerPartitionMetrics(reg prometheus.Registerer, held, total int) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "orderengine_partitions_total", Help: "Partitions identities are spread over, fixed when the data directory was created.",
 	}, func() float64 { return float64(total) }))
+}
+
+// registerStorageMetrics exports the free space on the journal's volume
+// against its reserve, measured when scraped: writes are refused while
+// free is below the reserve (orderengine_storage_full is then 1).
+func registerStorageMetrics(reg prometheus.Registerer, j *persistence.Journal) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orderengine_storage_free_bytes", Help: "Bytes free on the data volume.",
+	}, func() float64 { return float64(j.Storage().Free) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orderengine_storage_reserve_bytes", Help: "Free bytes the journal keeps on its volume; writes are refused below it (-storage-reserve is its fixed part).",
+	}, func() float64 { return float64(j.Storage().Reserve) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orderengine_storage_full", Help: "1 while writes are refused because the data volume is below the reserve, else 0.",
+	}, func() float64 {
+		if j.Storage().Full {
+			return 1
+		}
+		return 0
+	}))
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/orderengine/orderengine/actors"
 	"github.com/orderengine/orderengine/gateway"
-	"github.com/orderengine/orderengine/persistence"
 )
 
 // shutdownTimeout bounds each stage of a clean stop.
@@ -68,17 +66,49 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	jm := newJournalMetrics(reg)
-	jopts := persistence.DefaultOptions()
-	jopts.Logger, jopts.OnFlush = log.With("component", "journal"), jm.observe
-	journal, err := persistence.Open(filepath.Join(cfg.dataDir, "journal"), jopts)
+	fatal := make(chan error, 1)
+	status := &nodeStatus{}
+	eng := &engine{clock: actors.SystemClock{}, notReady: status.readiness}
+	gw, err := gateway.New(gateway.Config{
+		Engine:         eng,
+		AdminToken:     token,
+		Logger:         log.With("component", "gateway"),
+		Registry:       reg,
+		RequestTimeout: cfg.requestTimeout,
+		Readiness:      status.readiness,
+
+		CustomerRate:        rateLimit(cfg.customerRate, cfg.customerBurst),
+		ClientRate:          rateLimit(cfg.clientRate, cfg.clientBurst),
+		RateLimitEntriesMax: cfg.rateLimitEntries,
+		TrustForwardedFor:   cfg.trustForwardedFor,
+	})
 	if err != nil {
 		return err
+	}
+	if cfg.debugAddr != "" {
+		stopDebug, err := serveDebug(cfg.debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
+	// Serve before the journal opens: a node whose volume is too full to
+	// open answers /healthz, and /readyz with the reason, while it waits.
+	serveErr := make(chan error, 1)
+	serving = true
+	go func() { serveErr <- gw.Serve(ln) }()
+	log.Info("orderd listening", "http", ln.Addr().String(), "data", cfg.dataDir)
+
+	journal, err := openJournal(ctx, filepath.Join(cfg.dataDir, "journal"), journalOptions(cfg, log, jm, fatal), status, log)
+	if err != nil || journal == nil { // nil: stopped while waiting for space
+		return errors.Join(err, stop(gw, ln, nil, serveErr, log))
 	}
 	defer func() {
 		if err := journal.Close(); err != nil {
 			log.Error("close journal", "err", err)
 		}
 	}()
+	registerStorageMetrics(reg, journal)
 
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(deadLettersAtDebug{log.Handler()}).With("component", "actors")
@@ -94,7 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		Retention: cfg.orderRetention, Logger: actorLog,
 	})
 	registerActorMetrics(reg, skus, cfg.residentMax)
-	registerPartitionMetrics(reg, jopts.Partitions, jopts.Partitions) // one node holds them all
+	registerPartitionMetrics(reg, journal.Partitions(), journal.Partitions()) // one node holds them all
 	// Nothing is loaded in bulk at start: the waker activates what the
 	// journal's wake index says is due (orders whose saga owes a SKU
 	// command, unpaid orders at their expiry, SKUs at their first safety
@@ -112,62 +142,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		<-wakerDone
 	}()
 
-	var ready atomic.Bool
-	gw, err := gateway.New(gateway.Config{
-		Engine:         &engine{skus: skus, orders: orders, clock: actors.SystemClock{}},
-		AdminToken:     token,
-		Logger:         log.With("component", "gateway"),
-		Registry:       reg,
-		RequestTimeout: cfg.requestTimeout,
-		Readiness:      ready.Load,
-
-		CustomerRate:        rateLimit(cfg.customerRate, cfg.customerBurst),
-		ClientRate:          rateLimit(cfg.clientRate, cfg.clientBurst),
-		RateLimitEntriesMax: cfg.rateLimitEntries,
-		TrustForwardedFor:   cfg.trustForwardedFor,
-	})
-	if err != nil {
-		return err
-	}
-	if cfg.debugAddr != "" {
-		stopDebug, err := serveDebug(cfg.debugAddr, log)
-		if err != nil {
-			return err
-		}
-		defer stopDebug()
-	}
-	serveErr := make(chan error, 1)
-	serving = true
-	go func() { serveErr <- gw.Serve(ln) }()
-	ready.Store(true)
-	log.Info("orderd listening", "http", ln.Addr().String(), "data", cfg.dataDir)
+	eng.node.Store(&nodeActors{skus: skus, orders: orders})
+	status.serving(journal)
+	log.Info("orderd ready")
 
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
+	case err := <-fatal:
+		log.Error("orderd exits: its journal failed, and a restart recovers from the data directory", "err", err)
+		status.stop()
+		return errors.Join(fmt.Errorf("journal failed: %w", err), stop(gw, ln, skus, serveErr, log))
 	case <-ctx.Done():
 	}
 	log.Info("orderd stopping")
-	ready.Store(false)
-	return stop(gw, skus, serveErr, log)
+	status.stop()
+	return stop(gw, ln, skus, serveErr, log)
 }
 
-// stop finishes in-flight requests, then stops the actors so they
-// snapshot; the deferred closes in run then close the journal.
-func stop(gw *gateway.Server, skus *actors.Registry, serveErr <-chan error, log *slog.Logger) error {
+// stop finishes in-flight requests, then stops the actors (if the node
+// got as far as starting them) so they snapshot; the deferred closes in
+// run then close the journal.
+func stop(gw *gateway.Server, ln net.Listener, skus *actors.Registry, serveErr <-chan error, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	var errs []error
 	if err := gw.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop gateway: %w", err))
 	}
+	// fasthttp's Shutdown misses a Serve that had not begun yet (a node
+	// that fails right after it starts serving); a closed listener ends
+	// that Serve too. Shutdown may have closed it already.
+	ln.Close()
 	if err := <-serveErr; err != nil {
 		errs = append(errs, fmt.Errorf("serve: %w", err))
 	}
-	actx, acancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer acancel()
-	if err := skus.StopAll(actx); err != nil {
-		errs = append(errs, err)
+	if skus != nil {
+		actx, acancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer acancel()
+		if err := skus.StopAll(actx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	log.Info("orderd stopped")
 	return errors.Join(errs...)
