@@ -231,6 +231,9 @@ func journalFailureDetail(err error) string {
 // storageFull reports whether err is the journal's refusal for a full
 // volume.
 func storageFull(err error) bool {
+	if err == nil {
+		return false // the common case, without the allocation errors.As makes
+	}
 	var full interface{ StorageFull() bool }
 	return errors.As(err, &full) && full.StorageFull()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 )
 
 // Record layout, for events and snapshots alike:
@@ -41,6 +42,7 @@ func (e *CorruptRecordError) Error() string {
 // encodeRecord appends the record for payload to dst.
 func encodeRecord(dst []byte, kind byte, seq uint64, payload []byte) []byte {
 	start := len(dst)
+	dst = slices.Grow(dst, recordBytes(payload)) // one allocation, not one per append
 	dst = append(dst, recordVersion, kind)
 	dst = binary.BigEndian.AppendUint64(dst, seq)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
