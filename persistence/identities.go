@@ -60,43 +60,8 @@ func partitionIdentities(db *badger.DB, p uint16) ([]IdentityInfo, error) {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{byte(p >> 8), byte(p)}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			key := item.Key()
-			switch key[keyPartitionBytes] {
-			case kindEvent:
-				_, id, seq, ok := parseEventKey(key)
-				if !ok {
-					return &CorruptRecordError{Key: item.KeyCopy(nil), Reason: "malformed event key"}
-				}
-				info := get(id)
-				if info.Events == 0 {
-					info.FirstEvent = seq
-				}
-				info.Events++
-				info.LastEvent = seq
-			case kindSnapshot:
-				ref, ok := parseSnapshotKey(key)
-				if !ok {
-					return &CorruptRecordError{Key: item.KeyCopy(nil), Reason: "malformed snapshot key"}
-				}
-				info := get(ref.id)
-				info.Snapshot = max(info.Snapshot, ref.seq)
-			case kindWakeOf:
-				_, id, ok := parseWakeOfKey(key)
-				if !ok {
-					return &CorruptRecordError{Key: item.KeyCopy(nil), Reason: "malformed wake-time key"}
-				}
-				info := get(id)
-				info.HasWake = true
-				if err := item.Value(func(v []byte) error {
-					if len(v) != wakeValueBytes {
-						return &CorruptRecordError{Key: item.KeyCopy(nil), Reason: "wake time of the wrong size"}
-					}
-					info.Wake = int64(binary.BigEndian.Uint64(v))
-					return nil
-				}); err != nil {
-					return err
-				}
+			if err := gatherKey(it.Item(), get); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -118,4 +83,83 @@ func partitionIdentities(db *badger.DB, p uint16) ([]IdentityInfo, error) {
 		return 0
 	})
 	return infos, nil
+}
+
+// gatherKey adds what one key says to its identity's info.
+func gatherKey(item *badger.Item, get func(id string) *IdentityInfo) error {
+	key := item.Key()
+	switch key[keyPartitionBytes] {
+	case kindEvent:
+		_, id, seq, ok := parseEventKey(key)
+		if !ok {
+			return &CorruptRecordError{Key: item.KeyCopy(nil), Reason: "malformed event key"}
+		}
+		info := get(id)
+		if info.Events == 0 {
+			info.FirstEvent = seq
+		}
+		info.Events++
+		info.LastEvent = seq
+	case kindSnapshot:
+		ref, ok := parseSnapshotKey(key)
+		if !ok {
+			return &CorruptRecordError{Key: item.KeyCopy(nil), Reason: "malformed snapshot key"}
+		}
+		info := get(ref.id)
+		info.Snapshot = max(info.Snapshot, ref.seq)
+	case kindWakeOf:
+		_, id, ok := parseWakeOfKey(key)
+		if !ok {
+			return &CorruptRecordError{Key: item.KeyCopy(nil), Reason: "malformed wake-time key"}
+		}
+		info := get(id)
+		info.HasWake = true
+		return item.Value(func(v []byte) error {
+			if len(v) != wakeValueBytes {
+				return &CorruptRecordError{Key: item.KeyCopy(nil), Reason: "wake time of the wrong size"}
+			}
+			info.Wake = int64(binary.BigEndian.Uint64(v))
+			return nil
+		})
+	}
+	return nil
+}
+
+// Identity returns what the journal's keys say about id; found is false
+// when it holds nothing of id.
+func (r *Reader) Identity(id string) (info IdentityInfo, found bool, err error) {
+	if err := checkID(id); err != nil {
+		return IdentityInfo{}, false, err
+	}
+	p := uint16(Partition(id, r.partitions))
+	info = IdentityInfo{ID: id, Partition: int(p)}
+	get := func(string) *IdentityInfo { found = true; return &info }
+	err = r.db.View(func(txn *badger.Txn) error {
+		for _, kind := range []byte{kindEvent, kindSnapshot, kindWakeOf} {
+			if err := gatherPrefix(txn, idPrefix(p, kind, id), kind == kindWakeOf, get); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return IdentityInfo{}, false, fmt.Errorf("read identity %q: %w", id, err)
+	}
+	return info, found, nil
+}
+
+// gatherPrefix gathers the keys of one of id's ranges. The wake-time key
+// is the prefix itself; the others extend it.
+func gatherPrefix(txn *badger.Txn, prefix []byte, exact bool, get func(string) *IdentityInfo) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		if exact != (len(it.Item().Key()) == len(prefix)) {
+			continue
+		}
+		if err := gatherKey(it.Item(), get); err != nil {
+			return err
+		}
+	}
+	return nil
 }
