@@ -125,6 +125,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		ClientRate:          rateLimit(cfg.clientRate, cfg.clientBurst),
 		RateLimitEntriesMax: cfg.rateLimitEntries,
 		TrustForwardedFor:   cfg.trustForwardedFor,
+
+		Backups: journalBackups{journal: journal, node: ln.Addr().String()},
 	})
 	if err != nil {
 		return err
