@@ -179,10 +179,8 @@ func mustOrderctl(t *testing.T, args ...string) string {
 
 // opRecord is what a load worker saw of one request on an order.
 type opRecord struct {
-	status       string
-	sent, acked  time.Time
-	placeAcked   bool
-	placeAckedAt time.Time
+	status      string
+	sent, acked time.Time
 }
 
 // tracked is every order the test made, with what it saw of each.
