@@ -113,6 +113,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}()
 
 	var ready atomic.Bool
+	backups := &journalBackups{node: ln.Addr().String()}
+	backups.use(journal)
 	gw, err := gateway.New(gateway.Config{
 		Engine:         &engine{skus: skus, orders: orders, clock: actors.SystemClock{}},
 		AdminToken:     token,
@@ -126,7 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		RateLimitEntriesMax: cfg.rateLimitEntries,
 		TrustForwardedFor:   cfg.trustForwardedFor,
 
-		Backups: journalBackups{journal: journal, node: ln.Addr().String()},
+		Backups: backups,
 	})
 	if err != nil {
 		return err
