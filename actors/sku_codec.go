@@ -11,6 +11,11 @@ import (
 // skuJournalID is the journal identity of a SKU actor.
 func skuJournalID(sku string) string { return "sku/" + sku }
 
+// SKUJournalID is the journal identity under which a SKU's events,
+// snapshot and wake time are kept; tools that read a journal directly use
+// it.
+func SKUJournalID(sku string) string { return skuJournalID(sku) }
+
 func encodeSKUEvent(ev *pb.SKUEvent) []byte {
 	b, err := proto.Marshal(ev)
 	if err != nil {

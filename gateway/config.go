@@ -34,12 +34,13 @@ const (
 
 // Defaults for Config fields left zero.
 const (
-	requestTimeoutDefault = 5 * time.Second
-	inFlightMaxDefault    = 4096
-	skuQueueMaxDefault    = 1024
-	readTimeoutDefault    = 10 * time.Second
-	writeTimeoutDefault   = 10 * time.Second
-	idleTimeoutDefault    = 60 * time.Second
+	requestTimeoutDefault     = 5 * time.Second
+	inFlightMaxDefault        = 4096
+	skuQueueMaxDefault        = 1024
+	readTimeoutDefault        = 10 * time.Second
+	writeTimeoutDefault       = 10 * time.Second
+	idleTimeoutDefault        = 60 * time.Second
+	backupWriteTimeoutDefault = time.Hour
 )
 
 // DefaultRateLimitEntriesMax is Config.RateLimitEntriesMax when left zero:
@@ -72,6 +73,11 @@ type Config struct {
 	// Readiness answers /readyz: nil when the node is ready, else why not
 	// (the problem's detail). A nil Readiness means always ready.
 	Readiness func() error
+	// Backups serves GET /v1/admin/backup; nil answers it 404.
+	// BackupWriteTimeout bounds the writing of one backup response, in
+	// place of WriteTimeout.
+	Backups            Backups
+	BackupWriteTimeout time.Duration
 	// Cluster is marshalled with encoding/json for /v1/cluster; nil answers
 	// a single-node view.
 	Cluster func() any
@@ -124,6 +130,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = writeTimeoutDefault
+	}
+	if c.BackupWriteTimeout <= 0 {
+		c.BackupWriteTimeout = backupWriteTimeoutDefault
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = idleTimeoutDefault

@@ -39,6 +39,8 @@ func (s *Server) serveRoute(x *exchange, id routeID, param, body []byte) {
 		s.placeOrder(x, body)
 	case routeOrderGet, routeOrderPay, routeOrderCancel, routeOrderShip, routeOrderComplete:
 		s.moveOrder(x, id, param, body)
+	case routeAdminBackup:
+		s.backup(x)
 	}
 }
 

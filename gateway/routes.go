@@ -25,6 +25,7 @@ const (
 	routeOrderCancel
 	routeOrderShip
 	routeOrderComplete
+	routeAdminBackup
 	routeCount // count, keep last
 )
 
@@ -99,6 +100,7 @@ var routeTable = [routeCount]routeSpec{
 	routeOrderCancel:   {method: "POST", pattern: "/v1/orders/{id}/cancel", body: bodyOptional, statuses: statuses([]int{200, 400, 404, 409, 415}, routeStatuses, engineStatuses)},
 	routeOrderShip:     {method: "POST", pattern: "/v1/orders/{id}/ship", admin: true, body: bodyOptional, statuses: statuses([]int{200, 400, 401, 404, 409, 415}, routeStatuses, engineStatuses)},
 	routeOrderComplete: {method: "POST", pattern: "/v1/orders/{id}/complete", admin: true, body: bodyOptional, statuses: statuses([]int{200, 400, 401, 404, 409, 415}, routeStatuses, engineStatuses)},
+	routeAdminBackup:   {method: "GET", pattern: "/v1/admin/backup", admin: true, statuses: statuses([]int{200, 401, 404, 422, 500, 503}, routeStatuses)},
 }
 
 // match finds the route of method and the raw (still percent-encoded) path.
@@ -130,6 +132,8 @@ func matchPath(path []byte) (routeID, []byte) {
 		return routeCluster, nil
 	case "/v1/orders":
 		return routeOrderPlace, nil
+	case "/v1/admin/backup":
+		return routeAdminBackup, nil
 	}
 	var rest []byte
 	var skus bool

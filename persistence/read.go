@@ -21,8 +21,12 @@ func (j *Journal) LoadSnapshot(id string) (seq uint64, state []byte, err error) 
 		return 0, nil, err
 	}
 	defer j.reads.Done()
-	err = j.db.View(func(txn *badger.Txn) error {
-		seq, state, err = readSnapshot(txn, j.partition(id), id)
+	return loadSnapshot(j.db, j.partition(id), id)
+}
+
+func loadSnapshot(db *badger.DB, p uint16, id string) (seq uint64, state []byte, err error) {
+	err = db.View(func(txn *badger.Txn) error {
+		seq, state, err = readSnapshot(txn, p, id)
 		return err
 	})
 	if err != nil {
@@ -48,12 +52,15 @@ func (j *Journal) Replay(id string, after uint64, fn func(seq uint64, event []by
 		return err
 	}
 	defer j.reads.Done()
+	return replay(j.db, j.partition(id), id, after, fn)
+}
+
+func replay(db *badger.DB, p uint16, id string, after uint64, fn func(seq uint64, event []byte) error) error {
 	if after == math.MaxUint64 {
 		return nil
 	}
-	p := j.partition(id)
 	var fnErr error
-	err := j.db.View(func(txn *badger.Txn) error {
+	err := db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{
 			PrefetchValues: true,
 			PrefetchSize:   replayPrefetchEntries,

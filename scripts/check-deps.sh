@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Checks which way the packages depend on each other (see CONVENTIONS):
 # persistence imports nothing from the repository, actors and gateway do
-# not import each other or the journal, and only cmd/ wires them together.
+# not import each other or the journal, inspect (the offline reader of a
+# journal) uses actors and persistence only, and only cmd/ wires them
+# together.
 # The benchmark module (bench/) is a client of servers over HTTP: its
 # reference servers use nothing of the engine (they are the designs it is
 # compared with), orderbench none of its internals, and the engine uses
@@ -23,10 +25,11 @@ forbid() { # module directory, package in it, forbidden import prefixes...
 		fi
 	done
 }
-forbid . ./persistence actors gateway cluster cmd
-forbid . ./actors gateway persistence cluster cmd
-forbid . ./gateway actors persistence cluster cmd
-forbid . ./cluster gateway persistence cmd
+forbid . ./persistence actors gateway cluster cmd inspect
+forbid . ./actors gateway persistence cluster cmd inspect
+forbid . ./gateway actors persistence cluster cmd inspect
+forbid . ./cluster gateway persistence cmd inspect
+forbid . ./inspect gateway cluster cmd
 forbid . . bench
 for ref in refapi ceiling refredis refpg; do
 	forbid bench ./$ref actors gateway persistence cluster cmd

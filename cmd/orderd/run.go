@@ -69,6 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fatal := make(chan error, 1)
 	status := &nodeStatus{}
 	eng := &engine{clock: actors.SystemClock{}, notReady: status.readiness}
+	backups := &journalBackups{node: ln.Addr().String()} // answers 503 until the journal is open
 	gw, err := gateway.New(gateway.Config{
 		Engine:         eng,
 		AdminToken:     token,
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		ClientRate:          rateLimit(cfg.clientRate, cfg.clientBurst),
 		RateLimitEntriesMax: cfg.rateLimitEntries,
 		TrustForwardedFor:   cfg.trustForwardedFor,
+
+		Backups: backups,
 	})
 	if err != nil {
 		return err
@@ -109,6 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 	}()
 	registerStorageMetrics(reg, journal)
+	backups.use(journal)
 
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(deadLettersAtDebug{log.Handler()}).With("component", "actors")
