@@ -85,6 +85,7 @@ func orderProps(orderID string, cfg OrderConfig, fresh bool) *actor.Props {
 type orderActor struct {
 	id    string
 	cfg   OrderConfig
+	idle  idleTimer // passivates the order after PassivateAfter without activity
 	state *OrderState
 	log   *durableLog
 	sends OrderSends
@@ -166,21 +167,22 @@ func (*orderExpiryTick) NotInfluenceReceiveTimeout() {}
 
 // Receive is the actor's message loop.
 func (a *orderActor) Receive(ctx actor.Context) {
+	a.idle.observe(ctx.Message())
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		if !a.carry.waiting() {
 			a.load(ctx, false)
 		}
-		if a.cfg.PassivateAfter > 0 {
-			ctx.SetReceiveTimeout(a.cfg.PassivateAfter)
-		}
+		a.idle.set(ctx, a.cfg.PassivateAfter)
 	case *actor.Restarting:
 		a.carry.restarting(a.log)
 		a.failAll(ctx, "order actor restarted")
 		a.stopTimers()
+		a.idle.stop()
 	case *actor.Stopping:
 		a.failAll(ctx, "order actor stopped")
 		a.stopTimers()
+		a.idle.stop()
 		a.snapshotOnStop()
 	case *appendDone:
 		if m.err != nil && m.incarnation == a.log.incarnation {
@@ -213,8 +215,10 @@ func (a *orderActor) Receive(ctx actor.Context) {
 	case *orderExpiryTick:
 		a.expiry = nil
 		a.command(ctx, &pb.ExpireOrder{}, nil)
-	case *actor.ReceiveTimeout:
-		a.passivate(ctx)
+	case *idleTick:
+		if a.idle.fired(ctx, m) {
+			a.passivate(ctx)
+		}
 	case *passivateRequest:
 		a.evicted = true
 		a.passivate(ctx)

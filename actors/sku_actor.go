@@ -80,8 +80,10 @@ func SKUProps(sku string, cfg SKUConfig) *actor.Props {
 type skuActor struct {
 	sku string
 	cfg SKUConfig
-	// unknownIdle: the receive timeout is UnknownPassivateAfter, since the
-	// SKU has nothing journaled.
+	// idle passivates the SKU after PassivateAfter without activity, or
+	// UnknownPassivateAfter while unknownIdle: the SKU has nothing
+	// journaled.
+	idle        idleTimer
 	unknownIdle bool
 	state       *SKUState
 	log         *durableLog
@@ -113,21 +115,24 @@ func failedStockResult(reply any, detail string) any {
 
 // Receive is the actor's message loop.
 func (a *skuActor) Receive(ctx actor.Context) {
+	a.idle.observe(ctx.Message())
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		if !a.carry.waiting() {
 			a.load(ctx, false)
 		}
-		if a.cfg.PassivateAfter > 0 {
-			ctx.SetReceiveTimeout(a.cfg.PassivateAfter)
+		if a.idle.after == 0 { // load may have set the unknown SKU's shorter time
+			a.idle.set(ctx, a.cfg.PassivateAfter)
 		}
 	case *actor.Restarting:
 		a.carry.restarting(a.log)
 		a.log.failAll(ctx, "sku actor restarted")
 		a.stopSweep()
+		a.idle.stop()
 	case *actor.Stopping:
 		a.log.failAll(ctx, "sku actor stopped")
 		a.stopSweep()
+		a.idle.stop()
 		a.snapshotOnStop()
 	case *appendDone:
 		if m.err != nil && m.incarnation == a.log.incarnation {
@@ -146,7 +151,11 @@ func (a *skuActor) Receive(ctx actor.Context) {
 	case *sweepTick:
 		a.sweep = nil
 		a.command(ctx, &pb.SweepReservations{}, nil)
-	case *actor.ReceiveTimeout, *passivateRequest:
+	case *idleTick:
+		if a.idle.fired(ctx, m) {
+			a.passivate(ctx)
+		}
+	case *passivateRequest:
 		a.passivate(ctx)
 	case *wakeUp:
 		a.command(ctx, &pb.SweepReservations{}, nil)
@@ -195,14 +204,10 @@ func (a *skuActor) passivateSoonIfUnknown(ctx actor.Context) {
 	switch {
 	case unknown && !a.unknownIdle:
 		a.unknownIdle = true
-		ctx.SetReceiveTimeout(a.cfg.UnknownPassivateAfter)
+		a.idle.set(ctx, a.cfg.UnknownPassivateAfter)
 	case !unknown && a.unknownIdle:
 		a.unknownIdle = false
-		if a.cfg.PassivateAfter > 0 {
-			ctx.SetReceiveTimeout(a.cfg.PassivateAfter)
-		} else {
-			ctx.CancelReceiveTimeout()
-		}
+		a.idle.set(ctx, a.cfg.PassivateAfter)
 	}
 }
 
