@@ -18,6 +18,7 @@ type Result struct {
 	Workload    string             `json:"workload"`
 	Mode        string             `json:"mode"` // "closed" or "open"
 	Concurrency int                `json:"concurrency"`
+	Threads     int                `json:"threads,omitempty"` // wrk's threads
 	Rate        int                `json:"rate,omitempty"`
 	SKUs        int                `json:"skus"`
 	Stock       int64              `json:"stock"`

@@ -144,7 +144,7 @@ func execWrk(ctx context.Context, c wrkConfig, d time.Duration, stderr io.Writer
 func newWrkResult(c wrkConfig, o wrkOutput) Result {
 	measured := time.Duration(o.DurationUS) * time.Microsecond
 	r := Result{Label: c.Label, Generator: generatorWrk, Workload: c.Workload, Mode: "closed",
-		Concurrency: c.Connections, SKUs: c.SKUs, Stock: c.Stock, Seed: c.Seed, Round: c.Round,
+		Concurrency: c.Connections, Threads: c.Threads, SKUs: c.SKUs, Stock: c.Stock, Seed: c.Seed, Round: c.Round,
 		DurationS: measured.Seconds(), Status: map[string]uint64{}, Ops: map[string]uint64{},
 		Latency: o.Latency}
 	if c.Workload == workloadHot {
