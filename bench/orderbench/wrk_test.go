@@ -24,7 +24,7 @@ func TestParseWrkOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Requests != 1000 || o.Sent != 1070 || o.count(201) != 900 || o.count(409) != 90 ||
+	if o.Requests != 1000 || o.Sent != 1070 || o.checkouts() != 900 || o.Status["409"] != 90 ||
 		o.Errors.Timeout != 3 || o.Latency.P99 != 44427 || o.Latency.Mean != 1669.4 {
 		t.Errorf("parsed %+v", o)
 	}
@@ -36,6 +36,15 @@ func TestParseWrkOutput(t *testing.T) {
 	if r.Generator != generatorWrk || r.SKUs != 1 || r.RPS != 500 || r.CheckoutRPS != 450 ||
 		r.Requests != 1005 || r.OK != 900 || r.Errors != 15 || r.Status["timeout"] != 3 || r.Status["net_error"] != 2 {
 		t.Errorf("result %+v", r)
+	}
+	// Without response() in Lua the counts are wrk's own split.
+	o, err = parseWrkOutput([]byte(wrkResultPrefix + `{"duration_us":1000000,"requests":100,"sent":104,"status":{"2xx":97,"non-2xx":3},"latency_us":{"p99":9}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = newWrkResult(wrkConfig{Workload: workloadUniform}, o)
+	if o.checkouts() != 97 || o.unanswered() != 4 || r.OK != 97 || r.Errors != 3 || r.CheckoutRPS != 97 {
+		t.Errorf("2xx/non-2xx split: %+v, result %+v", o, r)
 	}
 	if _, err := parseWrkOutput([]byte("Running 2s test\nRequests/sec: 1\n")); err == nil {
 		t.Error("output without the result line parsed")
@@ -100,6 +109,13 @@ func TestWrkAgainstMemStore(t *testing.T) {
 	if r.Generator != generatorWrk || r.Status["201"] == 0 || r.Errors != 0 || r.Verify == nil ||
 		!r.Verify.Consistent || r.Latency.P99 <= 0 {
 		t.Errorf("uniform against the memory store: %+v %+v", r, r.Verify)
+	}
+	r, err = wrkBench(t, "-url", memServer(t, false), "-workload", "uniform", "-skus", "20", "-statuses=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status["2xx"] == 0 || r.Status["non-2xx"] != 0 || r.OK != r.Status["2xx"] || !r.Verify.Consistent {
+		t.Errorf("uniform without per-status counts: status %v, verify %+v", r.Status, r.Verify)
 	}
 	// Five units on one SKU: the honest server answers 409 once they are gone.
 	r, err = wrkBench(t, "-url", memServer(t, false), "-workload", "hot", "-stock", "5")
