@@ -39,10 +39,10 @@ requests are not measured. Each run starts from fresh SKUs restocked before the 
 Two load generators measure every server in the same run, each against a fresh server: ` + "`bench/orderbench`" + `
 (Go) runs every workload; **wrk** (C, from Debian, driven by ` + "`orderbench wrk`" + ` with
 ` + "`bench/wrk/checkout.lua`" + `) runs uniform and hot with the same request body, the same number of
-connections and a warm-up run of its own. On a machine with few cores the Go client takes a large
-share of the CPU and compresses every ratio towards 1; wrk leaves more of the machine to the server,
-so its ratios show more of the differences between servers. Compare ratios within one load
-generator, never across them.
+connections and a warm-up run of its own. On a machine with few cores the client's CPU is taken
+from the server, and more of it the faster the server answers, which skews every ratio; wrk spends
+less CPU per request than orderbench and runs on one thread, so it leaves more of the machine to the
+server. Compare ratios within one load generator, never across them.
 
 After each run orderbench reads every SKU back through ` + "`GET /v1/skus/{sku}`" + ` and checks that
 ` + "`sold + reserved`" + ` grew by exactly the checkouts the client was told succeeded, less its cancels
