@@ -59,13 +59,16 @@ bench:
 	$(call in_bench,test -run '^$$' -bench . -benchmem -count=1 -timeout 30m)
 
 # orderd against a bare fasthttp JSON handler (the ceiling): 10 000 uniform
-# SKUs and one hot SKU, ratios measured in one run (DURATION=10s).
+# SKUs and one hot SKU, ratios measured in one run (DURATION=10s), under
+# orderbench and under wrk (GENERATORS=orderbench leaves wrk out).
 bench-http:
 	./scripts/bench-http.sh
 
-# orderd against the Redis and PostgreSQL reference designs and the ceiling;
-# rewrites docs/benchmarks.md and docs/bench/*.png (DURATION=10s ROUNDS=3;
-# installs redis-server and postgresql with apt-get when missing).
+# orderd against the Redis and PostgreSQL reference designs and the ceiling,
+# measured by orderbench (Go) and by wrk (C, bench/wrk/checkout.lua; uniform
+# and hot) in the same rounds; rewrites docs/benchmarks.md and docs/bench/*.png
+# (DURATION=10s ROUNDS=3; installs redis-server, postgresql and wrk with
+# apt-get when missing; GENERATORS=orderbench leaves wrk out).
 bench-compare:
 	./scripts/bench-compare.sh
 

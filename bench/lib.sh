@@ -1,6 +1,7 @@
 # Shared helpers for scripts/bench-http.sh and scripts/bench-compare.sh: build
 # the binaries, start each server on a free 127.0.0.1 port with its data in a
-# temporary directory, wait until it answers, run orderbench, stop everything.
+# temporary directory, wait until it answers, run orderbench (and wrk through
+# `orderbench wrk`), stop everything.
 # Sourced, not run. Every wait is bounded; the EXIT trap stops every process
 # started here and removes the temporary directory.
 
@@ -95,6 +96,18 @@ bench_ensure_redis() {
 	bench_need_root_for redis-server
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+}
+
+# bench_ensure_wrk installs wrk, the C load generator `orderbench wrk` drives
+# with bench/wrk/checkout.lua (GENERATORS=orderbench leaves it out).
+bench_ensure_wrk() {
+	command -v wrk >/dev/null && return 0
+	bench_need_root_for wrk || {
+		echo "(or run without it: GENERATORS=orderbench)" >&2
+		return 1
+	}
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 }
 
 bench_ensure_pg() {
@@ -211,6 +224,8 @@ bench_machine() {
 	fi
 	echo "go:     $(go version | cut -d' ' -f3-)"
 	command -v redis-server >/dev/null && echo "redis:  $(redis-server --version | cut -d' ' -f3)"
+	# wrk --version prints its usage after the version and exits 1.
+	command -v wrk >/dev/null && echo "wrk:    $( (wrk --version 2>&1 || true) | head -1 | cut -d' ' -f2)"
 	[[ -n "${PG_BIN:-}" ]] && echo "postgres: $("$PG_BIN/postgres" --version | cut -d' ' -f3)"
 	echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown) (working tree may differ)"
 	echo '```'

@@ -3,11 +3,15 @@
 # fasthttp ceiling, orderd, the Redis reference server (AOF everysec and
 # always) and the PostgreSQL one, on the same machine, same workloads, same
 # duration, ROUNDS times with the server order reversed every other round.
+# Two load generators measure each server, each against a fresh one: orderbench
+# (Go, every workload) and wrk (C, uniform and hot, bench/wrk/checkout.lua),
+# because on a small machine the Go client's CPU compresses every ratio.
 # Writes docs/benchmarks.md and docs/bench/*.png (see bench/ and
-# bench/orderbench). Needs redis-server and postgresql; installs them with
+# bench/orderbench). Needs redis-server, postgresql and wrk; installs them with
 # apt-get when missing and run as root.
 #
 #   DURATION=10s ROUNDS=3 scripts/bench-compare.sh
+#   GENERATORS=orderbench scripts/bench-compare.sh # without wrk
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -17,10 +21,17 @@ CONCURRENCY=${CONCURRENCY:-64}
 SKUS=${SKUS:-10000}
 WORKLOADS=${WORKLOADS:-uniform hot zipf mixed}
 SERVERS=${SERVERS:-ceiling orderd redis-everysec redis-always postgres}
+GENERATORS=${GENERATORS:-orderbench wrk}
+WRK_THREADS=${WRK_THREADS:-1}   # wrk -t: one thread leaves the other core to the server
+WRK_STATUSES=${WRK_STATUSES:-1} # 0: wrk's 2xx/non-2xx split instead of counts per status, less wrk CPU
 FLASH_STOCK=${FLASH_STOCK:-1000}
 FLASH_DURATION=${FLASH_DURATION:-3s}
 OUT_MD=${OUT_MD:-docs/benchmarks.md}
 PLOTS=${PLOTS:-docs/bench}
+
+for g in $GENERATORS; do
+	[[ $g == orderbench || $g == wrk ]] || { echo "GENERATORS: unknown load generator $g (want orderbench, wrk)" >&2; exit 2; }
+done
 
 source "$(dirname "${BASH_SOURCE[0]}")/../bench/lib.sh"
 bench_init
@@ -40,8 +51,30 @@ for s in $SERVERS; do
 done
 [[ " ${servers[*]} " == *" postgres "* ]] && bench_ensure_pg
 [[ " ${servers[*]} " == *" redis-"* ]] && bench_ensure_redis
+[[ " $GENERATORS " == *" wrk "* ]] && bench_ensure_wrk
 
-# measure ROUND LABEL WORKLOAD: one orderbench run, JSON kept for the report.
+# record OUT WHAT CMD...: runs a load generator; its JSON is kept for the report.
+record() {
+	local out=$1 what=$2
+	shift 2
+	if ! "$@" >"$out.tmp" 2>"$out.err"; then
+		echo "  $what: $(basename "$1") failed: $(tail -1 "$out.err")" >&2
+		FAILURES=$((FAILURES + 1))
+	fi
+	if [[ -s "$out.tmp" ]]; then mv "$out.tmp" "$out"; else rm -f "$out.tmp"; fi
+	[[ -s "$out.err" ]] || rm -f "$out.err"
+	return 0
+}
+
+# show OUT: the headline of one result.
+show() {
+	[[ -f $1 ]] && printf '  %-15s %-8s %-10s %s\n' "$(json_field label "$1")" "$(json_field workload "$1")" \
+		"$(json_field generator "$1")" "$(grep -m1 '"rps"' "$1" | tr -d ' ,') $(grep -m1 '"p99"' "$1" | tr -d ' ,')"
+	return 0
+}
+json_field() { grep -m1 "\"$1\":" "$2" | cut -d'"' -f4; }
+
+# measure ROUND LABEL WORKLOAD: one orderbench run.
 measure() {
 	local round=$1 label=$2 wl=$3 verify=true out
 	[[ $label == ceiling ]] && verify=false
@@ -50,15 +83,40 @@ measure() {
 		-workload "$wl" -skus "$SKUS" -duration "$DURATION" -warmup "$WARMUP" -concurrency "$CONCURRENCY"
 		-seed "$round" -verify="$verify" -format json)
 	[[ $round == 1 ]] && echo "    orderbench ${cmd[*]:1}" >>"$CMDS"
-	if ! "${cmd[@]}" >"$out.tmp" 2>"$out.err"; then
-		echo "  $label $wl: orderbench failed: $(tail -1 "$out.err")" >&2
+	record "$out" "$label $wl" "${cmd[@]}"
+	show "$out"
+}
+
+# measure_wrk ROUND LABEL WORKLOAD: the same workload under wrk (uniform and
+# hot only): orderbench wrk restocks, runs wrk for WARMUP then DURATION with
+# bench/wrk/checkout.lua, and reads the stock back.
+measure_wrk() {
+	local round=$1 label=$2 wl=$3 verify=true out
+	[[ $label == ceiling ]] && verify=false
+	out="$RESULTS/main/r$round-$label-$wl-wrk.json"
+	local cmd=("$BIN/orderbench" wrk -url "$SERVER_URL" -token "$BENCH_TOKEN" -label "$label" -round "$round"
+		-workload "$wl" -skus "$SKUS" -duration "$DURATION" -warmup "$WARMUP" -concurrency "$CONCURRENCY"
+		-threads "$WRK_THREADS" -statuses="$([[ $WRK_STATUSES == 0 ]] && echo false || echo true)"
+		-script bench/wrk/checkout.lua -seed "$round" -verify="$verify" -format json)
+	[[ $round == 1 ]] && echo "    orderbench ${cmd[*]:1}" >>"$CMDS"
+	record "$out" "$label $wl (wrk)" "${cmd[@]}"
+	show "$out"
+}
+
+# fresh LABEL WHAT CMD...: starts LABEL afresh (new data directory), runs CMD,
+# stops it, so no run inherits the state or the compactions of the one before.
+fresh() {
+	local label=$1 what=$2
+	shift 2
+	if ! start_server "$label"; then
 		FAILURES=$((FAILURES + 1))
+		echo "  $label did not start; $what skipped. Log tails:" >&2
+		tail -3 "$BENCH_TMP"/*.log >&2 || true
+		bench_stop_all
+		return 0
 	fi
-	if [[ -s "$out.tmp" ]]; then mv "$out.tmp" "$out"; else rm -f "$out.tmp"; fi
-	[[ -s "$out.err" ]] || rm -f "$out.err"
-	[[ -f $out ]] && printf '  %-15s %-8s %s\n' "$label" "$wl" \
-		"$(grep -m1 '"rps"' "$out" | tr -d ' ,') $(grep -m1 '"p99"' "$out" | tr -d ' ,')"
-	return 0
+	"$@"
+	bench_stop_all
 }
 
 # flash ROUND LABEL: a sell-out of FLASH_STOCK units on one SKU; only the stock check matters.
@@ -68,22 +126,16 @@ flash() {
 		-workload hot -stock "$FLASH_STOCK" -duration "$FLASH_DURATION" -warmup 0s -concurrency "$CONCURRENCY"
 		-seed "$round" -format json)
 	[[ $round == 1 ]] && echo "    orderbench ${cmd[*]:1}" >>"$CMDS"
-	if ! "${cmd[@]}" >"$out.tmp" 2>"$out.err"; then
-		echo "  $label flash sale: orderbench failed: $(tail -1 "$out.err")" >&2
-		FAILURES=$((FAILURES + 1))
-	fi
-	if [[ -s "$out.tmp" ]]; then mv "$out.tmp" "$out"; else rm -f "$out.tmp"; fi
-	[[ -s "$out.err" ]] || rm -f "$out.err"
-	return 0
+	record "$out" "$label flash sale" "${cmd[@]}"
 }
 
 {
 	echo "## Commands"
 	echo
-	echo "    $(for v in DURATION WARMUP ROUNDS CONCURRENCY SKUS; do printf '%s=%s ' "$v" "${!v}"; done)WORKLOADS='$WORKLOADS' SERVERS='$SERVERS' scripts/bench-compare.sh"
+	echo "    $(for v in DURATION WARMUP ROUNDS CONCURRENCY SKUS WRK_THREADS WRK_STATUSES; do printf '%s=%s ' "$v" "${!v}"; done)WORKLOADS='$WORKLOADS' SERVERS='$SERVERS' GENERATORS='$GENERATORS' scripts/bench-compare.sh"
 	echo
-	echo "Each round starts every server afresh for each workload (new data directory, free port on 127.0.0.1)"
-	echo "and runs (round 1 shown; ports change every run):"
+	echo "Each round starts every server afresh for each workload and load generator (new data directory,"
+	echo "free port on 127.0.0.1) and runs (round 1 shown; ports change every run):"
 	echo
 } >"$CMDS"
 
@@ -96,25 +148,27 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	echo "round $round/$ROUNDS: ${order[*]}"
 	for label in "${order[@]}"; do
 		[[ $round == 1 ]] && echo "  $label:" >>"$CMDS"
-		# A fresh server (new data directory) for every workload, so no run
-		# inherits the state or the compactions of the one before it.
-		for wl in $WORKLOADS flash; do
-			[[ $wl == flash && $label == ceiling ]] && continue
-			if ! start_server "$label"; then
-				FAILURES=$((FAILURES + 1))
-				echo "  $label did not start; $wl skipped. Log tails:" >&2
-				tail -3 "$BENCH_TMP"/*.log >&2 || true
-				bench_stop_all
-				continue
-			fi
-			if [[ $wl == flash ]]; then flash "$round" "$label"; else measure "$round" "$label" "$wl"; fi
-			bench_stop_all
+		for wl in $WORKLOADS; do
+			for gen in $GENERATORS; do
+				if [[ $gen == orderbench ]]; then
+					fresh "$label" "$wl" measure "$round" "$label" "$wl"
+				elif [[ $wl == uniform || $wl == hot ]]; then # wrk runs these two
+					fresh "$label" "$wl (wrk)" measure_wrk "$round" "$label" "$wl"
+				fi
+			done
 		done
+		[[ $label == ceiling ]] || fresh "$label" "flash sale" flash "$round" "$label"
 	done
 done
 
 {
 	echo
+	if [[ " $GENERATORS " == *" wrk "* ]]; then
+		echo "\`orderbench wrk\` restocks, runs \`wrk -t THREADS -c CONCURRENCY -d WARMUP --timeout 5s --latency -s bench/wrk/checkout.lua URL -- PREFIX SKUS SEED 64\`,"
+		echo "then the same for DURATION (the measured run), and reads every SKU back (\`-statuses=false\` puts"
+		echo "CHECKOUT_STATUSES=0 in wrk's environment: the script then counts only wrk's 2xx/non-2xx split)."
+		echo
+	fi
 	echo "Then: \`orderbench report -in RESULTS -flash RESULTS/flash -out $OUT_MD -plots $PLOTS -meta META\`."
 	echo
 	bench_machine

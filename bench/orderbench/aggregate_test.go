@@ -41,6 +41,15 @@ func TestSummarizeMediansAndReport(t *testing.T) {
 	}
 	rs[2].Verify = &Verify{Oversell: 3}
 	ss := summarize(rs)
+	// The same servers under wrk: summarized apart, so neither table's ratios
+	// mix load generators. orderd 16000 = 0.40 of the ceiling, 2.00 of redis.
+	for i, x := range []float64{1, 3, 2} {
+		for _, r := range []Result{fakeResult("ceiling", "uniform", i+1, 20000*x, 500),
+			fakeResult("orderd", "uniform", i+1, 8000*x, 1000), fakeResult("redis-always", "uniform", i+1, 4000*x, 2000)} {
+			r.Generator, r.Threads, r.Concurrency = generatorWrk, 1, 64
+			rs = append(rs, r)
+		}
+	}
 	o, ok := find(ss, "uniform", "orderd")
 	if !ok || o.RPS != 10000 || o.Latency.P99 != 4000 || o.Rounds != 3 {
 		t.Fatalf("orderd summary %+v", o)
@@ -68,8 +77,11 @@ func TestSummarizeMediansAndReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	// orderd: 10000 req/s = 0.50 of the ceiling, 1.00 of itself; p99 4ms = 4.00 × ceiling.
-	for _, want := range []string{"| orderd | 10000 | 10000 | 0.50 | 1.00 |", "| 4.00 | 1.00 |",
-		"| redis-always | 5000 | 5000 | 0.25 | 0.50 |", "**FAILED** (oversell 3", "bench/throughput-uniform.png"} {
+	// The orderbench table, then wrk's: req/s, checkouts/s, ×ceiling, ×engine, ×redis-always.
+	for _, want := range []string{"| orderd | 10000 | 10000 | 0.50 | 1.00 | 2.00 |", "| 4.00 | 1.00 |",
+		"| redis-always | 5000 | 5000 | 0.25 | 0.50 | 1.00 |", "**FAILED** (oversell 3", "bench/throughput-uniform.png",
+		"**wrk** (C, `bench/wrk/checkout.lua`, 64 connections on 1 thread(s))",
+		"| orderd | 16000 | 16000 | 0.40 | 1.00 | 2.00 |", "| 1 | uniform | orderd | wrk | 8000 |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

@@ -3,6 +3,7 @@
 // compared with the designs users would otherwise build (bench/).
 //
 //	orderbench -url http://127.0.0.1:8080 -token T -workload hot -duration 10s
+//	orderbench wrk -url http://127.0.0.1:8080 -token T -workload uniform -duration 10s
 //	orderbench report -in results/ -out docs/benchmarks.md -plots docs/bench
 //	orderbench sustained -url http://127.0.0.1:8080 -token T -phases hot:120s,uniform:60s -window 10s -server-pid PID
 //	orderbench freeport
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		switch args[0] {
 		case "report":
 			return runReport(args[1:], stdout, stderr)
+		case "wrk":
+			return runWrk(ctx, args[1:], stdout, stderr)
 		case "sustained":
 			return runSustained(ctx, args[1:], stdout, stderr)
 		case "freeport":
@@ -118,7 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	res := newResult(t, measured)
-	res.Label, res.Workload, res.Concurrency, res.Rate = *label, w.name, *conc, *rate
+	res.Label, res.Generator, res.Workload, res.Concurrency, res.Rate = *label, generatorOrderbench, w.name, *conc, *rate
 	res.SKUs, res.Stock, res.Seed, res.Round, res.StartedAt = len(w.skus), *stock, *seed, *round, started
 	res.Mode = "closed"
 	if *rate > 0 {

@@ -5,8 +5,7 @@ package main
 const methodology = `## What is compared
 
 Every server implements the checkout routes of the API contract (shared/API.md) on fasthttp, on
-127.0.0.1, with the same JSON shapes; the load generator (` + "`bench/orderbench`" + `) runs on the same
-machine.
+127.0.0.1, with the same JSON shapes; the load generators run on the same machine.
 
 - **ceiling** (` + "`bench/ceiling`" + `): parses the checkout JSON and answers 201 with an order view;
   no state, no I/O. Nothing on this HTTP stack can be faster, so it is the yardstick.
@@ -37,12 +36,24 @@ requests are not measured. Each run starts from fresh SKUs restocked before the 
 - **mixed**: 50 % checkouts, 20 % pays and 10 % cancels of orders placed earlier, 10 % order
   reads, 10 % SKU reads.
 
+Two load generators measure every server in the same run, each against a fresh server: ` + "`bench/orderbench`" + `
+(Go) runs every workload; **wrk** (C, from Debian, driven by ` + "`orderbench wrk`" + ` with
+` + "`bench/wrk/checkout.lua`" + `) runs uniform and hot with the same request body, the same number of
+connections and a warm-up run of its own. On a machine with few cores the client's CPU is taken
+from the server, and more of it the faster the server answers, which skews every ratio; wrk spends
+less CPU per request than orderbench and runs on one thread, so it leaves more of the machine to the
+server. Compare ratios within one load generator, never across them.
+
 After each run orderbench reads every SKU back through ` + "`GET /v1/skus/{sku}`" + ` and checks that
 ` + "`sold + reserved`" + ` grew by exactly the checkouts the client was told succeeded, less its cancels
 (a "stock check"), and that none of them went beyond the stock (oversell). The flash-sale table
-below runs a real sell-out: little stock, many buyers.
+below runs a real sell-out: little stock, many buyers. wrk stops by closing the connections
+with a request in flight, so after a wrk run the server may hold up to that many checkouts the
+client never saw answered: the check allows exactly those (the Lua script counts the requests it
+built and the answers by status) and still demands that no unit appeared or vanished and that
+nothing was sold beyond the stock.
 
 Latency is measured per request from when it was sent (closed loop) or scheduled (open loop,
 ` + "`-rate`" + `), in a log-linear histogram with under 1 % error; percentiles are the upper edge of their
-bucket.
+bucket. wrk's percentiles come from its own histogram (microseconds), closed loop.
 `

@@ -13,10 +13,12 @@ import (
 // Result is one measurement, the JSON that scripts collect and `orderbench
 // report` aggregates. Latencies are microseconds.
 type Result struct {
-	Label       string             `json:"label"` // server under test, e.g. "orderd", "redis-always"
+	Label       string             `json:"label"`     // server under test, e.g. "orderd", "redis-always"
+	Generator   string             `json:"generator"` // load generator: "orderbench" (also when absent) or "wrk"
 	Workload    string             `json:"workload"`
 	Mode        string             `json:"mode"` // "closed" or "open"
 	Concurrency int                `json:"concurrency"`
+	Threads     int                `json:"threads,omitempty"` // wrk's threads
 	Rate        int                `json:"rate,omitempty"`
 	SKUs        int                `json:"skus"`
 	Stock       int64              `json:"stock"`
@@ -57,6 +59,10 @@ type Verify struct {
 	Oversell   int64  `json:"oversell"`   // successes beyond stock (must be 0)
 	Consistent bool   `json:"consistent"` // sold+reserved == successes-cancelled and the totals add up
 	Detail     string `json:"detail,omitempty"`
+
+	// Unacknowledged is checkouts the server holds whose 201 the client never
+	// read (wrk only: it drops the requests in flight when it stops).
+	Unacknowledged int64 `json:"unacknowledged,omitempty"`
 }
 
 func usFrom(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -115,6 +121,7 @@ func writeTable(w io.Writer, r Result) error {
 		mode = fmt.Sprintf("open loop, %d req/s, %d senders", r.Rate, r.Concurrency)
 	}
 	fmt.Fprintf(tw, "server\t%s\n", r.Label)
+	fmt.Fprintf(tw, "load generator\t%s\n", generatorOf(r))
 	fmt.Fprintf(tw, "workload\t%s (%d SKUs), %s, %.1fs measured\n", r.Workload, r.SKUs, mode, r.DurationS)
 	fmt.Fprintf(tw, "throughput\t%.0f req/s, %.0f checkouts/s (201)\n", r.RPS, r.CheckoutRPS)
 	l := r.Latency
@@ -143,6 +150,9 @@ func writeTable(w io.Writer, r Result) error {
 		}
 		fmt.Fprintf(tw, "stock check\t%s: stock %d, client saw %d checkouts (%d cancelled); server says available %d reserved %d sold %d; oversell %d\n",
 			verdict, v.Stock, v.Successes, v.Cancelled, v.Available, v.Reserved, v.Sold, v.Oversell)
+		if v.Unacknowledged != 0 {
+			fmt.Fprintf(tw, "\t%d more checkouts held by the server were in flight when the load generator stopped\n", v.Unacknowledged)
+		}
 		if v.Detail != "" {
 			fmt.Fprintf(tw, "\t%s\n", v.Detail)
 		}
