@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"unicode/utf8"
 )
 
 // Limits of the partition table. PartitionsMax is lower than the journal's
@@ -261,8 +262,8 @@ func (a Assignment) validate() error {
 }
 
 func validHolder(h Holder) error {
-	if h.Name == "" || len(h.Name) > NodeNameBytesMax {
-		return fmt.Errorf("node name of %d bytes, want 1..%d", len(h.Name), NodeNameBytesMax)
+	if h.Name == "" || len(h.Name) > NodeNameBytesMax || !utf8.ValidString(h.Name) {
+		return fmt.Errorf("node name of %d bytes, want 1..%d of UTF-8", len(h.Name), NodeNameBytesMax)
 	}
 	if h.Generation == 0 {
 		return fmt.Errorf("node %q at generation 0", h.Name)
