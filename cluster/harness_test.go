@@ -31,6 +31,9 @@ func fastMemberlist(mc *memberlist.Config) {
 	mc.ProbeTimeout = 200 * time.Millisecond
 	mc.GossipInterval = 50 * time.Millisecond
 	mc.SuspicionMult = 4
+	// A lone node gets no confirmations of its suspicions; with four or
+	// more members it would wait the maximum, 6x the minimum by default.
+	mc.SuspicionMaxTimeoutMult = 2
 	mc.TCPTimeout = 500 * time.Millisecond
 	mc.GossipToTheDeadTime = 2 * time.Second
 }
@@ -204,6 +207,7 @@ func eventually(t *testing.T, what string, cond func() error) {
 	for {
 		err := cond()
 		if err == nil {
+			t.Logf("%s: after %v", what, convergeTimeout-time.Until(deadline))
 			return
 		}
 		if time.Now().After(deadline) {
@@ -287,6 +291,17 @@ func converged(live []*testNode, gone ...string) error {
 		}
 	}
 	return nil
+}
+
+// startThree starts a, which creates the cluster, and b and c, which join
+// through it, and waits until they agree.
+func (c *testCluster) startThree() (a, b, d *testNode) {
+	c.t.Helper()
+	a = c.start("a", 1, "", nil)
+	b = c.start("b", 1, "", seedsOf(a))
+	d = c.start("c", 1, "", seedsOf(a))
+	eventually(c.t, "join", func() error { return converged([]*testNode{a, b, d}) })
+	return a, b, d
 }
 
 func seedsOf(nodes ...*testNode) []string {

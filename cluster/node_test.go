@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/orderengine/orderengine/cluster/memnet"
 )
 
 // Three nodes converge on membership and on the first node's table.
@@ -66,10 +68,7 @@ func TestNotReadyUntilExchange(t *testing.T) {
 // (a wiped data directory) joins.
 func TestLeaveAndForget(t *testing.T) {
 	c := newTestCluster(t)
-	a := c.start("a", 1, "", nil)
-	b := c.start("b", 1, "", seedsOf(a))
-	d := c.start("c", 1, "", seedsOf(a))
-	eventually(t, "join", func() error { return converged([]*testNode{a, b, d}) })
+	a, b, d := c.startThree()
 
 	if err := b.node.Forget("a"); !errors.Is(err, ErrMemberAlive) {
 		t.Fatalf("Forget of a live member: %v", err)
@@ -113,10 +112,7 @@ func TestLeaveAndForget(t *testing.T) {
 // comes back with its data.
 func TestCrashAndRestart(t *testing.T) {
 	c := newTestCluster(t)
-	a := c.start("a", 1, "", nil)
-	b := c.start("b", 1, "", seedsOf(a))
-	d := c.start("c", 1, "", seedsOf(a))
-	eventually(t, "join", func() error { return converged([]*testNode{a, b, d}) })
+	a, b, d := c.startThree()
 
 	addr := a.tr.Addr()
 	c.stop(a, false)
@@ -145,9 +141,7 @@ func TestCrashAndRestart(t *testing.T) {
 // state with members it thinks dead).
 func TestNetworkPartitionAndHeal(t *testing.T) {
 	c := newTestCluster(t)
-	a := c.start("a", 1, "", nil)
-	b := c.start("b", 1, "", seedsOf(a))
-	d := c.start("c", 1, "", seedsOf(a))
+	a, b, d := c.startThree()
 	e := c.start("e", 1, "", seedsOf(a))
 	eventually(t, "join", func() error { return converged([]*testNode{a, b, d, e}) })
 
@@ -175,10 +169,7 @@ func TestNetworkPartitionAndHeal(t *testing.T) {
 // resumes it rejoins by itself and serves them again.
 func TestPauseAndResume(t *testing.T) {
 	c := newTestCluster(t)
-	a := c.start("a", 1, "", nil)
-	b := c.start("b", 1, "", seedsOf(a))
-	d := c.start("c", 1, "", seedsOf(a))
-	eventually(t, "join", func() error { return converged([]*testNode{a, b, d}) })
+	a, b, d := c.startThree()
 
 	a.tr.Pause()
 	eventually(t, "pause noticed", func() error { return converged([]*testNode{b, d}, "a") })
@@ -212,4 +203,28 @@ func TestRefusesOtherClusters(t *testing.T) {
 	if err := converged([]*testNode{a, b}, "no-key", "other-key", "other-label", "other-p"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Membership and the table converge over links that lose a fifth of their
+// packets and dials and delay the rest, and a crash is still noticed.
+func TestLossyLinks(t *testing.T) {
+	c := newTestCluster(t)
+	a := c.start("a", 1, "", nil)
+	b := c.start("b", 1, "", seedsOf(a))
+	d := c.start("c", 1, "", seedsOf(a))
+	all := seedsOf(a, b, d)
+	for _, from := range all {
+		for _, to := range all {
+			if from != to {
+				c.net.SetLink(from, to, memnet.Link{DropRate: 0.2, Delay: 10 * time.Millisecond})
+			}
+		}
+	}
+	eventually(t, "join", func() error { return converged([]*testNode{a, b, d}) })
+	c.stop(d, false)
+	eventually(t, "crash noticed", func() error { return converged([]*testNode{a, b}, "c") })
+	if err := a.node.Forget("c"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "forget", func() error { return converged([]*testNode{a, b}, "c") })
 }

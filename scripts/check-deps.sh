@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks which way the packages depend on each other (see CONVENTIONS):
 # persistence imports nothing from the repository, actors and gateway do
-# not import each other or the journal, and only cmd/ wires them together.
+# not import each other or the journal, cluster (which knows nothing about
+# orders) imports none of them, and only cmd/ wires them together.
 # The benchmark module (bench/) is a client of servers over HTTP: its
 # reference servers use nothing of the engine (they are the designs it is
 # compared with), orderbench none of its internals, and the engine uses
@@ -26,7 +27,7 @@ forbid() { # module directory, package in it, forbidden import prefixes...
 forbid . ./persistence actors gateway cluster cmd
 forbid . ./actors gateway persistence cluster cmd
 forbid . ./gateway actors persistence cluster cmd
-forbid . ./cluster gateway persistence cmd
+forbid . ./cluster actors gateway persistence cmd
 forbid . . bench
 for ref in refapi ceiling refredis refpg; do
 	forbid bench ./$ref actors gateway persistence cluster cmd
