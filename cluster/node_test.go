@@ -228,3 +228,23 @@ func TestLossyLinks(t *testing.T) {
 	}
 	eventually(t, "forget", func() error { return converged([]*testNode{a, b}, "c") })
 }
+
+// When events overflow their channel, the event goroutine re-reads the
+// member list: a member memberlist does not know is then marked gone.
+func TestEventOverflowResyncs(t *testing.T) {
+	c := newTestCluster(t)
+	a := c.start("a", 1, "", nil)
+	ghost := func(alive bool) error {
+		for _, m := range a.node.View().Members {
+			if m.Name == "ghost" && m.Alive == alive {
+				return nil
+			}
+		}
+		return fmt.Errorf("no ghost alive=%v in %+v", alive, a.node.View().Members)
+	}
+	a.node.events <- memberEvent{name: "ghost", addr: "127.0.0.1:1", alive: true}
+	eventually(t, "event", func() error { return ghost(true) })
+	a.node.overflow.Store(true)
+	signal(a.node.changed)
+	eventually(t, "resync", func() error { return ghost(false) })
+}
