@@ -88,11 +88,14 @@ sim:
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
-# Regenerates the committed protobuf code in actors/pb.
+# Regenerates the committed protobuf code in actors/pb and cluster/pb.
 proto: tools
 	protoc --plugin=protoc-gen-go=$(BIN)/protoc-gen-go \
 		--go_out=. --go_opt=module=github.com/orderengine/orderengine \
 		-I actors/pb actors/pb/*.proto
+	protoc --plugin=protoc-gen-go=$(BIN)/protoc-gen-go \
+		--go_out=. --go_opt=module=github.com/orderengine/orderengine \
+		-I cluster/pb cluster/pb/*.proto
 
 tools:
 	@command -v protoc >/dev/null || (apt-get update -qq && apt-get install -y -qq protobuf-compiler)

@@ -2,8 +2,8 @@
 # Checks which way the packages depend on each other (see CONVENTIONS):
 # persistence imports nothing from the repository, actors and gateway do
 # not import each other or the journal, inspect (the offline reader of a
-# journal) uses actors and persistence only, and only cmd/ wires them
-# together.
+# journal) uses actors and persistence only, cluster (which knows nothing
+# about orders) imports none of them, and only cmd/ wires them together.
 # The benchmark module (bench/) is a client of servers over HTTP: its
 # reference servers use nothing of the engine (they are the designs it is
 # compared with), orderbench none of its internals, and the engine uses
@@ -28,7 +28,7 @@ forbid() { # module directory, package in it, forbidden import prefixes...
 forbid . ./persistence actors gateway cluster cmd inspect
 forbid . ./actors gateway persistence cluster cmd inspect
 forbid . ./gateway actors persistence cluster cmd inspect
-forbid . ./cluster gateway persistence cmd inspect
+forbid . ./cluster actors gateway persistence cmd inspect
 forbid . ./inspect gateway cluster cmd
 forbid . . bench
 for ref in refapi ceiling refredis refpg; do
