@@ -111,6 +111,12 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, admin bo
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+		// Without GetBody the transport never sends the request again by
+		// itself. It would for a request with an Idempotency-Key whose
+		// connection broke after the request was written, and the error
+		// of a failed second dial would then hide that the first may
+		// have been served.
+		req.GetBody = nil
 	}
 	if admin {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
