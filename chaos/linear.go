@@ -25,14 +25,6 @@ type LinearConfig struct {
 	Strict bool
 }
 
-// Bounds of the quiet wait before the settled reads: the SKU views must
-// stay the same for quietFor, read every quietPoll, within quietWaitMax.
-const (
-	quietFor     = time.Second
-	quietPoll    = 100 * time.Millisecond
-	quietWaitMax = 15 * time.Second
-)
-
 // checkoutTriesMax bounds how often a checkout of unknown outcome is sent
 // again with its key before the client moves on.
 const checkoutTriesMax = 5
@@ -277,42 +269,16 @@ func (r *linearRun) payOrCancel(ctx context.Context, id int, rng *rand.Rand, kin
 }
 
 // settledReads waits until no SKU view changes for quietFor, then records
-// one read of each as the history's last operations.
+// the last read of each as the history's last operations.
 func (r *linearRun) settledReads(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, quietWaitMax)
-	defer cancel()
-	tick := time.NewTicker(quietPoll)
-	defer tick.Stop()
-	var last []Answer
-	stableSince := time.Now()
-	for {
-		now := make([]Answer, len(r.skus))
-		calls := make([]int64, len(r.skus))
-		for i, sku := range r.skus {
-			calls[i] = r.rec.Now()
-			now[i] = r.client.Do(ctx, "GET", "/v1/skus/"+sku, nil, false)
-			if now[i].Outcome != Done {
-				return fmt.Errorf("settled read of %s: %d %v %v", sku, now[i].Status, now[i].Body, now[i].Err)
-			}
-		}
-		same := last != nil
-		for i := range now {
-			same = same && last[i].Status == now[i].Status && viewOf(last[i]) == viewOf(now[i])
-		}
-		if !same {
-			last, stableSince = now, time.Now()
-		} else if time.Since(stableSince) >= quietFor {
-			id := r.rec.ClientID()
-			for i, sku := range r.skus {
-				r.rec.AddAt(id, Input{Kind: OpSettledRead, SKU: sku}, calls[i], now[i].Took,
-					Output{Outcome: Done, Found: true, View: viewOf(now[i])})
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the SKU views did not stay the same for %v within %v", quietFor, quietWaitMax)
-		case <-tick.C:
-		}
+	reads, calls, err := quietReads(ctx, r.client, r.skus, r.rec.Now)
+	if err != nil {
+		return fmt.Errorf("settled reads: %w", err)
 	}
+	id := r.rec.ClientID()
+	for i, sku := range r.skus {
+		r.rec.AddAt(id, Input{Kind: OpSettledRead, SKU: sku}, calls[i], reads[i].Took,
+			Output{Outcome: Done, Found: true, View: viewOf(reads[i])})
+	}
+	return nil
 }

@@ -65,34 +65,17 @@ func (s *soak) resolve(ctx context.Context) {
 	}
 }
 
-// quietViews reads every SKU until no view changes for quietFor.
+// quietViews reads every SKU once the node is quiet.
 func (s *soak) quietViews(ctx context.Context) (map[string]View, error) {
-	ctx, cancel := context.WithTimeout(ctx, quietWaitMax)
-	defer cancel()
-	tick := time.NewTicker(quietPoll)
-	defer tick.Stop()
-	var last map[string]View
-	since := time.Now()
-	for {
-		now := map[string]View{}
-		for _, sku := range s.skus {
-			a := s.client.Do(ctx, "GET", "/v1/skus/"+sku, nil, false)
-			if a.Outcome != Done {
-				return nil, fmt.Errorf("reading %s back: %d %v %v", sku, a.Status, a.Body, a.Err)
-			}
-			now[sku] = viewOf(a)
-		}
-		if fmt.Sprint(now) != fmt.Sprint(last) {
-			last, since = now, time.Now()
-		} else if time.Since(since) >= quietFor {
-			return now, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("SKU views did not stay the same for %v within %v", quietFor, quietWaitMax)
-		case <-tick.C:
-		}
+	reads, _, err := quietReads(ctx, s.client, s.skus, func() int64 { return 0 })
+	if err != nil {
+		return nil, fmt.Errorf("reading back: %w", err)
 	}
+	views := map[string]View{}
+	for i, sku := range s.skus {
+		views[sku] = viewOf(reads[i])
+	}
+	return views, nil
 }
 
 // checkOrders reads every order that was placed and returns, per SKU, the
