@@ -147,6 +147,7 @@ func Soak(ctx context.Context, node *Node, cfg SoakConfig) (*SoakReport, error) 
 	}
 	faultErr := s.injectFaults(runCtx, rand.New(rand.NewPCG(cfg.Seed, 1<<32)))
 	wg.Wait()
+	s.report.Took, s.report.WaitMax = time.Since(began), s.client.WaitMax()
 	if faultErr != nil {
 		return &s.report, faultErr
 	}

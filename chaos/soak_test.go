@@ -18,10 +18,13 @@ var (
 
 // volumeMiB is the size of the tmpfs the data directory lives on when the
 // run fills the volume: room for Badger's memtables, value log and tables
-// under the soak's load, small enough to fill in a moment.
-const volumeMiB = 256
+// and for what the soak writes (about 25 MiB a minute), so that only the
+// fill makes it full, and small enough to fill in a moment.
+func volumeMiB() int {
+	return 256 + 64*int(chaosDuration.Minutes())
+}
 
-// mountVolume mounts a tmpfs of volumeMiB under dir and returns its root,
+// mountVolume mounts a tmpfs of volumeMiB() under dir and returns its root,
 // or "" and why it could not.
 func mountVolume(t *testing.T, dir string) (string, string) {
 	if !*chaosFill {
@@ -34,7 +37,7 @@ func mountVolume(t *testing.T, dir string) (string, string) {
 	if err := os.Mkdir(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.Itoa(volumeMiB)+"m", "tmpfs", root).CombinedOutput()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.Itoa(volumeMiB())+"m", "tmpfs", root).CombinedOutput()
 	if err != nil {
 		return "", "mount -t tmpfs failed: " + strings.TrimSpace(string(out))
 	}
