@@ -180,7 +180,7 @@ func TestFlashSaleSurvivesKill9(t *testing.T) {
 	if len(won) != stock || statuses[201] != stock || statuses[409] != attempts-stock {
 		t.Fatalf("statuses %v, %d distinct orders won; want %d x 201 and %d x 409", statuses, len(won), stock, attempts-stock)
 	}
-	skuBefore := checkStock(t, n, "SALE", 0, stock, 0)
+	skuBefore := checkSKU(t, n, 0, stock, 0)
 
 	n.kill()
 	n = startNode(t, dataDir, addr)
@@ -190,7 +190,7 @@ func TestFlashSaleSurvivesKill9(t *testing.T) {
 			t.Fatalf("order %s after restart: %d %v, want status %s", id, code, body, status)
 		}
 	}
-	if skuAfter := checkStock(t, n, "SALE", 0, stock, 0); fmt.Sprint(skuAfter) != fmt.Sprint(skuBefore) {
+	if skuAfter := checkSKU(t, n, 0, stock, 0); fmt.Sprint(skuAfter) != fmt.Sprint(skuBefore) {
 		t.Fatalf("SKU view changed across kill -9: %v -> %v", skuBefore, skuAfter)
 	}
 }
