@@ -18,10 +18,10 @@ var (
 
 // volumeMiB is the size of the tmpfs the data directory lives on when the
 // run fills the volume: room for Badger's memtables, value log and tables
-// and for what the soak writes (about 25 MiB a minute), so that only the
+// and for what the soak writes (up to about 80 MiB a minute), so that only the
 // fill makes it full, and small enough to fill in a moment.
 func volumeMiB() int {
-	return 256 + 64*int(chaosDuration.Minutes())
+	return 256 + 128*int(chaosDuration.Minutes())
 }
 
 // mountVolume mounts a tmpfs of volumeMiB() under dir and returns its root,
