@@ -15,7 +15,7 @@ BENCH_PKGS ?= ./...
 # nothing when BENCH_PKGS is empty.
 in_bench = $(if $(BENCH_PKGS),$(GO) -C $(BENCH) $(1) $(BENCH_PKGS))
 
-.PHONY: all build run test test-short lint bench bench-http bench-compare bench-sustained sim fuzz proto tools clean
+.PHONY: all build run test test-short lint bench bench-http bench-compare bench-sustained sim chaos fuzz proto tools clean
 
 all: build
 
@@ -83,6 +83,19 @@ bench-sustained:
 SEEDS ?= 2000
 sim:
 	$(GO) test -count=1 -timeout 60m ./actors/sim -run 'TestSimulation$$' -seeds $(SEEDS) -v
+
+# A chaos run of DURATION against a real orderd (SIGKILL, SIGSTOP/SIGCONT,
+# clean restarts, one full volume when run as root), then everything read
+# back: fails unless nothing acknowledged was lost, nothing oversold and
+# stock conserved. Then HISTORIES Porcupine-checked histories of HISTORY_OPS
+# operations each, SIGKILLed KILLS times each. make test runs short ones.
+DURATION    ?= 3m
+HISTORIES   ?= 20
+HISTORY_OPS ?= 600
+KILLS       ?= 3
+chaos:
+	$(GO) test -count=1 -timeout 0 -v ./chaos -run '^(TestChaos|TestLinearizableStock|TestLinearizableStockAcrossKill)$$' \
+		-chaos.duration $(DURATION) -linear.histories $(HISTORIES) -linear.ops $(HISTORY_OPS) -linear.kills $(KILLS)
 
 # Each fuzz target runs for FUZZTIME.
 fuzz:

@@ -70,6 +70,11 @@ type Config struct {
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
+	// MaxConns caps the client connections open at once (0: no cap).
+	// A connection past it gets 503 unavailable with Retry-After to its
+	// first request and is closed; idle connections are closed after
+	// IdleTimeout, which frees their places.
+	MaxConns int
 	// Readiness answers /readyz: nil when the node is ready, else why not
 	// (the problem's detail). A nil Readiness means always ready.
 	Readiness func() error

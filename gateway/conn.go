@@ -8,8 +8,15 @@ import (
 )
 
 // listener wraps every connection the server accepts in a *conn, so that
-// the read-error handler can see what fasthttp does not tell it.
-type listener struct{ net.Listener }
+// the read-error handler can see what fasthttp does not tell it, and counts
+// the connections open. Past max (0: no cap) a new connection is still
+// served, but only to be told 503 unavailable and closed (server.go): a
+// client at the cap gets a problem document rather than a reset.
+type listener struct {
+	net.Listener
+	open *atomic.Int64
+	max  int64
+}
 
 func (l listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
@@ -18,7 +25,8 @@ func (l listener) Accept() (net.Conn, error) {
 		// Serve), so it is passed on as it is.
 		return nil, err
 	}
-	return &conn{Conn: c}, nil
+	n := l.open.Add(1)
+	return &conn{Conn: c, open: l.open, refused: l.max > 0 && n > l.max}, nil
 }
 
 // conn is one client connection. It records two things for the read-error
@@ -41,6 +49,10 @@ type conn struct {
 	// linger asks Close to drain first. It is atomic because fasthttp may
 	// close connections from its shutdown goroutine too.
 	linger atomic.Bool
+	// refused: the connection came past the cap on open connections.
+	refused bool
+	open    *atomic.Int64 // the listener's count, less one at the first Close
+	closed  atomic.Bool
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -53,6 +65,9 @@ func (c *conn) Read(p []byte) (int, error) {
 
 // Close closes the connection, first draining it when linger is set.
 func (c *conn) Close() error {
+	if c.open != nil && c.closed.CompareAndSwap(false, true) {
+		c.open.Add(-1)
+	}
 	if c.linger.CompareAndSwap(true, false) {
 		c.drain()
 	}

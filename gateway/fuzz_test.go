@@ -133,3 +133,42 @@ func FuzzDecodePay(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeLimit(f *testing.F) {
+	seedBodies(f)
+	f.Add([]byte(`{"per_customer":0}`))
+	f.Add([]byte(`{"per_customer":2,"per_customer":3}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n, err := decodeLimit(body)
+		if err != nil {
+			checkDecodeError(t, body, err)
+			return
+		}
+		if !json.Valid(body) || n < 0 || n > stockQuantityMax {
+			t.Fatalf("accepted %q as %d", body, n)
+		}
+	})
+}
+
+// FuzzRoute feeds request lines' methods and paths to the router: it never
+// panics, a matched route's method is the route's own, and a path
+// parameter, once unescaped, is what the handlers validate.
+func FuzzRoute(f *testing.F) {
+	for _, s := range []string{"/v1/skus/A-1", "/v1/skus/A-1/restock", "/v1/orders/o_01J00000000000000000000001/pay",
+		"/v1/skus/a%20b", "/v1/skus/%zz", "/v1/skus/%41", "//v1/skus/", "/v1/orders", "/metrics", "/v1/skus/A/limit/"} {
+		f.Add([]byte("GET"), []byte(s))
+		f.Add([]byte("POST"), []byte(s))
+	}
+	f.Fuzz(func(t *testing.T, method, path []byte) {
+		id, param, allow := match(method, path)
+		if id == routeNone {
+			return
+		}
+		if allow != "" || string(method) != routeTable[id].method {
+			t.Fatalf("%s %q matched %v (allow %q)", method, path, routeTable[id].pattern, allow)
+		}
+		if seg, ok := unescapeSegment(nil, param); ok && len(seg) > len(param) {
+			t.Fatalf("unescaping %q grew it to %q", param, seg)
+		}
+	})
+}

@@ -178,6 +178,8 @@ func TestAdminGuard(t *testing.T) {
 		post("/v1/skus/A-1/restock", `{"quantity":1}`).with("Authorization", "Basic "+testToken),
 		post("/v1/skus/A-1/restock", `{"quantity":1}`).with("Authorization", "Bearer "+testToken+"x"),
 		post("/v1/skus/A-1/remove", `{broken`),
+		req{method: "PUT", path: "/v1/skus/A-1/limit", body: `{"per_customer":1}`},
+		req{method: "PUT", path: "/v1/skus/A-1/limit", body: `{"per_customer":1}`}.with("Authorization", "Bearer "),
 		post("/v1/orders/o_01J00000000000000000000001/ship", ""),
 		post("/v1/orders/not-an-id/complete", "{"),
 	} {

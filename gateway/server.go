@@ -33,6 +33,7 @@ type Server struct {
 	srv       *fasthttp.Server
 	metricsH  fasthttp.RequestHandler
 	draining  atomic.Bool
+	conns     atomic.Int64    // open connections (conn.go)
 	base      context.Context // parent of every engine call; never cancelled
 	ridPrefix string
 	ridSeq    atomic.Uint64
@@ -106,7 +107,9 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 // Serve answers requests on ln until Shutdown. Its connections are wrapped
 // (conn.go) so that requests fasthttp cannot read are answered as the
 // contract says.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(listener{ln}) }
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(listener{Listener: ln, open: &s.conns, max: int64(s.cfg.MaxConns)})
+}
 
 // ListenAndServe listens on the TCP address addr and serves it.
 func (s *Server) ListenAndServe(addr string) error {
@@ -139,6 +142,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	spec := &routeTable[id]
+	if c, _ := ctx.Conn().(*conn); c != nil && c.refused {
+		ctx.SetConnectionClose()
+		s.problem(x, problem{kind: probUnavailable, detail: "too many open connections; retry later"})
+		return
+	}
 	if s.draining.Load() && id != routeHealthz {
 		s.metrics.shed[admitted].Inc()
 		s.problem(x, problem{kind: probUnavailable, detail: "the node is shutting down"})

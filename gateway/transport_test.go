@@ -317,3 +317,39 @@ func TestOversizedRequestHead(t *testing.T) {
 		t.Errorf("requests_total{route=unmatched,status=431} = %v, want 5", got)
 	}
 }
+
+// TestConnectionCap holds the server at its cap on open connections: one
+// more is answered 503 unavailable with Retry-After and closed, and once
+// the idle connections are closed by the idle timeout a normal client is
+// answered again.
+func TestConnectionCap(t *testing.T) {
+	const capConns = 3
+	ts, addr := newTCPTestServer(t, func(c *Config) {
+		c.MaxConns = capConns
+		c.IdleTimeout = transportTimeout
+	})
+	var idle []<-chan closedStream
+	for range capConns { // each sends one request and stays open
+		c := dialRaw(t, addr)
+		send(t, c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		idle = append(idle, drain(c))
+	}
+	// Connections are accepted in the order their handshakes completed,
+	// so this one is the first past the cap.
+	over := dialRaw(t, addr)
+	send(t, over, "GET /v1/skus/A-1 HTTP/1.1\r\nHost: x\r\n\r\n")
+	s := closed(t, "over the cap", drain(over))
+	rs := parseResponses(t, s.data)
+	wantLastProblem(t, "over the cap", s.data, 503, "unavailable")
+	if len(rs) != 1 || rs[0].header("Retry-After") == "" {
+		t.Fatalf("over the cap: want one 503 with Retry-After, got %q", s.data)
+	}
+	for i, ch := range idle {
+		if rs := parseResponses(t, closed(t, fmt.Sprint("idle ", i), ch).data); len(rs) != 1 || rs[0].status != 200 {
+			t.Fatalf("idle %d: want its one 200 then the close", i)
+		}
+	}
+	if r := ts.do(get("/healthz")); r.status != 200 {
+		t.Fatalf("after the idle connections closed: %d %s", r.status, r.body)
+	}
+}

@@ -7,7 +7,7 @@
 # The benchmark module (bench/) is a client of servers over HTTP: its
 # reference servers use nothing of the engine (they are the designs it is
 # compared with), orderbench none of its internals, and the engine uses
-# nothing of bench.
+# nothing of bench. chaos/ drives a real orderd over HTTP only.
 set -euo pipefail
 mod=$(go list -m)
 fail=0
@@ -31,6 +31,8 @@ forbid . ./gateway actors persistence cluster cmd inspect
 forbid . ./cluster actors gateway persistence cmd inspect
 forbid . ./inspect gateway cluster cmd
 forbid . . bench
+# The evidence (chaos/) is a client of orderd over HTTP, like any other.
+forbid . ./chaos actors gateway persistence cluster cmd
 for ref in refapi ceiling refredis refpg; do
 	forbid bench ./$ref actors gateway persistence cluster cmd
 done

@@ -35,6 +35,7 @@ type config struct {
 	orderPassivate time.Duration
 	orderRetention time.Duration
 	residentMax    int
+	maxConns       int
 	memoryLimit    byteSize
 	storageReserve byteSize
 	debugAddr      string
@@ -54,6 +55,11 @@ type config struct {
 // live before a collection, which for a node keeping a few hundred MiB of
 // actors and Badger buffers doubles its resident memory.
 const defaultMemoryLimit = byteSize(0)
+
+// defaultMaxConns caps open client connections: far above what a load
+// balancer or a few hundred clients keep open, far below what exhausts the
+// node's file descriptors or memory (each connection holds buffers).
+const defaultMaxConns = 10_000
 
 // orderRetentionMin is API.md's promise: an idempotent checkout replays
 // its first answer for at least 24 hours.
@@ -106,6 +112,8 @@ Flags:
 		"fixed part of the free space kept on the data volume; below the whole reserve (this, plus what grows with the store) writes answer 503")
 	fs.IntVar(&c.residentMax, "max-resident", actors.DefaultResidentMax,
 		"actors kept in memory before the least recently used are asked to passivate (0: no bound)")
+	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns,
+		"client connections open at once; one past it is answered 503 unavailable and closed (0: no cap)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (off when empty; keep it on loopback)")
 	fs.Var(&c.customerRate, "customer-rate",
 		"checkouts per customer, a `rate` such as 5/s or 300/m, beyond which POST /v1/orders answers 429 rate-limited (0: no limit)")
@@ -156,6 +164,8 @@ func (c config) validate() error {
 		return fmt.Errorf("-order-retention %v: want at least %v (idempotent checkouts replay for 24 hours)", c.orderRetention, orderRetentionMin)
 	case c.residentMax < 0:
 		return errors.New("-max-resident must not be negative")
+	case c.maxConns < 0:
+		return errors.New("-max-conns must not be negative")
 	case c.customerBurst < 0 || c.clientBurst < 0:
 		return errors.New("-customer-burst and -client-burst must not be negative")
 	case c.customerBurst > 0 && c.customerRate == 0:

@@ -20,7 +20,7 @@ func noEnv(string) string { return "" }
 
 func TestParseConfigDefaultsFlagsAndEnvironment(t *testing.T) {
 	c, err := parseConfig(nil, io.Discard, noEnv)
-	if err != nil || c.dataDir != "./data" || c.httpAddr != "127.0.0.1:8080" || c.requestTimeout != 5*time.Second {
+	if err != nil || c.dataDir != "./data" || c.httpAddr != "127.0.0.1:8080" || c.requestTimeout != 5*time.Second || c.maxConns != defaultMaxConns {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 	env := map[string]string{"ORDERD_HTTP": "127.0.0.1:9000", "ORDERD_ADMIN_TOKEN": "from-env", "ORDERD_LOG_FORMAT": "json"}
@@ -43,6 +43,7 @@ func TestParseConfigRefusesBadValues(t *testing.T) {
 		{args: []string{"-log-format", "xml"}, want: "-log-format"},
 		{args: []string{"-request-timeout", "0s"}, want: "-request-timeout"},
 		{args: []string{"-data", ""}, want: "-data"},
+		{args: []string{"-max-conns", "-1"}, want: "-max-conns"},
 		{args: []string{"extra"}, want: "unexpected arguments"},
 		{env: map[string]string{"ORDERD_REQUEST_TIMEOUT": "soon"}, want: "ORDERD_REQUEST_TIMEOUT"},
 	} {

@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		Registry:       reg,
 		RequestTimeout: cfg.requestTimeout,
 		Readiness:      status.readiness,
+		MaxConns:       cfg.maxConns,
 
 		CustomerRate:        rateLimit(cfg.customerRate, cfg.customerBurst),
 		ClientRate:          rateLimit(cfg.clientRate, cfg.clientBurst),

@@ -1,0 +1,284 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// LinearConfig shapes one recorded history.
+type LinearConfig struct {
+	Ops     int // operations to invoke (retries of unknown checkouts count)
+	Clients int // concurrent clients
+	SKUs    int
+	Kills   int // SIGKILL and restart the node this many times, evenly spread
+	Seed    uint64
+	// RequestTimeout bounds each request; a request past it has an unknown
+	// outcome.
+	RequestTimeout time.Duration
+	// Strict checks read-your-writes of pay and cancel on the SKU: the
+	// stock moves when the status does (see model.go).
+	Strict bool
+}
+
+// checkoutTriesMax bounds how often a checkout of unknown outcome is sent
+// again with its key before the client moves on.
+const checkoutTriesMax = 5
+
+// orderTTLSeconds outlives any history, so no order expires in one (the
+// model has no expiry).
+const orderTTLSeconds = 3600
+
+// placed is an order whose checkout answered 201.
+type placed struct {
+	num int
+	id  string
+	sku string
+	qty int64
+}
+
+// linearRun records one history against node.
+type linearRun struct {
+	cfg    LinearConfig
+	node   *Node
+	client *Client
+	rec    *Recorder
+	gate   *gate
+	skus   []string
+
+	next      atomic.Int64 // operations invoked
+	orderNums atomic.Int64
+	mu        sync.Mutex
+	orders    []placed
+	kills     int
+	problems  []string // answers the contract does not allow
+}
+
+// RecordHistory runs cfg's workload against node (started, and restarted by
+// the run when cfg.Kills > 0) and returns the recorded history. It fails
+// on answers outside the contract (a 422 for a valid request, say) and when
+// the node cannot be restarted.
+func RecordHistory(ctx context.Context, node *Node, cfg LinearConfig) (*Recorder, error) {
+	if cfg.Ops <= cfg.Kills || cfg.Clients < 1 || cfg.SKUs < 1 {
+		return nil, fmt.Errorf("history of %d operations, %d kills, %d clients, %d SKUs: want more operations than kills and a client and a SKU at least",
+			cfg.Ops, cfg.Kills, cfg.Clients, cfg.SKUs)
+	}
+	r := &linearRun{cfg: cfg, node: node, client: NewClient(node.Base(), node.Token, cfg.RequestTimeout),
+		rec: NewRecorder(), gate: newGate()}
+	for i := range cfg.SKUs {
+		r.skus = append(r.skus, fmt.Sprintf("L-%d", i))
+	}
+	// Every SKU is restocked before the clients start, as the first
+	// operations of the history.
+	setup := r.rec.ClientID()
+	for _, sku := range r.skus {
+		if err := r.restock(ctx, setup, sku, 10); err != nil {
+			return r.rec, err
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, cfg.Clients)
+	for c := range cfg.Clients {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(c)))
+			errs[c] = r.runClient(ctx, rng)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return r.rec, err
+	}
+	if err := r.settledReads(ctx); err != nil {
+		return r.rec, err
+	}
+	r.client.ForgetConnections()
+	if len(r.problems) > 0 {
+		return r.rec, fmt.Errorf("%d answers outside the contract, the first: %s", len(r.problems), r.problems[0])
+	}
+	return r.rec, nil
+}
+
+// runClient invokes operations until the run's count is reached.
+func (r *linearRun) runClient(ctx context.Context, rng *rand.Rand) error {
+	id := r.rec.ClientID()
+	for {
+		i := int(r.next.Add(1))
+		if i > r.cfg.Ops {
+			return nil
+		}
+		if r.cfg.Kills > 0 && i%(r.cfg.Ops/(r.cfg.Kills+1)) == 0 && r.kill() {
+			if err := r.restart(ctx); err != nil {
+				return err
+			}
+		}
+		if err := r.gate.wait(ctx); err != nil {
+			return err
+		}
+		sku := r.skus[rng.IntN(len(r.skus))]
+		var open bool
+		switch p := rng.IntN(100); {
+		case p < 40:
+			open = r.checkout(ctx, &id, sku, 1+rng.Int64N(3))
+		case p < 55:
+			open = r.payOrCancel(ctx, id, rng, OpPay)
+		case p < 65:
+			open = r.payOrCancel(ctx, id, rng, OpCancel)
+		case p < 85:
+			open = r.read(ctx, id, sku)
+		case p < 95:
+			open = r.stock(ctx, id, OpRestock, sku, 1+rng.Int64N(5))
+		default:
+			open = r.stock(ctx, id, OpRemove, sku, 1+rng.Int64N(3))
+		}
+		if open {
+			id = r.rec.ClientID()
+		}
+	}
+}
+
+// kill reports whether this call is one of the run's kills (at most
+// cfg.Kills happen).
+func (r *linearRun) kill() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.kills >= r.cfg.Kills {
+		return false
+	}
+	r.kills++
+	return true
+}
+
+// restart SIGKILLs the node while the other clients' requests are in
+// flight and starts it again; clients wait at the gate meanwhile.
+func (r *linearRun) restart(ctx context.Context) error {
+	r.gate.shut()
+	defer r.gate.release()
+	if err := r.node.Kill(); err != nil {
+		return err
+	}
+	r.client.ForgetConnections()
+	return r.node.Start(ctx)
+}
+
+func (r *linearRun) problem(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.problems = append(r.problems, fmt.Sprintf(format, args...))
+}
+
+func viewOf(a Answer) View {
+	return View{Available: a.Int("available"), Reserved: a.Int("reserved"), Sold: a.Int("sold")}
+}
+
+// restock is the setup's restock, which must succeed.
+func (r *linearRun) restock(ctx context.Context, id int, sku string, qty int64) error {
+	in := Input{Kind: OpRestock, SKU: sku, Qty: qty}
+	call := r.rec.Now()
+	a := r.client.Do(ctx, "POST", "/v1/skus/"+sku+"/restock", map[string]any{"quantity": qty}, true)
+	if a.Outcome != Done {
+		return fmt.Errorf("initial restock of %s: %d %v %v", sku, a.Status, a.Body, a.Err)
+	}
+	r.rec.Add(id, in, call, Output{Outcome: Done, View: viewOf(a)})
+	return nil
+}
+
+func (r *linearRun) stock(ctx context.Context, id int, kind OpKind, sku string, qty int64) bool {
+	in := Input{Kind: kind, SKU: sku, Qty: qty}
+	call := r.rec.Now()
+	a := r.client.Do(ctx, "POST", "/v1/skus/"+sku+"/"+kind.String(), map[string]any{"quantity": qty}, true)
+	out := Output{Outcome: a.Outcome, View: viewOf(a), Available: a.Int("available")}
+	if a.Outcome == Refused && (kind == OpRestock || a.Slug() != "insufficient-stock") {
+		r.problem("%s %s %d: %d %v", kind, sku, qty, a.Status, a.Body)
+		return false
+	}
+	return r.rec.Add(id, in, call, out)
+}
+
+func (r *linearRun) read(ctx context.Context, id int, sku string) bool {
+	call := r.rec.Now()
+	a := r.client.Do(ctx, "GET", "/v1/skus/"+sku, nil, false)
+	out := Output{Outcome: a.Outcome, Found: a.Status == 200, View: viewOf(a)}
+	if a.Outcome == Refused && a.Status != 404 {
+		r.problem("read %s: %d %v", sku, a.Status, a.Body)
+		return false
+	}
+	return r.rec.Add(id, Input{Kind: OpRead, SKU: sku}, call, out)
+}
+
+// checkout places a one-line order with an Idempotency-Key. While its
+// outcome is unknown it is sent again with the same key (each try is an
+// operation of the history), so that the order's fate becomes known and
+// the replay is checked too. id is replaced when an operation stays open.
+func (r *linearRun) checkout(ctx context.Context, id *int, sku string, qty int64) (open bool) {
+	num := int(r.orderNums.Add(1))
+	in := Input{Kind: OpCheckout, SKU: sku, Order: num, Qty: qty}
+	body := map[string]any{"customer": fmt.Sprint("c-", num), "ttl_seconds": orderTTLSeconds,
+		"items": []map[string]any{{"sku": sku, "quantity": qty}}}
+	for range checkoutTriesMax {
+		call := r.rec.Now()
+		a := r.client.Do(ctx, "POST", "/v1/orders", body, false, "Idempotency-Key", fmt.Sprint("k-", num))
+		if a.Outcome == Refused && a.Slug() != "out-of-stock" {
+			r.problem("checkout %d of %s: %d %v", num, sku, a.Status, a.Body)
+			return false
+		}
+		if r.rec.Add(*id, in, call, Output{Outcome: a.Outcome, Available: a.Int("available")}) {
+			*id = r.rec.ClientID()
+		}
+		switch a.Outcome {
+		case Done:
+			r.mu.Lock()
+			r.orders = append(r.orders, placed{num: num, id: a.Str("id"), sku: sku, qty: qty})
+			r.mu.Unlock()
+			return false
+		case Refused:
+			return false
+		}
+		if r.gate.wait(ctx) != nil {
+			return false
+		}
+	}
+	return false
+}
+
+// payOrCancel pays or cancels a random order placed so far.
+func (r *linearRun) payOrCancel(ctx context.Context, id int, rng *rand.Rand, kind OpKind) bool {
+	r.mu.Lock()
+	if len(r.orders) == 0 {
+		r.mu.Unlock()
+		return false
+	}
+	o := r.orders[rng.IntN(len(r.orders))]
+	r.mu.Unlock()
+	in := Input{Kind: kind, SKU: o.sku, Order: o.num, Qty: o.qty}
+	var body any
+	if kind == OpPay {
+		body = map[string]any{"payment_ref": fmt.Sprint("pay-", o.num)}
+	}
+	call := r.rec.Now()
+	a := r.client.Do(ctx, "POST", "/v1/orders/"+o.id+"/"+kind.String(), body, false)
+	if a.Outcome == Refused && (kind == OpCancel || a.Slug() != "invalid-transition") {
+		r.problem("%s order %d: %d %v", kind, o.num, a.Status, a.Body)
+		return false
+	}
+	in.Strict = r.cfg.Strict
+	return r.rec.Add(id, in, call, Output{Outcome: a.Outcome})
+}
+
+// settledReads waits until no SKU view changes for quietFor, then records
+// the last read of each as the history's last operations.
+func (r *linearRun) settledReads(ctx context.Context) error {
+	reads, calls, err := quietReads(ctx, r.client, r.skus, r.rec.Now)
+	if err != nil {
+		return fmt.Errorf("settled reads: %w", err)
+	}
+	id := r.rec.ClientID()
+	for i, sku := range r.skus {
+		r.rec.AddAt(id, Input{Kind: OpSettledRead, SKU: sku}, calls[i], reads[i].Took,
+			Output{Outcome: Done, Found: true, View: viewOf(reads[i])})
+	}
+	return nil
+}
