@@ -93,7 +93,10 @@ type orderActor struct {
 	waiting []*actor.PID
 	// deferred are client commands that arrived while the order was
 	// reserving; they run once it is not (see deferWhileReserving).
-	deferred    []deferredCommand
+	deferred []deferredCommand
+	// settling are answers to payments and cancellations held until the
+	// order's SKU commands are acknowledged (answerSettled).
+	settling    []heldReply
 	loadErr     error
 	loadTried   time.Time
 	carry       *restartCarry
@@ -268,6 +271,13 @@ func (a *orderActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 		a.waiting = append(a.waiting, sender)
 	case d.Wait && sender != nil:
 		a.unavailable(ctx, sender, "too many callers wait for this order")
+	case d.Reply != nil && sender != nil && movesStock(cmd) && d.Reply.Code != pb.OrderCode_ORDER_CODE_INVALID_TRANSITION &&
+		!OrderSettled(a.state):
+		if len(a.settling) < orderWaitersMax {
+			a.settling = append(a.settling, heldReply{to: sender, reply: d.Reply})
+		} else {
+			a.unavailable(ctx, sender, "too many callers wait for this order")
+		}
 	case d.Reply != nil:
 		a.log.reply(ctx, sender, d.Reply)
 	}
@@ -278,7 +288,32 @@ func (a *orderActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 	a.log.flush()
 	a.pump(ctx)
 	a.scheduleExpiry(ctx)
+	a.answerSettled(ctx)
 	a.runDeferred(ctx)
+}
+
+// movesStock reports whether cmd moves units on the SKUs: its answer
+// waits until they have (see answerSettled).
+func movesStock(cmd any) bool {
+	switch cmd.(type) {
+	case *pb.PayOrder, *pb.CancelOrder:
+		return true
+	}
+	return false
+}
+
+// answerSettled answers the payments and cancellations held until the
+// SKUs agree with the order: read-your-writes covers each SKU involved,
+// so a 200 for a pay leaves only once its units are sold on every SKU
+// (and their acknowledgements are durable in the order's journal).
+func (a *orderActor) answerSettled(ctx actor.Context) {
+	if len(a.settling) == 0 || a.state == nil || !OrderSettled(a.state) {
+		return
+	}
+	for _, h := range a.settling {
+		a.log.reply(ctx, h.to, h.reply)
+	}
+	a.settling = nil
 }
 
 // runDeferred runs the commands held back while the order was reserving,
@@ -333,6 +368,10 @@ func (a *orderActor) failWaiting(ctx actor.Context, detail string) {
 		a.unavailable(ctx, w, detail)
 	}
 	a.waiting = nil
+	for _, h := range a.settling {
+		a.unavailable(ctx, h.to, detail)
+	}
+	a.settling = nil
 }
 
 func (a *orderActor) failAll(ctx actor.Context, detail string) {
@@ -519,6 +558,7 @@ func (a *orderActor) afterDurable(ctx actor.Context) {
 		return
 	}
 	a.pump(ctx)
+	a.answerSettled(ctx)
 	if a.log.snapshotDue(a.cfg.SnapshotEvery) {
 		a.log.saveSnapshot(a.encodedSnapshot())
 		return
@@ -527,7 +567,7 @@ func (a *orderActor) afterDurable(ctx actor.Context) {
 		a.passivate(ctx)
 		return
 	}
-	if a.passivating && !a.forgetting && a.log.idle() && len(a.waiting) == 0 && len(a.deferred) == 0 && !a.log.snapshotting {
+	if a.passivating && !a.forgetting && a.log.idle() && len(a.waiting) == 0 && len(a.deferred) == 0 && len(a.settling) == 0 && !a.log.snapshotting {
 		ctx.Stop(ctx.Self())
 	}
 }
@@ -536,7 +576,7 @@ func (a *orderActor) afterDurable(ctx actor.Context) {
 // the node's wake-up at its wake time (expires_at for an unpaid order),
 // activates it again from the journal.
 func (a *orderActor) passivate(ctx actor.Context) {
-	if a.state == nil || a.forgetting || !a.log.idle() || len(a.waiting) > 0 || len(a.deferred) > 0 || !OrderSettled(a.state) {
+	if a.state == nil || a.forgetting || !a.log.idle() || len(a.waiting) > 0 || len(a.deferred) > 0 || len(a.settling) > 0 || !OrderSettled(a.state) {
 		return
 	}
 	a.passivating = true

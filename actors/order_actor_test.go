@@ -190,12 +190,35 @@ func TestCheckoutRecoveredPaidOrderResendsCommits(t *testing.T) {
 		}
 		return testkit.Deliver
 	})
-	wantCode(t, c.AskOrder(id, &pb.PayOrder{OrderId: id, PaymentRef: "p"}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_PAID)
+	payCmd := &pb.PayOrder{OrderId: id, PaymentRef: "p"}
+	pay := c.AskOrderAsync(id, payCmd) // answered once the SKU has sold the units
 	c.Eventually("commit sent", func() bool { return len(c.Link.Seen()) >= 2 })
 	c.Link.SetRule(nil)
 	c.CrashOrder(id)
+	if r, err := pay.Result(); err != nil || r.Code != pb.OrderCode_ORDER_CODE_UNAVAILABLE {
+		t.Fatalf("the pay held by the crashed instance: %v %v, want UNAVAILABLE", r, err)
+	}
+	wantCode(t, c.AskOrder(id, payCmd), pb.OrderCode_ORDER_CODE_ALREADY_DONE, pb.OrderStatus_ORDER_STATUS_PAID)
 	skuIs(t, c, "A", 7, 0, 3)
 	settled(t, c, id)
+}
+
+// A pay or cancel answers only once its SKUs agree: a SKU read right after
+// the answer shows the move (read-your-writes covers the SKUs too).
+func TestPayAndCancelAnswerOnceTheSKUsAgree(t *testing.T) {
+	c := newCheckout(t, map[string]int64{"A": 100, "B": 100})
+	for i := range 20 {
+		id := actors.KeyedOrderID("c-1", fmt.Sprint("ryw-", i))
+		wantCode(t, c.AskOrder(id, placeCmd(id, "A", 1, "B", 2)), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_RESERVED)
+		wantCode(t, c.AskOrder(id, &pb.PayOrder{OrderId: id, PaymentRef: "p"}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_PAID)
+		if v := c.AskSKU("B", &pb.GetStock{}).View; v.Sold != 2 || v.Reserved != 0 {
+			t.Fatalf("order %d: B right after pay: %v", i, v)
+		}
+		wantCode(t, c.AskOrder(id, &pb.CancelOrder{OrderId: id}), pb.OrderCode_ORDER_CODE_OK, pb.OrderStatus_ORDER_STATUS_CANCELLED)
+		if v := c.AskSKU("B", &pb.GetStock{}).View; v.Sold != 0 || v.Available != 100 {
+			t.Fatalf("order %d: B right after cancel: %v", i, v)
+		}
+	}
 }
 
 func TestCheckoutExpiryReleasesOnce(t *testing.T) {
@@ -317,7 +340,7 @@ func TestCheckoutWakeIndexBringsBackOpenOrders(t *testing.T) {
 		}
 		return testkit.Deliver
 	})
-	c.AskOrder(paid, &pb.PayOrder{OrderId: paid, PaymentRef: "p"})
+	c.AskOrderAsync(paid, &pb.PayOrder{OrderId: paid, PaymentRef: "p"}) // held until its commit is acknowledged
 	unpaid := actors.KeyedOrderID("c-1", "k-unpaid")
 	c.AskOrder(unpaid, placeCmd(unpaid, "B", 3))
 	c.Eventually("commit sent", func() bool {

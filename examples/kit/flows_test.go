@@ -109,12 +109,15 @@ func TestCrashMidFlow(t *testing.T) {
 	}
 	wantStock(t, c, "HAT", 4, 1, 0)
 
+	// A pay answers once its SKUs have sold the units, so it waits while
+	// the commit to SHIRT is held and the SKU crashes.
 	holdTo("SHIRT")
-	wantCode(t, c.AskOrder("o1", &pb.PayOrder{OrderId: "o1", PaymentRef: "pay-1"}), pb.OrderCode_ORDER_CODE_OK, paid)
+	pay := c.AskOrderAsync("o1", &pb.PayOrder{OrderId: "o1", PaymentRef: "pay-1"})
 	c.Eventually("the commit to SHIRT held", func() bool { return len(c.Link.Held()) == 1 })
 	c.CrashSKU("SHIRT")
 	c.Link.SetRule(nil)
 	c.Link.ReleaseAll()
+	wantCode(t, pay.Wait(), pb.OrderCode_ORDER_CODE_OK, paid)
 	c.Eventually("o1 owes its SKUs nothing", func() bool { return c.Settled("o1") })
 	wantStock(t, c, "SHIRT", 3, 0, 2)
 	wantStock(t, c, "HAT", 4, 0, 1)
