@@ -137,7 +137,7 @@ func (n *Node) rejoinLoop() {
 // rejoinTargetsMax of them. It forgets dead members that hold nothing and
 // died more than deadRetention ago.
 func (n *Node) rejoinTargets(push bool) []string {
-	self := n.ml.LocalNode().Address()
+	self := n.addr
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := n.cfg.Now()

@@ -20,6 +20,10 @@ type Node struct {
 	self Holder
 	log  *slog.Logger
 	ml   *memberlist.Memberlist
+	// addr is this node's gossip address, read once at start: memberlist
+	// hands out pointers into its own node records, which its goroutines
+	// rewrite (UpdateNode), so reading them later would race.
+	addr string
 
 	events   chan memberEvent
 	overflow atomic.Bool   // events were dropped; re-read the member list
@@ -94,6 +98,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: start memberlist: %w", err)
 	}
 	n.ml = ml
+	n.addr = ml.LocalNode().Address() // before any goroutine of ours updates it
 	n.wg.Add(2)
 	go n.eventLoop()
 	go n.rejoinLoop()
@@ -148,7 +153,7 @@ func (n *Node) isReady() bool {
 
 // LocalAddr is the node's memberlist address (host:port), for others'
 // seeds: with BindPort 0 the port is only known here.
-func (n *Node) LocalAddr() string { return n.ml.LocalNode().Address() }
+func (n *Node) LocalAddr() string { return n.addr }
 
 // Self is the node's name and generation.
 func (n *Node) Self() Holder { return n.self }
