@@ -72,18 +72,8 @@ func (x *exchange) idempotencyKey() (string, *problem) {
 }
 
 func (s *Server) changeStock(x *exchange, id routeID, param, body []byte) {
-	qty, err := decodeQuantity(body)
-	if isSyntaxError(err) {
-		s.fail(x, err)
-		return
-	}
-	sku, p := x.skuParam(param)
-	if p != nil {
-		s.problem(x, *p)
-		return
-	}
-	if err != nil {
-		s.fail(x, err)
+	sku, qty, ok := s.skuBody(x, param, body, decodeQuantity)
+	if !ok {
 		return
 	}
 	key, p := x.idempotencyKey()
@@ -91,48 +81,22 @@ func (s *Server) changeStock(x *exchange, id routeID, param, body []byte) {
 		s.problem(x, *p)
 		return
 	}
-	lines := [1]Item{{SKU: sku}}
-	if !s.acquire(x, lines[:]) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(s.base, s.cfg.RequestTimeout)
-	var v SKUView
-	if id == routeSKURestock {
-		v, err = s.engine.Restock(ctx, sku, qty, key)
-	} else {
-		v, err = s.engine.Remove(ctx, sku, qty, key)
-	}
-	cancel()
-	s.release(lines[:])
-	s.skuResult(x, v, err)
+	s.callSKU(x, sku, func(ctx context.Context) (SKUView, error) {
+		if id == routeSKURestock {
+			return s.engine.Restock(ctx, sku, qty, key)
+		}
+		return s.engine.Remove(ctx, sku, qty, key)
+	})
 }
 
 // setLimit sets or removes a SKU's purchase limit per customer. Setting
 // the limit in force again changes nothing, so a retry needs no key.
 func (s *Server) setLimit(x *exchange, param, body []byte) {
-	limit, err := decodeLimit(body)
-	if isSyntaxError(err) {
-		s.fail(x, err)
+	sku, limit, ok := s.skuBody(x, param, body, decodeLimit)
+	if !ok {
 		return
 	}
-	sku, p := x.skuParam(param)
-	if p != nil {
-		s.problem(x, *p)
-		return
-	}
-	if err != nil {
-		s.fail(x, err)
-		return
-	}
-	lines := [1]Item{{SKU: sku}}
-	if !s.acquire(x, lines[:]) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(s.base, s.cfg.RequestTimeout)
-	v, err := s.engine.SetLimit(ctx, sku, limit)
-	cancel()
-	s.release(lines[:])
-	s.skuResult(x, v, err)
+	s.callSKU(x, sku, func(ctx context.Context) (SKUView, error) { return s.engine.SetLimit(ctx, sku, limit) })
 }
 
 func (s *Server) getSKU(x *exchange, param []byte) {
@@ -141,12 +105,39 @@ func (s *Server) getSKU(x *exchange, param []byte) {
 		s.problem(x, *p)
 		return
 	}
+	s.callSKU(x, sku, func(ctx context.Context) (SKUView, error) { return s.engine.SKU(ctx, sku) })
+}
+
+// skuBody reads the {sku} segment and a body holding one number, in the
+// order API.md fixes: JSON syntax (400), then the path, then the field
+// (422). ok is false when a problem has been answered.
+func (s *Server) skuBody(x *exchange, param, body []byte, decode func([]byte) (int64, error)) (sku string, n int64, ok bool) {
+	n, err := decode(body)
+	if isSyntaxError(err) {
+		s.fail(x, err)
+		return "", 0, false
+	}
+	sku, p := x.skuParam(param)
+	if p != nil {
+		s.problem(x, *p)
+		return "", 0, false
+	}
+	if err != nil {
+		s.fail(x, err)
+		return "", 0, false
+	}
+	return sku, n, true
+}
+
+// callSKU runs one engine call for sku under admission control and the
+// request timeout, and answers its SKU view.
+func (s *Server) callSKU(x *exchange, sku string, call func(context.Context) (SKUView, error)) {
 	lines := [1]Item{{SKU: sku}}
 	if !s.acquire(x, lines[:]) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(s.base, s.cfg.RequestTimeout)
-	v, err := s.engine.SKU(ctx, sku)
+	v, err := call(ctx)
 	cancel()
 	s.release(lines[:])
 	s.skuResult(x, v, err)
