@@ -152,16 +152,7 @@ func (e *engine) PlaceOrder(ctx context.Context, req gateway.PlaceOrderRequest) 
 		return gateway.Order{}, err
 	}
 	res, err := n.orders.AskNew(ctx, id, cmd) // a fresh ID: no journal to read
-	o, err := e.orderResult(id, res, err)
-	var oos *gateway.OutOfStockError
-	var lim *gateway.LimitExceededError
-	switch {
-	case errors.As(err, &oos):
-		oos.OrderID = ""
-	case errors.As(err, &lim):
-		lim.OrderID = ""
-	}
-	return o, err
+	return e.orderResult("", res, err)
 }
 
 func (e *engine) Order(ctx context.Context, id string) (gateway.Order, error) {
@@ -193,7 +184,9 @@ func (e *engine) orderCommand(ctx context.Context, id string, cmd any) (gateway.
 	return e.orderResult(id, res, err)
 }
 
-// orderResult maps an order actor's answer to the gateway's terms.
+// orderResult maps an order actor's answer to the gateway's terms. id is
+// the order a refusal names: "" for a checkout without a key, whose
+// refused order forgets itself.
 func (e *engine) orderResult(id string, res *pb.OrderResult, err error) (gateway.Order, error) {
 	if err != nil {
 		return gateway.Order{}, askError(err)
