@@ -13,11 +13,16 @@ import (
 	"github.com/orderengine/orderengine/actors/pb"
 )
 
-// OrderSKULink finds the actor to send a SKU's commands to. The Registry
-// is one; the test kit puts a link in between that drops, duplicates,
-// delays and reorders messages.
+// OrderSKULink carries an order's commands to its SKUs' actors. The
+// Registry is one (the SKU is on this node); a cluster's router is another
+// (the SKU may be on another node); the test kit puts a link in between
+// that drops, duplicates, delays and reorders messages.
 type OrderSKULink interface {
-	SKUPID(sku string) *actor.PID
+	// RequestSKU sends msg to the SKU's actor with ctx.Self() as the reply
+	// address, and returns at once. A link that cannot deliver now (the
+	// SKU's holder is down or moving) drops the message: the order sends
+	// it again when it is overdue, and every SKU command is idempotent.
+	RequestSKU(ctx actor.Context, sku string, msg proto.Message)
 }
 
 // OrderConfig is what an order actor needs from the node.
@@ -415,7 +420,7 @@ func (a *orderActor) pump(ctx actor.Context) {
 // future, no continuation: an answer to an earlier instance of the order
 // reaches the current one like any message.
 func (a *orderActor) send(ctx actor.Context, c OrderSKUCommand) {
-	ctx.Request(a.cfg.SKUs.SKUPID(c.SKU), c.Msg)
+	a.cfg.SKUs.RequestSKU(ctx, c.SKU, c.Msg)
 }
 
 // scheduleRetry wakes the actor when the first command in flight becomes

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/orderengine/orderengine/actors/pb"
 )
@@ -38,6 +39,10 @@ type Registry struct {
 	resident    atomic.Int64
 	residentMax int64
 	roomCursor  atomic.Uint32 // the shard makeRoom starts at
+	// gate, when set, decides which names may be activated (SetGate);
+	// refused is the PID that stands for the ones it refuses.
+	gate    func(name string) bool
+	refused *actor.PID
 }
 
 // activationShards spreads activation locks so unrelated names rarely wait
@@ -125,6 +130,11 @@ func (r *Registry) SKUPID(sku string) *actor.PID {
 	return r.activate(skuActorName(sku), func() *actor.Props { return SKUProps(sku, r.sku) })
 }
 
+// RequestSKU implements OrderSKULink for SKUs on this node.
+func (r *Registry) RequestSKU(ctx actor.Context, sku string, msg proto.Message) {
+	ctx.Request(r.SKUPID(sku), msg)
+}
+
 func skuActorName(sku string) string { return "sku/" + sku }
 
 func (r *Registry) activate(name string, props func() *actor.Props) *actor.PID {
@@ -133,6 +143,9 @@ func (r *Registry) activate(name string, props func() *actor.Props) *actor.PID {
 	sh := &r.shards[h.Sum32()%activationShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if r.gate != nil && !r.gate(name) {
+		return r.refused
+	}
 	now := time.Now()
 	if _, ok := r.system.ProcessRegistry.GetLocal(name); ok {
 		if e := sh.byName[name]; e != nil {
@@ -320,6 +333,9 @@ func (r *Registry) ask(ctx context.Context, pid func() *actor.PID, cmd any) (any
 	for {
 		select {
 		case m := <-box.ch:
+			if _, refused := m.(*notServed); refused {
+				return nil, ErrNotServed
+			}
 			if _, dead := m.(*actor.DeadLetterResponse); !dead {
 				return m, nil
 			}

@@ -146,9 +146,11 @@ func (l *Link) ReleaseAll() {
 	l.Release(idx...)
 }
 
-// SKUPID implements actors.OrderSKULink: the order actor talks to the
+// RequestSKU implements actors.OrderSKULink: the order actor talks to the
 // SKU's proxy.
-func (l *Link) SKUPID(sku string) *actor.PID { return l.proxy(sku) }
+func (l *Link) RequestSKU(ctx actor.Context, sku string, msg proto.Message) {
+	ctx.Request(l.proxy(sku), msg)
+}
 
 func (l *Link) proxy(sku string) *actor.PID {
 	l.mu.Lock()

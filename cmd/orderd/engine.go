@@ -215,7 +215,7 @@ func (e *engine) orderResult(id string, res *pb.OrderResult, err error) (gateway
 // gateway's 503, which tells the client to retry (every command is
 // idempotent).
 func askError(err error) error {
-	if errors.Is(err, actors.ErrTimeout) {
+	if errors.Is(err, actors.ErrTimeout) || errors.Is(err, actors.ErrNotServed) {
 		return fmt.Errorf("%w: %w", gateway.ErrUnavailable, err)
 	}
 	return err
