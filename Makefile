@@ -15,7 +15,7 @@ BENCH_PKGS ?= ./...
 # nothing when BENCH_PKGS is empty.
 in_bench = $(if $(BENCH_PKGS),$(GO) -C $(BENCH) $(1) $(BENCH_PKGS))
 
-.PHONY: all build run test test-short lint bench bench-http bench-compare bench-sustained sim chaos fuzz proto tools clean
+.PHONY: all build run run-cluster test test-short lint bench bench-http bench-compare bench-sustained sim chaos fuzz proto tools clean
 
 all: build
 
@@ -26,6 +26,13 @@ build:
 run:
 	$(GO) build -o $(BIN)/orderd ./cmd/orderd
 	$(BIN)/orderd -data $(DATA) -http $(HTTP)
+
+# Three nodes on 127.0.0.1 (NODES=n for another count), each with its data
+# under $(DATA)/cluster; prints how to reach them. Ctrl-C stops them.
+NODES ?= 3
+run-cluster:
+	$(GO) build -o $(BIN)/orderd ./cmd/orderd
+	DATA=$(DATA) ORDERD=$(BIN)/orderd ./scripts/run-cluster.sh $(NODES)
 
 # examples/kit is a module of its own too: tests written the way a user of
 # the test kit writes them, from outside, against the exported API only.

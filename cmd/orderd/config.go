@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/orderengine/orderengine/actors"
+	"github.com/orderengine/orderengine/cluster"
 	"github.com/orderengine/orderengine/gateway"
 	"github.com/orderengine/orderengine/persistence"
 )
@@ -40,6 +42,17 @@ type config struct {
 	storageReserve byteSize
 	debugAddr      string
 	version        bool
+
+	// Clustering: on when any of gossip, remote or seeds is set (see
+	// clustered); a node without them runs alone, as one holding every
+	// partition.
+	nodeName      string
+	gossipAddr    string
+	remoteAddr    string
+	seeds         []string
+	partitions    int
+	gossipKeyFile string
+	clusterLabel  string
 
 	// Per-client rate limits of the gateway; a zero rate is off.
 	customerRate      ratePerSecond
@@ -125,6 +138,27 @@ Flags:
 		"requests one client address may make at once (0: the per-second rate rounded up, at least 1)")
 	fs.IntVar(&c.rateLimitEntries, "max-rate-limit-entries", gateway.DefaultRateLimitEntriesMax,
 		"customers, and client addresses, each rate limit keeps a bucket for; beyond it one not used lately is forgotten and starts again with a full bucket")
+	fs.StringVar(&c.nodeName, "node", "", "this node's name in its cluster, unique and stable across restarts (default: the host name)")
+	fs.StringVar(&c.gossipAddr, "gossip", "",
+		"membership gossip address host:port (default "+defaultGossipAddr+" once clustered; setting it, -remote or -seeds makes the node a cluster member)")
+	fs.StringVar(&c.remoteAddr, "remote", "",
+		"address host:port where other nodes send this node's actors their messages (default: the gossip host, any free port)")
+	fs.Func("seeds", "comma-separated gossip addresses host:port of members to join; without seeds a clustered node founds a new cluster",
+		func(v string) error {
+			c.seeds = nil
+			for _, s := range strings.Split(v, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					c.seeds = append(c.seeds, s)
+				}
+			}
+			return nil
+		})
+	fs.IntVar(&c.partitions, "partitions", persistence.DefaultOptions().Partitions,
+		"partitions identities are spread over, fixed when the data directory and the cluster are created")
+	fs.StringVar(&c.gossipKeyFile, "gossip-key-file", "",
+		"file holding the key that encrypts gossip (16, 24 or 32 bytes, raw or base64); every member must use the same")
+	fs.StringVar(&c.clusterLabel, "cluster-label", "",
+		"label that keeps clusters sharing a network apart; every member must use the same")
 	fs.BoolVar(&c.trustForwardedFor, "trust-forwarded-for", false,
 		"take the client address from the last X-Forwarded-For entry; only behind a proxy that appends it, since clients can write any")
 	if err := fs.Parse(args); err != nil {
@@ -176,6 +210,18 @@ func (c config) validate() error {
 		return errors.New("-max-rate-limit-entries must be positive")
 	case c.storageReserve <= 0:
 		return errors.New("-storage-reserve must be positive")
+	case c.partitions < 1 || c.partitions > cluster.PartitionsMax:
+		return fmt.Errorf("-partitions %d: want 1..%d", c.partitions, cluster.PartitionsMax)
+	case !c.clustered() && (c.nodeName != "" || c.gossipKeyFile != "" || c.clusterLabel != ""):
+		return errors.New("-node, -gossip-key-file and -cluster-label need clustering: set -gossip, -remote or -seeds")
+	}
+	for _, a := range append([]string{c.gossipAddr, c.remoteAddr}, c.seeds...) {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("address %q: want host:port: %w", a, err)
+		}
 	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		return err
@@ -184,6 +230,14 @@ func (c config) validate() error {
 		return fmt.Errorf("-log-format %q: want text or json", c.logFormat)
 	}
 	return nil
+}
+
+// defaultGossipAddr is where a clustered node gossips unless -gossip says.
+const defaultGossipAddr = "127.0.0.1:7946"
+
+// clustered reports whether the node joins or founds a cluster.
+func (c config) clustered() bool {
+	return c.gossipAddr != "" || c.remoteAddr != "" || len(c.seeds) > 0
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/orderengine/orderengine/actors"
 	"github.com/orderengine/orderengine/actors/pb"
 	"github.com/orderengine/orderengine/gateway"
@@ -24,10 +26,34 @@ type engine struct {
 	notReady func() error
 }
 
-// nodeActors are what the engine asks, once the journal is open.
+// nodeActors are what the engine asks, once the journal is open: the
+// node's own actors and, on a cluster member, the router that asks the
+// node holding an identity when it is not this one.
 type nodeActors struct {
 	skus   *actors.Registry
 	orders *actors.Orders
+	// routed is nil on a node that runs alone.
+	routed *routing
+}
+
+// askSKU asks the SKU's actor, wherever it is.
+func (n *nodeActors) askSKU(ctx context.Context, sku string, cmd proto.Message) (*pb.StockResult, error) {
+	if n.routed != nil {
+		return n.routed.askSKU(ctx, sku, cmd)
+	}
+	return n.skus.AskSKU(ctx, sku, cmd)
+}
+
+// askOrder asks the order's actor, wherever it is. fresh says the ID was
+// just generated, so a local actor need not read the journal.
+func (n *nodeActors) askOrder(ctx context.Context, id string, cmd proto.Message, fresh bool) (*pb.OrderResult, error) {
+	switch {
+	case n.routed != nil:
+		return n.routed.askOrder(ctx, id, cmd, fresh)
+	case fresh:
+		return n.orders.AskNew(ctx, id, cmd)
+	}
+	return n.orders.Ask(ctx, id, cmd)
 }
 
 // actors returns the node's actors, or the 503 of a node that has none
@@ -63,12 +89,12 @@ func (e *engine) opID(key string) string {
 	return "auto:" + id
 }
 
-func (e *engine) changeStock(ctx context.Context, sku string, cmd any) (gateway.SKUView, error) {
+func (e *engine) changeStock(ctx context.Context, sku string, cmd proto.Message) (gateway.SKUView, error) {
 	n, err := e.actors()
 	if err != nil {
 		return gateway.SKUView{}, err
 	}
-	res, err := n.skus.AskSKU(ctx, sku, cmd)
+	res, err := n.askSKU(ctx, sku, cmd)
 	if err != nil {
 		return gateway.SKUView{}, askError(err)
 	}
@@ -94,7 +120,7 @@ func (e *engine) SetLimit(ctx context.Context, sku string, perCustomer int64) (g
 	if err != nil {
 		return gateway.SKUView{}, err
 	}
-	res, err := n.skus.AskSKU(ctx, sku, &pb.SetPurchaseLimit{PerCustomer: perCustomer})
+	res, err := n.askSKU(ctx, sku, &pb.SetPurchaseLimit{PerCustomer: perCustomer})
 	if err != nil {
 		return gateway.SKUView{}, askError(err)
 	}
@@ -113,7 +139,7 @@ func (e *engine) SKU(ctx context.Context, sku string) (gateway.SKUView, error) {
 	if err != nil {
 		return gateway.SKUView{}, err
 	}
-	res, err := n.skus.AskSKU(ctx, sku, &pb.GetStock{})
+	res, err := n.askSKU(ctx, sku, &pb.GetStock{})
 	if err != nil {
 		return gateway.SKUView{}, askError(err)
 	}
@@ -142,7 +168,12 @@ func (e *engine) PlaceOrder(ctx context.Context, req gateway.PlaceOrderRequest) 
 	}
 	cmd := &pb.PlaceOrder{OrderId: id, Customer: req.Customer, Items: items, TtlSeconds: int64(req.TTL / time.Second)}
 	if req.IdempotencyKey != "" {
-		return e.orderCommand(ctx, id, cmd)
+		n, err := e.actors()
+		if err != nil {
+			return gateway.Order{}, err
+		}
+		res, err := n.askOrder(ctx, id, cmd, false)
+		return e.orderResult(id, placed(res), err)
 	}
 	// Without a key a refusal leaves nothing behind: the order forgets
 	// itself once it is rejected, and the 409 names no order.
@@ -151,8 +182,21 @@ func (e *engine) PlaceOrder(ctx context.Context, req gateway.PlaceOrderRequest) 
 	if err != nil {
 		return gateway.Order{}, err
 	}
-	res, err := n.orders.AskNew(ctx, id, cmd) // a fresh ID: no journal to read
-	return e.orderResult("", res, err)
+	res, err := n.askOrder(ctx, id, cmd, true) // a fresh ID: no journal to read
+	return e.orderResult("", placed(res), err)
+}
+
+// placed is a checkout's answer as the API gives it. An order whose saga
+// could not reserve its stock before its TTL ran out (its SKUs were
+// unreachable meanwhile) answers EXPIRED; it exists and reads back
+// expired, so the checkout is answered with it (201, status expired), the
+// same for the first request and every replay, rather than as a refused
+// move.
+func placed(res *pb.OrderResult) *pb.OrderResult {
+	if res != nil && res.Code == pb.OrderCode_ORDER_CODE_EXPIRED && res.Order != nil {
+		return &pb.OrderResult{Code: pb.OrderCode_ORDER_CODE_OK, Order: res.Order}
+	}
+	return res
 }
 
 func (e *engine) Order(ctx context.Context, id string) (gateway.Order, error) {
@@ -175,12 +219,12 @@ func (e *engine) Complete(ctx context.Context, id string) (gateway.Order, error)
 	return e.orderCommand(ctx, id, &pb.CompleteOrder{OrderId: id})
 }
 
-func (e *engine) orderCommand(ctx context.Context, id string, cmd any) (gateway.Order, error) {
+func (e *engine) orderCommand(ctx context.Context, id string, cmd proto.Message) (gateway.Order, error) {
 	n, err := e.actors()
 	if err != nil {
 		return gateway.Order{}, err
 	}
-	res, err := n.orders.Ask(ctx, id, cmd)
+	res, err := n.askOrder(ctx, id, cmd, false)
 	return e.orderResult(id, res, err)
 }
 

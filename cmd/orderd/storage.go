@@ -26,6 +26,7 @@ func journalOptions(cfg config, log *slog.Logger, jm *journalMetrics, fatal chan
 	o := persistence.DefaultOptions()
 	o.Logger, o.OnFlush = log.With("component", "journal"), jm.observe
 	o.StorageReserveBytes = int64(cfg.storageReserve)
+	o.Partitions = cfg.partitions
 	o.OnFatal = func(err error) {
 		select {
 		case fatal <- err:

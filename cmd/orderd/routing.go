@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/orderengine/orderengine/actors"
+	"github.com/orderengine/orderengine/actors/pb"
+	"github.com/orderengine/orderengine/gateway"
+)
+
+// Kinds of routed identity: the prefix of their actor name and journal
+// identity ("sku/tea", "order/…").
+const (
+	kindSKU   = "sku"
+	kindOrder = "order"
+)
+
+// router is what a cluster member needs from cluster.Router: a request to
+// an identity's actor on whichever node serves it, and an actor's message
+// to one (its answer comes back to the sending actor).
+type router interface {
+	Ask(ctx context.Context, kind, id string, msg proto.Message) (proto.Message, error)
+	Send(sender actor.SenderContext, kind, id string, msg proto.Message) error
+}
+
+// routing is a cluster member's way to its identities' actors.
+type routing struct {
+	router     router
+	errUnavail error // the router's "holder down or moving" error
+	log        *slog.Logger
+}
+
+func (r *routing) askSKU(ctx context.Context, sku string, cmd proto.Message) (*pb.StockResult, error) {
+	reply, err := r.router.Ask(ctx, kindSKU, sku, cmd)
+	if err != nil {
+		return nil, r.askError(err)
+	}
+	res, ok := reply.(*pb.StockResult)
+	if !ok {
+		return nil, fmt.Errorf("%w: %T from sku %s", actors.ErrUnexpectedReply, reply, sku)
+	}
+	return res, nil
+}
+
+func (r *routing) askOrder(ctx context.Context, id string, cmd proto.Message, _ bool) (*pb.OrderResult, error) {
+	reply, err := r.router.Ask(ctx, kindOrder, id, cmd)
+	if err != nil {
+		return nil, r.askError(err)
+	}
+	res, ok := reply.(*pb.OrderResult)
+	if !ok {
+		return nil, fmt.Errorf("%w: %T from order %s", actors.ErrUnexpectedReply, reply, id)
+	}
+	return res, nil
+}
+
+// askError turns the router's refusals into the gateway's 503.
+func (r *routing) askError(err error) error {
+	if errors.Is(err, r.errUnavail) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", gateway.ErrUnavailable, err)
+	}
+	return askError(err)
+}
+
+// RequestSKU implements actors.OrderSKULink across the cluster. A command
+// the router cannot deliver now is dropped: the order sends it again when
+// it is overdue.
+func (r *routing) RequestSKU(ctx actor.Context, sku string, msg proto.Message) {
+	if err := r.router.Send(ctx, kindSKU, sku, msg); err != nil {
+		r.log.Debug("SKU command not sent; the order retries it", "sku", sku, "err", err)
+	}
+}
+
+var _ actors.OrderSKULink = (*routing)(nil)
