@@ -114,14 +114,17 @@ func (b *breakers) allow(addr string) (ticket, bool) {
 	return ticket{b: b, addr: addr, down: pb.down}, true
 }
 
-// closed reports whether addr's breaker lets ordinary requests through: a
-// check for fire-and-forget sends, which cannot probe since nothing tells
-// whether they arrived.
-func (b *breakers) closed(addr string) bool {
+// refusing reports whether addr's breaker is open with its cool-down still
+// running: the check for fire-and-forget sends, which take no ticket since
+// nothing tells whether they arrived. After the cool-down they go through
+// even while a probe decides: a send to a peer that is still dead costs
+// nothing but a retry of its saga, and a node whose only traffic to a peer
+// is sends would otherwise never reach it again.
+func (b *breakers) refusing(addr string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	pb, ok := b.peers[addr]
-	return !ok || pb.state == BreakerClosed
+	return ok && pb.state == BreakerOpen && b.now().Sub(pb.openedAt) < b.coolDown
 }
 
 // state reports addr's breaker state as allow would find it now.

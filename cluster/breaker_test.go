@@ -50,13 +50,13 @@ func TestBreakerOpensAfterConsecutiveTimeouts(t *testing.T) {
 		t.Fatalf("after 3 failures in a row: %v with %d opens, want open once", got, opens)
 	}
 	mustRefuse(t, b, "a")
-	if b.closed("a") {
-		t.Fatal("closed(a) while open")
+	if !b.refusing("a") {
+		t.Fatal("refusing(a) false while open")
 	}
 	// Other peers are not affected.
 	mustAllow(t, b, "b").success()
-	if !b.closed("b") {
-		t.Fatal("closed(b) false")
+	if b.refusing("b") {
+		t.Fatal("refusing(b) while closed")
 	}
 }
 
@@ -101,8 +101,8 @@ func TestBreakerHalfOpenProbe(t *testing.T) {
 	// One probe at a time; a failed probe opens the breaker again.
 	probe := mustAllow(t, b, "a")
 	mustRefuse(t, b, "a")
-	if b.closed("a") {
-		t.Fatal("closed(a) while half-open")
+	if b.refusing("a") {
+		t.Fatal("refusing(a) while half-open: sends go through after the cool-down")
 	}
 	probe.failure()
 	if got := b.state("a"); got != BreakerOpen || opens != 2 {
