@@ -174,10 +174,15 @@ func (j *Journal) deleteKeys(keys [][]byte) bool {
 // markRunning marks id as compacted by this pass, unless a Delete took it
 // off the due list since the pass began or is being committed: this pass
 // could read the history before the Delete and delete, after it, events of
-// the history that follows. A later pass reads after the Delete.
+// the history that follows. A later pass reads after the Delete. For the
+// same reason it skips partitions the journal does not hold, which a drop
+// or import may change (awaitPartitionCompaction); they stay due.
 func (j *Journal) markRunning(id string) bool {
 	j.compactMu.Lock()
 	defer j.compactMu.Unlock()
+	if !j.held.holds(j.partition(id)) {
+		return false
+	}
 	if _, ok := j.compactDue[id]; !ok || j.compactDeleting[id] > 0 {
 		return false
 	}

@@ -103,6 +103,19 @@
 // (snapshot.go). A record that fails these checks, or a missing chunk, is
 // reported as a *CorruptRecordError naming its key and is never skipped.
 //
+// # Partitions in a cluster
+//
+// With Options.Fenced the journal writes only the partitions it holds
+// (Hold, Release, Held; fence.go): a write of another is refused with
+// ErrNotHeld, which neither writes nor stops anything, and Release is a
+// fence after which nothing of the partition commits. Due lists held
+// partitions only. A partition is handed to another node as its key range:
+// ExportPartition on the old holder, BeginImport/Add/Finish on the new
+// one, DropPartition once it is over (partition.go); each refuses a held
+// partition and keeps the journal's cached identities and compaction
+// coherent with the range. PutMeta and GetMeta keep small synced records,
+// such as the cluster's partition table, next to the journal's own.
+//
 // # Snapshots and compaction
 //
 // Recovery is LoadSnapshot plus Replay(id, snapSeq, ...). Only the latest

@@ -18,7 +18,8 @@ const dueListMax = 100_000
 // fn returns false. It reads keys only: each partition's wake index is
 // sorted by wake time, so a partition with nothing due costs one seek, and
 // the earliest limit entries across partitions are kept in a bounded heap.
-// fn runs after the read has ended, so it may call the journal.
+// fn runs after the read has ended, so it may call the journal. Only
+// partitions the journal holds are listed: another node wakes the rest.
 func (j *Journal) Due(before int64, limit int, fn func(id string, wake int64) bool) error {
 	if limit > dueListMax {
 		return fmt.Errorf("%w: due limit %d, want at most %d", ErrInvalidRequest, limit, dueListMax)
@@ -34,6 +35,9 @@ func (j *Journal) Due(before int64, limit int, fn func(id string, wake int64) bo
 		it := txn.NewIterator(badger.IteratorOptions{})
 		defer it.Close()
 		for p := range j.partitions {
+			if !j.held.holds(uint16(p)) {
+				continue // its holder wakes it
+			}
 			if err := h.collect(it, uint16(p), before, limit); err != nil {
 				return err
 			}

@@ -45,6 +45,34 @@ var (
 	// the refusal with errors.As.
 	ErrStorageFull error = storageFullError{}
 
+	// ErrNotHeld is wrapped by every refusal of a write (Append,
+	// SaveSnapshot, Delete) of an identity whose partition the journal
+	// does not hold (Hold, Release). Like ErrStorageFull it writes nothing
+	// and does not stop the journal; the sender routes the request to the
+	// partition's holder instead.
+	ErrNotHeld = errors.New("partition not held by this journal")
+
+	// ErrHeld is wrapped by refusals of ExportPartition, BeginImport and
+	// DropPartition for a partition the journal holds: they need a
+	// partition that nothing writes (Release it first).
+	ErrHeld = errors.New("partition is held by this journal")
+
+	// ErrPartitionBusy is wrapped by refusals of Hold, ExportPartition,
+	// BeginImport and DropPartition for a partition that an export, an
+	// import or a drop is working on.
+	ErrPartitionBusy = errors.New("partition is being exported, imported or dropped")
+
+	// ErrPartitionNotEmpty is wrapped by BeginImport's refusal of a
+	// partition that holds keys: an import fills an empty range, so a
+	// stream cut short is dropped (DropPartition) and sent again.
+	ErrPartitionNotEmpty = errors.New("partition is not empty")
+
+	// ErrImportMismatch is wrapped by every refusal of an import chunk or
+	// of an import's end whose content does not check: a damaged or
+	// foreign chunk, one out of order, a stream whose totals or digest do
+	// not match what was received and stored.
+	ErrImportMismatch = errors.New("partition import does not check")
+
 	// ErrInvalidRequest is wrapped by every refusal of a malformed request
 	// (empty id, too many events, sizes beyond their limits, a negative wake
 	// time, a snapshot racing a Delete of its identity).

@@ -36,6 +36,10 @@ type Journal struct {
 	closing bool
 	failed  error  // set once by failStop: wraps ErrJournalFailed
 	batches uint64 // batches the writer has taken; guarded by mu
+	settled uint64 // the last batch whose requests are settled; guarded by mu
+	// settledCond is broadcast when settled moves (Release waits on it).
+	settledCond *sync.Cond
+	held        holdings // the partitions this journal writes (fence.go)
 
 	wake       chan struct{} // capacity 1: there is work for the writer
 	writerDone chan struct{}
@@ -133,6 +137,8 @@ func Open(dir string, opts Options) (*Journal, error) {
 		beforeCommit:    opts.BeforeCommit,
 	}
 	j.space = sync.NewCond(&j.mu)
+	j.settledCond = sync.NewCond(&j.mu)
+	j.held.init(opts.Partitions, !opts.Fenced)
 	j.compactIdle = sync.NewCond(&j.compactMu)
 	go j.writeLoop()
 	j.loops.Add(2)

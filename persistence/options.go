@@ -70,6 +70,12 @@ type Options struct {
 	// 4096.
 	Partitions int
 
+	// Fenced makes the journal hold no partition until Hold names it, for
+	// a node of a cluster, where each partition is written by one node at
+	// an epoch (fence.go). Default false: one node that holds every
+	// partition from Open on.
+	Fenced bool
+
 	// RetainEvents keeps events that a snapshot covers. Default false: the
 	// compactor deletes them.
 	RetainEvents bool

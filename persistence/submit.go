@@ -153,7 +153,7 @@ func checkID(id string) error {
 func (j *Journal) submit(r *request) error {
 	r.p = j.partition(r.id)
 	j.mu.Lock()
-	st, err := j.waitAndTrackLocked(r.id)
+	st, err := j.waitAndTrackLocked(r.id, r.p)
 	if err != nil {
 		j.mu.Unlock()
 		return err
@@ -176,7 +176,13 @@ func (j *Journal) submit(r *request) error {
 // j.mu is held again on return. The load reads keys only, plus the wake
 // time's small inline value, so its cost does not grow with the identity's
 // history or snapshot.
-func (j *Journal) waitAndTrackLocked(id string) (*identity, error) {
+//
+// It refuses an identity of a partition the journal does not hold, on
+// every turn: Release clears the bit under j.mu, so nothing is queued for
+// p after it, and a read of an identity that began before a Release is
+// not cached after a drop or import of p (forgetPartition bumps
+// evictions) and is not read again.
+func (j *Journal) waitAndTrackLocked(id string, p uint16) (*identity, error) {
 	for {
 		if len(j.queue) >= j.opts.QueueEntries && !j.closing && j.failed == nil && j.onBlocked != nil {
 			j.onBlocked()
@@ -189,6 +195,8 @@ func (j *Journal) waitAndTrackLocked(id string) (*identity, error) {
 			return nil, j.failed
 		case j.closing:
 			return nil, ErrClosed
+		case !j.held.holds(p):
+			return nil, notHeld(p)
 		}
 		if st, ok := j.ids[id]; ok {
 			j.idsLRU.MoveToFront(st.used)

@@ -12,7 +12,7 @@ import (
 func (j *Journal) writeLoop() {
 	defer close(j.writerDone)
 	for {
-		batch, stale, closing := j.takeBatch()
+		batch, stale, n, closing := j.takeBatch()
 		switch failed := j.failure(); {
 		case failed != nil:
 			j.finish(stale, failed)
@@ -23,6 +23,10 @@ func (j *Journal) writeLoop() {
 				j.commit(batch)
 			}
 		}
+		j.mu.Lock()
+		j.settled = n
+		j.settledCond.Broadcast()
+		j.mu.Unlock()
 		if len(batch) == 0 && closing {
 			return
 		}
@@ -30,13 +34,14 @@ func (j *Journal) writeLoop() {
 }
 
 // takeBatch waits for work and removes from the head of the queue what fits
-// in one batch. Requests whose identity had a commit fail after they were
+// in one batch, which it numbers (n; the writer marks it settled once
+// its requests are). Requests whose identity had a commit fail after they were
 // queued come back as stale.
 //
 // With FlushWait set it lingers for company, but only under load: when
 // requests were already waiting as the previous commit ended. A writer that
 // was idle commits a lone request at once.
-func (j *Journal) takeBatch() (batch, stale []*request, closing bool) {
+func (j *Journal) takeBatch() (batch, stale []*request, n uint64, closing bool) {
 	idle := false
 	for {
 		j.mu.Lock()
@@ -77,7 +82,7 @@ func (j *Journal) takeBatch() (batch, stale []*request, closing bool) {
 	if rest > 0 {
 		j.signal() // the next turn must not wait for a submitter
 	}
-	return batch, stale, j.closing
+	return batch, stale, j.batches, j.closing
 }
 
 // stageLocked records in r the wake time and snapshot it replaces, as the
