@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"time"
@@ -13,6 +14,7 @@ const (
 	requestBodyBytesMax = 64 << 10 // request bodies beyond this are 413
 	identifierBytesMax  = 64       // SKU, payment reference, idempotency key
 	customerBytesMax    = 128      // customer identifier
+	nodeNameBytesMax    = 128      // a cluster member's name, {node} in a path
 	orderLinesMax       = 100      // items per order
 	lineQuantityMax     = 10_000   // quantity per order line
 	stockQuantityMax    = 1_000_000_000
@@ -86,6 +88,16 @@ type Config struct {
 	// Cluster is marshalled with encoding/json for /v1/cluster; nil answers
 	// a single-node view.
 	Cluster func() any
+	// ForgetNode serves POST /v1/admin/cluster/members/{node}/forget: it
+	// tombstones the dead member node so that its partitions go, empty,
+	// to live members, and returns the cluster view afterwards, which is
+	// marshalled with encoding/json as the 200 body. It gets a context
+	// with the RequestTimeout and a valid node name. Its errors: ErrNotFound
+	// for a node the cluster does not know (404), a *ConflictError for one
+	// that is alive (409), ErrUnavailable before this node has joined (503
+	// with Retry-After). Nil answers the route 404: the node is not
+	// clustered.
+	ForgetNode func(ctx context.Context, node string) (any, error)
 
 	// CustomerRate limits the checkouts (POST /v1/orders) of each customer,
 	// checked once the body's fields are valid. ClientRate limits the

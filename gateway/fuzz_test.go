@@ -155,7 +155,8 @@ func FuzzDecodeLimit(f *testing.F) {
 // parameter, once unescaped, is what the handlers validate.
 func FuzzRoute(f *testing.F) {
 	for _, s := range []string{"/v1/skus/A-1", "/v1/skus/A-1/restock", "/v1/orders/o_01J00000000000000000000001/pay",
-		"/v1/skus/a%20b", "/v1/skus/%zz", "/v1/skus/%41", "//v1/skus/", "/v1/orders", "/metrics", "/v1/skus/A/limit/"} {
+		"/v1/skus/a%20b", "/v1/skus/%zz", "/v1/skus/%41", "//v1/skus/", "/v1/orders", "/metrics", "/v1/skus/A/limit/",
+		"/v1/admin/cluster/members/node-b/forget", "/v1/admin/cluster/members/n%3A1/forget", "/v1/admin/cluster/members//forget"} {
 		f.Add([]byte("GET"), []byte(s))
 		f.Add([]byte("POST"), []byte(s))
 	}

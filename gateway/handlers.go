@@ -41,6 +41,8 @@ func (s *Server) serveRoute(x *exchange, id routeID, param, body []byte) {
 		s.moveOrder(x, id, param, body)
 	case routeAdminBackup:
 		s.backup(x)
+	case routeAdminForget:
+		s.forgetNode(x, param, body)
 	}
 }
 

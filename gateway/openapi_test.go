@@ -114,7 +114,7 @@ func TestOpenAPIRoutesServed(t *testing.T) {
 	ts := newTestServer(t, newFakeEngine())
 	for op := range ops {
 		method, path, _ := strings.Cut(op, " ")
-		path = strings.NewReplacer("{sku}", "A-1", "{id}", "o_01J00000000000000000000001").Replace(path)
+		path = strings.NewReplacer("{sku}", "A-1", "{id}", "o_01J00000000000000000000001", "{node}", "node-b").Replace(path)
 		r := req{method: method, path: path, token: testToken}
 		if method == "POST" {
 			r.body = "{}"

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -31,6 +32,7 @@ const (
 	probLimitExceeded
 	probInsufficientStock
 	probInvalidTransition
+	probConflict
 	probOverloaded
 	probRateLimited
 	probInternal
@@ -63,6 +65,7 @@ var problemTable = [problemKinds]problemSpec{
 	probLimitExceeded:        {"limit-exceeded", 409, "Purchase limit exceeded"},
 	probInsufficientStock:    {"insufficient-stock", 409, "Insufficient stock"},
 	probInvalidTransition:    {"invalid-transition", 409, "Invalid order status transition"},
+	probConflict:             {"conflict", 409, "Conflicts with the current state"},
 	probOverloaded:           {"overloaded", 429, "Overloaded, retry later"},
 	probRateLimited:          {"rate-limited", 429, "Rate limit exceeded, retry later"},
 	probInternal:             {"internal", 500, "Internal error"},
@@ -104,6 +107,7 @@ func problemFor(err error) (problem, bool) {
 		lim *LimitExceededError
 		ins *InsufficientStockError
 		inv *InvalidTransitionError
+		cfl *ConflictError
 		inf *InvalidFieldError
 		ijs *invalidJSONError
 	)
@@ -124,6 +128,8 @@ func problemFor(err error) (problem, bool) {
 	case errors.As(err, &inv):
 		return problem{kind: probInvalidTransition, detail: "not allowed from status " + inv.Status,
 			orderStatus: inv.Status}, true
+	case errors.As(err, &cfl):
+		return problem{kind: probConflict, detail: cmp.Or(cfl.Detail, "the request conflicts with the current state")}, true
 	case errors.Is(err, ErrNotFound):
 		return problem{kind: probNotFound, detail: "no such resource"}, true
 	case errors.Is(err, ErrIdempotencyKeyReused):

@@ -44,6 +44,8 @@ func TestProblemsGolden(t *testing.T) {
 		&LimitExceededError{OrderID: "o_41J00000000000000000000002", SKU: "A-3", Limit: 1},
 		fmt.Errorf("reserve: %w", &InsufficientStockError{SKU: "A-1", Available: 2}),
 		&InvalidTransitionError{Status: "shipped"},
+		fmt.Errorf("forget node-b: %w", &ConflictError{Detail: "the node is alive; make sure it is down before forgetting it"}),
+		&ConflictError{},
 		&InvalidFieldError{Field: "items[2].quantity", Detail: "must be between 1 and 10000"},
 		errNotJSON,
 		errNotObject,

@@ -26,6 +26,7 @@ const (
 	routeOrderShip
 	routeOrderComplete
 	routeAdminBackup
+	routeAdminForget
 	routeCount // count, keep last
 )
 
@@ -101,10 +102,14 @@ var routeTable = [routeCount]routeSpec{
 	routeOrderShip:     {method: "POST", pattern: "/v1/orders/{id}/ship", admin: true, body: bodyOptional, statuses: statuses([]int{200, 400, 401, 404, 409, 415}, routeStatuses, engineStatuses)},
 	routeOrderComplete: {method: "POST", pattern: "/v1/orders/{id}/complete", admin: true, body: bodyOptional, statuses: statuses([]int{200, 400, 401, 404, 409, 415}, routeStatuses, engineStatuses)},
 	routeAdminBackup:   {method: "GET", pattern: "/v1/admin/backup", admin: true, statuses: statuses([]int{200, 401, 404, 422, 500, 503}, routeStatuses)},
+	// Forget calls the cluster, not the engine: no admission, so its 429 is
+	// only the client rate limit; 503 is a node that has not joined yet.
+	routeAdminForget: {method: "POST", pattern: "/v1/admin/cluster/members/{node}/forget", admin: true, body: bodyOptional,
+		statuses: statuses([]int{200, 400, 401, 404, 409, 415, 422, 500, 503}, routeStatuses)},
 }
 
 // match finds the route of method and the raw (still percent-encoded) path.
-// param is the raw {sku} or {id} segment. When the path exists but not with
+// param is the raw {sku}, {id} or {node} segment. When the path exists but not with
 // this method, id is routeNone and allow lists the methods it has.
 func match(method, path []byte) (id routeID, param []byte, allow string) {
 	id, param = matchPath(path)
@@ -138,6 +143,8 @@ func matchPath(path []byte) (routeID, []byte) {
 	var rest []byte
 	var skus bool
 	switch {
+	case bytes.HasPrefix(path, []byte(membersPrefix)):
+		return matchMember(path[len(membersPrefix):])
 	case bytes.HasPrefix(path, []byte("/v1/skus/")):
 		rest, skus = path[len("/v1/skus/"):], true
 	case bytes.HasPrefix(path, []byte("/v1/orders/")):
@@ -181,6 +188,18 @@ func matchPath(path []byte) (routeID, []byte) {
 		return routeOrderComplete, param
 	}
 	return routeNone, nil
+}
+
+// membersPrefix starts the paths of one cluster member.
+const membersPrefix = "/v1/admin/cluster/members/"
+
+// matchMember matches what follows membersPrefix: {node}/forget.
+func matchMember(rest []byte) (routeID, []byte) {
+	param, action, ok := bytes.Cut(rest, []byte("/"))
+	if !ok || len(param) == 0 || string(action) != "forget" {
+		return routeNone, nil
+	}
+	return routeAdminForget, param
 }
 
 // unescapeSegment appends the percent-decoded path segment seg to dst. ok is

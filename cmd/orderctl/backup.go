@@ -156,20 +156,13 @@ func backupOffline(w io.Writer, data, node string, partition int, since uint64, 
 
 func backupLive(ctx context.Context, w io.Writer, from, token, tokenFile string, partition int, since uint64,
 	parent string, progress func(int64)) error {
-	if tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
-		if err != nil {
-			return fmt.Errorf("-token-file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
+	token, err := adminToken(token, tokenFile)
+	if err != nil {
+		return err
 	}
-	if token == "" {
-		return errors.New("-from needs the node's admin token: -token TOKEN or -token-file FILE " +
-			"(orderd stores a generated one in its data directory)")
-	}
-	base, err := url.Parse(strings.TrimRight(from, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return fmt.Errorf("-from %q: want the node's base URL, such as http://127.0.0.1:8080", from)
+	base, err := nodeURL(from)
+	if err != nil {
+		return err
 	}
 	q := url.Values{}
 	if partition != persistence.AllPartitions {
@@ -203,6 +196,31 @@ func backupLive(ctx context.Context, w io.Writer, from, token, tokenFile string,
 		return fmt.Errorf("receive backup from %s: %w", base, err)
 	}
 	return nil
+}
+
+// adminToken returns the admin token that -token or -token-file gives.
+func adminToken(token, tokenFile string) (string, error) {
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("-token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return "", errors.New("-from needs the node's admin token: -token TOKEN or -token-file FILE " +
+			"(orderd stores a generated one in its data directory)")
+	}
+	return token, nil
+}
+
+// nodeURL parses -from, the base URL of a running node.
+func nodeURL(from string) (*url.URL, error) {
+	base, err := url.Parse(strings.TrimRight(from, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("-from %q: want the node's base URL, such as http://127.0.0.1:8080", from)
+	}
+	return base, nil
 }
 
 // problemText renders a problem response, with advice for the usual ones.

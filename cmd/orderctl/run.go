@@ -25,7 +25,7 @@ type env struct {
 	stdout, stderr io.Writer
 }
 
-var commands = []command{backupCmd, restoreCmd, inspectCmd, verifyCmd}
+var commands = []command{backupCmd, restoreCmd, inspectCmd, verifyCmd, clusterCmd}
 
 const toolUsage = `orderctl is the order engine's admin tool.
 
