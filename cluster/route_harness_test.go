@@ -33,7 +33,7 @@ const (
 
 // routeTestPartition maps IDs of the form "p<digit>-..." to that
 // partition, so that tests choose where an identity lives.
-func routeTestPartition(id string) int {
+func routeTestPartition(_, id string) int {
 	if len(id) < 2 || id[0] != 'p' || id[1] < '0' || id[1] > '9' {
 		return 0
 	}

@@ -71,10 +71,11 @@ type RouterConfig struct {
 	System *actor.ActorSystem
 	// Views gives the node's current view of the cluster (a *Node).
 	Views ViewSource
-	// Partitions is P; Partition maps an identity's ID to 0..P-1 (the
-	// journal's persistence.Partition with P bound).
+	// Partitions is P; Partition maps an identity (its kind and ID) to
+	// 0..P-1 (the journal's persistence.Partition of the identity's
+	// journal name, with P bound).
 	Partitions int
-	Partition  func(id string) int
+	Partition  func(kind, id string) int
 	// Activate returns the PID of the local actor of (kind, id),
 	// activating it if needed; an error reports the partition unavailable.
 	// The router actor calls it, so it must not block for long.
@@ -197,7 +198,7 @@ func (r *Router) BreakerState(addr string) BreakerState { return r.breakers.stat
 // cannot be served now (see ErrUnavailable); it is returned at once when
 // the holder is known to be down.
 func (r *Router) Ask(ctx context.Context, kind, id string, msg proto.Message) (proto.Message, error) {
-	p, err := r.partition(id)
+	p, err := r.partition(kind, id)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +256,7 @@ func (r *Router) Ask(ctx context.Context, kind, id string, msg proto.Message) (p
 // an *actor.DeadLetterResponse, and treat them as "retry later"; remote
 // gives no other sign that a send was lost.
 func (r *Router) Send(sender actor.SenderContext, kind, id string, msg proto.Message) error {
-	p, err := r.partition(id)
+	p, err := r.partition(kind, id)
 	if err != nil {
 		return err
 	}
@@ -324,8 +325,8 @@ func (r *Router) SendHandoff(ctx context.Context, to Holder, chunk *pb.HandoffCh
 	}
 }
 
-func (r *Router) partition(id string) (int, error) {
-	p := r.cfg.Partition(id)
+func (r *Router) partition(kind, id string) (int, error) {
+	p := r.cfg.Partition(kind, id)
 	if p < 0 || p >= r.cfg.Partitions {
 		return 0, fmt.Errorf("cluster: partition %d of %q out of 0..%d", p, id, r.cfg.Partitions-1)
 	}

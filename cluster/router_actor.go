@@ -105,7 +105,7 @@ func (r *Router) validEnvelope(env *pb.Envelope) error {
 	case env.GetEpoch() == 0:
 		return errors.New("epoch 0")
 	}
-	if p := r.cfg.Partition(id); p != int(env.GetPartition()) {
+	if p := r.cfg.Partition(kind, id); p != int(env.GetPartition()) {
 		return fmt.Errorf("id %q is in partition %d here, not %d: do the nodes agree on P?", id, p, env.GetPartition())
 	}
 	return nil

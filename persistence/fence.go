@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -150,6 +151,24 @@ func (j *Journal) Release(p int) error {
 	for _, r := range refused {
 		r.done(err)
 	}
+	return nil
+}
+
+// Drain waits until every write of partition p submitted before it was
+// called has committed or failed. A partition's actors write their last
+// snapshots as they stop; draining before Release lets those commit
+// instead of being refused by the fence. It returns at once when the
+// journal is closing or has failed.
+func (j *Journal) Drain(p int) error {
+	if err := j.checkPartition(p); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for !j.closing && j.failed == nil && slices.ContainsFunc(j.queue, func(r *request) bool { return r.p == uint16(p) }) {
+		j.settledCond.Wait()
+	}
+	j.awaitWriterLocked()
 	return nil
 }
 

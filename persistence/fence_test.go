@@ -238,3 +238,40 @@ func TestDueListsOnlyHeldPartitions(t *testing.T) {
 		t.Fatalf("due after hold %v", got)
 	}
 }
+
+// Writes submitted before Drain commit, so a Release that follows refuses
+// nothing that was already on its way (a stopping actor's last snapshot).
+func TestDrainLetsQueuedWritesCommit(t *testing.T) {
+	j := openTest(t, t.TempDir(), fencedOptions(t))
+	const p = 3
+	if err := j.Hold(p, 1); err != nil {
+		t.Fatal(err)
+	}
+	ids := idsIn(p, j.Partitions(), 50, "drain")
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for _, id := range ids {
+		wg.Add(1)
+		j.Append(id, 1, [][]byte{[]byte("e")}, 0, func(err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+			wg.Done()
+		})
+	}
+	if err := j.Drain(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Release(p); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d appends submitted before Drain failed", n)
+	}
+	for _, id := range ids {
+		if seq, err := j.LastSequence(id); err != nil || seq != 1 {
+			t.Fatalf("%s: last sequence %d, %v; want 1", id, seq, err)
+		}
+	}
+}

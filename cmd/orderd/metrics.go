@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderengine/orderengine/actors"
+	"github.com/orderengine/orderengine/cluster"
 	"github.com/orderengine/orderengine/persistence"
 )
 
@@ -92,11 +93,11 @@ func (c mailboxCollector) Collect(ch chan<- prometheus.Metric) {
 // this node holds. A single node holds every partition of its data
 // directory; a clustered node reports its share, and partitions moving or
 // without a live holder under their own states.
-func registerPartitionMetrics(reg prometheus.Registerer, held, total int) {
+func registerPartitionMetrics(reg prometheus.Registerer, held func() int, total int) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "orderengine_partitions", Help: "Journal partitions by state on this node (held: served here).",
 		ConstLabels: prometheus.Labels{"state": "held"},
-	}, func() float64 { return float64(held) }))
+	}, func() float64 { return float64(held()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "orderengine_partitions_total", Help: "Partitions identities are spread over, fixed when the data directory was created.",
 	}, func() float64 { return float64(total) }))
@@ -120,4 +121,70 @@ func registerStorageMetrics(reg prometheus.Registerer, j *persistence.Journal) {
 		}
 		return 0
 	}))
+}
+
+// memberCollector exports a cluster member's membership, partitions and
+// routing, read when scraped.
+type memberCollector struct {
+	m                                             *member
+	members, partitions, route, breakers, handoff *prometheus.Desc
+}
+
+func registerMemberMetrics(reg prometheus.Registerer, m *member) {
+	reg.MustRegister(&memberCollector{
+		m: m,
+		members: prometheus.NewDesc("orderengine_cluster_members",
+			"Cluster members this node knows, by state (alive, dead), itself included.", []string{"state"}, nil),
+		partitions: prometheus.NewDesc("orderengine_cluster_partitions",
+			"Partitions of the cluster's table by state as this node sees them (serving, pending, handing-off, unavailable, none).", []string{"state"}, nil),
+		route: prometheus.NewDesc("orderengine_route_messages_total",
+			"Routed messages by event: envelopes out and in, not-mine sent and received, unavailable sent and returned, timeouts, dead-letter retries, unexpected.",
+			[]string{"event"}, nil),
+		breakers: prometheus.NewDesc("orderengine_route_breaker_opens_total",
+			"Times a peer's circuit breaker opened (its partitions then answer 503 at once).", nil, nil),
+		handoff: prometheus.NewDesc("orderengine_handoff_chunks_total",
+			"Handoff chunks by direction (out, in) and refused ones.", []string{"event"}, nil),
+	})
+}
+
+func (c *memberCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.members, c.partitions, c.route, c.breakers, c.handoff} {
+		ch <- d
+	}
+}
+
+func (c *memberCollector) Collect(ch chan<- prometheus.Metric) {
+	v := c.m.node.View()
+	alive, dead := 0, 0
+	for _, mb := range v.Members {
+		if mb.Alive || mb.Name == v.Self.Name {
+			alive++
+		} else {
+			dead++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(alive), "alive")
+	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(dead), "dead")
+	states := map[string]int{}
+	for _, s := range []cluster.State{cluster.StateNone, cluster.StatePending, cluster.StateServing, cluster.StateHandingOff, cluster.StateUnavailable} {
+		states[s.String()] = 0
+	}
+	for p := range v.Table.Partitions {
+		states[v.Assignment(p).State.String()]++
+	}
+	for s, n := range states {
+		ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, float64(n), s)
+	}
+	st := c.m.router.Stats()
+	for event, n := range map[string]uint64{
+		"envelope_out": st.EnvelopesOut, "envelope_in": st.EnvelopesIn, "not_mine_sent": st.NotMineSent,
+		"not_mine_received": st.NotMineReceived, "unavailable_sent": st.UnavailableSent, "unavailable": st.Unavailable,
+		"timeout": st.Timeouts, "retry": st.Retries, "unexpected": st.Unexpected,
+	} {
+		ch <- prometheus.MustNewConstMetric(c.route, prometheus.CounterValue, float64(n), event)
+	}
+	ch <- prometheus.MustNewConstMetric(c.breakers, prometheus.CounterValue, float64(st.BreakerOpens))
+	ch <- prometheus.MustNewConstMetric(c.handoff, prometheus.CounterValue, float64(st.HandoffChunksOut), "out")
+	ch <- prometheus.MustNewConstMetric(c.handoff, prometheus.CounterValue, float64(st.HandoffChunksIn), "in")
+	ch <- prometheus.MustNewConstMetric(c.handoff, prometheus.CounterValue, float64(st.HandoffRefused), "refused")
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -70,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	status := &nodeStatus{}
 	eng := &engine{clock: actors.SystemClock{}, notReady: status.readiness}
 	backups := &journalBackups{node: ln.Addr().String()} // answers 503 until the journal is open
-	gw, err := gateway.New(gateway.Config{
+	gcfg := gateway.Config{
 		Engine:         eng,
 		AdminToken:     token,
 		Logger:         log.With("component", "gateway"),
@@ -85,7 +86,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		TrustForwardedFor:   cfg.trustForwardedFor,
 
 		Backups: backups,
-	})
+	}
+	if cfg.clustered() {
+		gcfg.Cluster, gcfg.ForgetNode = status.clusterView, status.forgetNode
+	}
+	gw, err := gateway.New(gcfg)
 	if err != nil {
 		return err
 	}
@@ -119,17 +124,44 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return slog.New(deadLettersAtDebug{log.Handler()}).With("component", "actors")
 	}))
 	defer system.Shutdown()
+	// A cluster member starts remote before any actor exists: a PID made
+	// earlier carries no address another node can answer to.
+	var routed *routing
+	var remoting *remote.Remote
+	if cfg.clustered() {
+		if remoting, err = startRemote(cfg, system); err != nil {
+			return errors.Join(err, stop(gw, ln, nil, serveErr, log))
+		}
+		routed = &routing{log: log.With("component", "cluster")}
+	}
 	actorLog := log.With("component", "actors")
 	skus := actors.NewRegistry(system, actors.SKUConfig{
 		Journal: journal, SnapshotEvery: cfg.snapshotEvery, PassivateAfter: cfg.passivateAfter, Logger: actorLog,
 	})
 	skus.SetResidentMax(cfg.residentMax)
-	orders := actors.NewOrders(skus, actors.OrderConfig{
+	orderCfg := actors.OrderConfig{
 		Journal: journal, SnapshotEvery: cfg.snapshotEvery, PassivateAfter: cfg.orderPassivate,
 		Retention: cfg.orderRetention, Logger: actorLog,
-	})
+	}
+	if routed != nil {
+		orderCfg.SKUs = routed // an order's SKUs may live on other nodes
+	}
+	orders := actors.NewOrders(skus, orderCfg)
 	registerActorMetrics(reg, skus, cfg.residentMax)
-	registerPartitionMetrics(reg, journal.Partitions(), journal.Partitions()) // one node holds them all
+	held := func() int { return journal.Partitions() } // one node holds them all
+	var mem *member
+	if routed != nil {
+		mem, err = startMember(cfg, memberDeps{
+			journal: journal, system: system, remote: remoting, skus: skus, orders: orders, routing: routed, metrics: reg,
+		}, log.With("component", "cluster"))
+		if err != nil {
+			remoting.Shutdown(false)
+			return errors.Join(fmt.Errorf("cluster: %w", err), stop(gw, ln, skus, serveErr, log))
+		}
+		held = mem.served.count
+		status.member.Store(mem)
+	}
+	registerPartitionMetrics(reg, held, journal.Partitions())
 	// Nothing is loaded in bulk at start: the waker activates what the
 	// journal's wake index says is due (orders whose saga owes a SKU
 	// command, unpaid orders at their expiry, SKUs at their first safety
@@ -147,7 +179,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		<-wakerDone
 	}()
 
-	eng.node.Store(&nodeActors{skus: skus, orders: orders})
+	eng.node.Store(&nodeActors{skus: skus, orders: orders, routed: routed})
 	status.serving(journal)
 	log.Info("orderd ready")
 
@@ -157,12 +189,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case err := <-fatal:
 		log.Error("orderd exits: its journal failed, and a restart recovers from the data directory", "err", err)
 		status.stop()
-		return errors.Join(fmt.Errorf("journal failed: %w", err), stop(gw, ln, skus, serveErr, log))
+		return errors.Join(fmt.Errorf("journal failed: %w", err), mem.crash(), stop(gw, ln, skus, serveErr, log))
 	case <-ctx.Done():
 	}
 	log.Info("orderd stopping")
+	var leaveErr error
+	if mem != nil {
+		// Hand the partitions off while the gateway still routes: requests
+		// for a partition on its way answer 503 for that moment only.
+		lctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		leaveErr = mem.leave(lctx)
+		cancel()
+	}
 	status.stop()
-	return stop(gw, ln, skus, serveErr, log)
+	return errors.Join(leaveErr, stop(gw, ln, skus, serveErr, log))
 }
 
 // stop finishes in-flight requests, then stops the actors (if the node

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/orderengine/orderengine/gateway"
 	"github.com/orderengine/orderengine/persistence"
 )
 
@@ -27,6 +28,8 @@ func journalOptions(cfg config, log *slog.Logger, jm *journalMetrics, fatal chan
 	o.Logger, o.OnFlush = log.With("component", "journal"), jm.observe
 	o.StorageReserveBytes = int64(cfg.storageReserve)
 	o.Partitions = cfg.partitions
+	// A cluster member writes only the partitions it serves.
+	o.Fenced = cfg.clustered()
 	o.OnFatal = func(err error) {
 		select {
 		case fatal <- err:
@@ -76,6 +79,7 @@ func openJournal(ctx context.Context, dir string, opts persistence.Options, stat
 // its reserve, and once stopping.
 type nodeStatus struct {
 	journal  atomic.Pointer[persistence.Journal] // set once the node serves
+	member   atomic.Pointer[member]              // set once a cluster member has started
 	openErr  atomic.Pointer[error]               // why the journal is not open yet
 	stopping atomic.Bool
 }
@@ -89,6 +93,22 @@ func (s *nodeStatus) waiting(err error)              { s.openErr.Store(&err) }
 func (s *nodeStatus) serving(j *persistence.Journal) { s.journal.Store(j) }
 func (s *nodeStatus) stop()                          { s.stopping.Store(true) }
 
+// clusterView is GET /v1/cluster on a clustered node.
+func (s *nodeStatus) clusterView() any {
+	if m := s.member.Load(); m != nil {
+		return m.view()
+	}
+	return map[string]any{"mode": "cluster", "ready": false, "members": []any{}, "table": []any{}}
+}
+
+// forgetNode is POST /v1/admin/cluster/members/{node}/forget.
+func (s *nodeStatus) forgetNode(ctx context.Context, node string) (any, error) {
+	if m := s.member.Load(); m != nil {
+		return m.forget(ctx, node)
+	}
+	return nil, fmt.Errorf("%w: this node has not joined the cluster yet", gateway.ErrUnavailable)
+}
+
 func (s *nodeStatus) readiness() error {
 	if s.stopping.Load() {
 		return errStopping
@@ -99,6 +119,11 @@ func (s *nodeStatus) readiness() error {
 			return *err
 		}
 		return errStarting
+	}
+	if m := s.member.Load(); m != nil {
+		if err := m.ready(); err != nil {
+			return err
+		}
 	}
 	if st := j.Storage(); st.Full {
 		return fmt.Errorf("storage full: %d MiB free on the data volume, below the reserve of %d MiB; writes are refused",
