@@ -202,10 +202,7 @@ func (r *Router) Ask(ctx context.Context, kind, id string, msg proto.Message) (p
 	if err != nil {
 		return nil, err
 	}
-	command, err := anypb.New(msg)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: packing a %T: %w", msg, err)
-	}
+	var command *anypb.Any // packed once, when the first envelope goes out
 	notMine, deadLetters := 0, 0
 	for {
 		v := r.cfg.Views.View()
@@ -215,6 +212,11 @@ func (r *Router) Ask(ctx context.Context, kind, id string, msg proto.Message) (p
 		t, err := r.route(v, p)
 		if err != nil {
 			return nil, err
+		}
+		if command == nil {
+			if command, err = anypb.New(msg); err != nil {
+				return nil, fmt.Errorf("cluster: packing a %T: %w", msg, err)
+			}
 		}
 		env := &pb.Envelope{Partition: uint32(p), Epoch: t.assignment.Epoch, Kind: kind, Id: id, Command: command}
 		r.stats.envelopesOut.Add(1)
