@@ -360,6 +360,27 @@ func TestHandoffTenMiB(t *testing.T) {
 		}
 		return nil
 	})
+	var mu sync.Mutex
+	var first, acked time.Time
+	chunks := 0
+	c.hnet.setFaults(func(_, _ string, ch Chunk) error {
+		if ch.Partition == big && ch.Seq == 0 {
+			mu.Lock()
+			first = time.Now()
+			mu.Unlock()
+		}
+		return nil
+	}, func(_, _ string, ch Chunk) error {
+		if ch.Partition == big {
+			mu.Lock()
+			chunks++
+			if ch.Last {
+				acked = time.Now()
+			}
+			mu.Unlock()
+		}
+		return nil
+	}, 0)
 	start := time.Now()
 	b := c.startH("b", 1, "", seedsOf(a))
 	eventually(t, "b serves the big partition", func() error {
@@ -374,6 +395,8 @@ func TestHandoffTenMiB(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatalf("b has %d bytes, not a's 10 MiB", len(got))
 	}
-	t.Logf("10 MiB partition: handoff (mark to commit, last one) %v; unserved %v; b's start to serving %v",
-		a.node.HandoffStats().LastDuration, gap, total)
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("10 MiB partition in %d chunks: streamed in %v; served by nobody for %v; b's start to b serving it %v",
+		chunks, acked.Sub(first), gap, total)
 }
