@@ -298,6 +298,64 @@ func TestHandoffHolderCrashBeforeCommit(t *testing.T) {
 	}
 }
 
+// The holder crashes in the middle of a stream. On restart its peers say
+// they have no complete import, so it gives up, serves the partition at
+// the next epoch, and hands it off again from there; the receiver drops
+// the half it had.
+func TestHandoffHolderCrashMidStream(t *testing.T) {
+	c := newTestCluster(t)
+	twoChunks := func(p int) []byte { return append(payload(p), make([]byte, testChunkBytes)...) }
+	a := c.startFirstH("a", twoChunks)
+	cut := make(chan int, 1)
+	var once sync.Once
+	c.hnet.setFaults(nil, func(_, to string, ch Chunk) error {
+		if ch.Seq != 0 {
+			return nil
+		}
+		lose := false
+		once.Do(func() {
+			lose = true
+			c.hnet.unregister("a") // a is gone before the ack reaches it
+			cut <- ch.Partition
+		})
+		if lose {
+			return errors.New("sender crashed")
+		}
+		return nil
+	}, 0)
+	addr := a.tr.Addr()
+	b := c.startH("b", 1, "", seedsOf(a))
+	var p int
+	select {
+	case p = <-cut:
+	case <-time.After(convergeTimeout):
+		t.Fatal("nothing streamed to b")
+	}
+	c.stop(a, false)
+	if _, im, _ := b.store.get(p); im.complete || im.epoch != 2 {
+		t.Fatalf("b's import of %d: %+v", p, im)
+	}
+	a2 := c.startH("a", 1, addr, seedsOf(b))
+	eventually(t, "both settle", func() error {
+		if err := converged([]*testNode{a2, b}); err != nil {
+			return err
+		}
+		for p := range testPartitions {
+			node, _, _ := c.serves.server(p)
+			if got, _, _ := b.store.get(p); node == "b" && !bytes.Equal(got, twoChunks(p)) {
+				return fmt.Errorf("b serves partition %d with %d bytes", p, len(got))
+			}
+		}
+		if node, e, n := c.serves.server(p); n != 1 || node != "b" || e != 3 {
+			return fmt.Errorf("partition %d served by %d (%s at %d), want b at 3", p, n, node, e)
+		}
+		return nil
+	})
+	if s := a2.node.HandoffStats(); s.GivenUp == 0 {
+		t.Errorf("a's stats after restart: %+v", s)
+	}
+}
+
 // The receiver crashes once it has stored a partition's last chunk,
 // before it acks. The holder keeps asking; the receiver comes back with
 // the import, the holder commits, and the receiver serves.
