@@ -150,6 +150,14 @@ func (l *handoffLoop) startServing(p int, epoch uint64) {
 	if _, ok := l.active[p]; ok {
 		return
 	}
+	// An incomplete import is no data to serve: it is what is left of a
+	// handoff that a Forget overtook (the partition is assigned here empty).
+	if e, complete, err := l.n.cfg.Store.Imported(p); err == nil && e > 0 && e <= epoch && !complete {
+		if err := l.n.dropStale(p, epoch); err != nil {
+			l.n.log.Error("incomplete import not dropped; not serving", "partition", p, "err", err)
+			return
+		}
+	}
 	l.n.cfg.Store.Hold(p, epoch)
 	if l.n.cfg.StartServing != nil {
 		l.n.cfg.StartServing(p, epoch)

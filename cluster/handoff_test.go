@@ -356,6 +356,55 @@ func TestHandoffHolderCrashMidStream(t *testing.T) {
 	}
 }
 
+// A holder crashes mid-stream and an operator forgets it: the receiver is
+// assigned the partition at the import's epoch, empty, and serves it
+// empty rather than with the half it had received.
+func TestHandoffForgetOvertakesImport(t *testing.T) {
+	c := newTestCluster(t)
+	twoChunks := func(p int) []byte { return append(payload(p), make([]byte, testChunkBytes)...) }
+	a := c.startFirstH("a", twoChunks)
+	cut := make(chan int, 1)
+	var once sync.Once
+	c.hnet.setFaults(nil, func(_, to string, ch Chunk) error {
+		if ch.Seq != 0 {
+			return nil
+		}
+		lose := false
+		once.Do(func() {
+			lose = true
+			c.hnet.unregister("a")
+			cut <- ch.Partition
+		})
+		if lose {
+			return errors.New("sender crashed")
+		}
+		return nil
+	}, 0)
+	b := c.startH("b", 1, "", seedsOf(a))
+	var p int
+	select {
+	case p = <-cut:
+	case <-time.After(convergeTimeout):
+		t.Fatal("nothing streamed to b")
+	}
+	c.stop(a, false)
+	eventually(t, "crash noticed", func() error { return converged([]*testNode{b}, "a") })
+	if err := b.node.Forget("a"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b serves everything", func() error {
+		for q := range testPartitions {
+			if node, _, n := c.serves.server(q); n != 1 || node != "b" {
+				return fmt.Errorf("partition %d served by %d (%s)", q, n, node)
+			}
+		}
+		return nil
+	})
+	if got, im, _ := b.store.get(p); len(got) != 0 || im.epoch != 0 {
+		t.Fatalf("b serves partition %d with %d bytes of a half import (%+v)", p, len(got), im)
+	}
+}
+
 // The receiver crashes once it has stored a partition's last chunk,
 // before it acks. The holder keeps asking; the receiver comes back with
 // the import, the holder commits, and the receiver serves.
