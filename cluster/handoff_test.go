@@ -143,6 +143,15 @@ func TestHandoffOnJoin(t *testing.T) {
 		}
 	}
 	t.Logf("moved %d partitions to c; %d handoffs in all, %d completed", got, started, completed)
+	// Only the holder's journal takes writes.
+	for p, asg := range after.Partitions {
+		for _, tn := range []*testNode{a, b, d} {
+			err := tn.store.write(p, nil)
+			if held := tn.name == asg.Holder.Name; held != (err == nil) {
+				t.Errorf("partition %d held by %v: a write at %s: %v", p, asg.Holder, tn.name, err)
+			}
+		}
+	}
 }
 
 // A node that leaves gracefully hands every partition off before it goes.
