@@ -180,6 +180,35 @@ func TestHandoffOnLeave(t *testing.T) {
 	}
 }
 
+// A holder that cannot save the handing-off mark does not begin the
+// handoff: it keeps serving, and moves the partitions once saves work.
+func TestHandoffWaitsForDurableMark(t *testing.T) {
+	c := newTestCluster(t)
+	a := c.startFirstH("a", nil)
+	a.store.setFailSave(func(t Table) error {
+		if len(handingOff(t)) > 0 {
+			return errors.New("disk full")
+		}
+		return nil
+	})
+	b := c.startH("b", 1, "", seedsOf(a))
+	eventually(t, "b joins", func() error { return converged([]*testNode{a, b}) })
+	time.Sleep(3 * handoffRetryInterval)
+	for p := range testPartitions {
+		if node, e, n := c.serves.server(p); n != 1 || node != "a" || e != 1 {
+			t.Fatalf("partition %d served by %d (%s at %d) while no mark could be saved", p, n, node, e)
+		}
+	}
+	if s := a.node.HandoffStats(); s.Started != 0 {
+		t.Fatalf("handoffs begun without a durable mark: %+v", s)
+	}
+	if saved := a.store.savedTable(); len(handingOff(*saved)) != 0 {
+		t.Fatal("a handing-off mark was saved")
+	}
+	a.store.setFailSave(nil)
+	eventually(t, "b takes its share", func() error { return c.settled(a, b) })
+}
+
 // Every chunk is delayed, so that handoffs overlap: a node never has more
 // than HandoffsMax partitions handing off (checkHistory checks every
 // table), and reaches it.
