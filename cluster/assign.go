@@ -9,12 +9,13 @@ import (
 //
 //   - the node that creates the cluster holds every partition at epoch 1
 //     (Bootstrap);
-//   - the holder, when it hands a partition to its next holder (handoff,
-//     not built yet), and when it gives up a handoff (it resumes at
-//     epoch+1 itself, since a state never goes back within an epoch);
+//   - the holder, when it hands a partition to its next holder (handoff.go),
+//     and when it gives up a handoff (it resumes at epoch+1 itself, since
+//     a state never goes back within an epoch);
 //   - the node where an operator calls Forget for a dead node.
 //
-// Nodes that join get partitions only by handoff. A holder that crashes
+// Nodes that join get partitions only by handoff, and a node that leaves
+// gracefully hands its own off first. A holder that crashes
 // keeps its partitions, which views report unavailable until it returns:
 // nothing moves because a node is unreachable, since an unreachable node
 // may still be serving.

@@ -97,6 +97,28 @@ type Config struct {
 	// in order, while the node's lock is held: it must return quickly and
 	// must not call the node.
 	OnTable func(Table)
+
+	// Store is this node's side of the partitions' data and its saved
+	// table. With Store and Handoff the node moves partitions to their
+	// desired holders (handoff.go); without them partitions never move.
+	Store PartitionStore
+	// Handoff carries handoffs to and from other nodes; required with
+	// Store.
+	Handoff HandoffTransport
+	// StartServing, when set, starts partition p's actors once the node
+	// holds p's fence at epoch; StopServing stops them before the fence
+	// is released. Both are called from the node's handoff goroutine,
+	// never with the node's lock held, and must return quickly.
+	StartServing func(p int, epoch uint64)
+	StopServing  func(p int)
+	// HandoffsMax is how many partitions the node hands off at once:
+	// DefaultHandoffsMax when 0.
+	HandoffsMax int
+	// HandoffTimeout is how long one handoff is tried before the node
+	// gives up and serves the partition again: DefaultHandoffTimeout
+	// when 0.
+	HandoffTimeout time.Duration
+
 	// Logger: slog.Default() when nil. memberlist's own log lines go to it
 	// too, at the level they name.
 	Logger *slog.Logger
@@ -120,6 +142,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.PushPullInterval <= 0 {
 		c.PushPullInterval = DefaultPushPullInterval
 	}
+	if c.HandoffsMax <= 0 {
+		c.HandoffsMax = DefaultHandoffsMax
+	}
+	if c.HandoffTimeout <= 0 {
+		c.HandoffTimeout = DefaultHandoffTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -135,6 +163,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: remote address of %d bytes, want at most %d", ErrConfig, len(c.RemoteAddress), RemoteAddressBytesMax)
 	case c.Partitions < 1 || c.Partitions > PartitionsMax:
 		return c, fmt.Errorf("%w: %d partitions, want 1..%d", ErrConfig, c.Partitions, PartitionsMax)
+	case (c.Store == nil) != (c.Handoff == nil):
+		return c, fmt.Errorf("%w: Store and Handoff go together", ErrConfig)
 	case c.SecretKey != nil && !validKeyLen(len(c.SecretKey)):
 		return c, fmt.Errorf("%w: secret key of %d bytes, want 16, 24 or 32", ErrConfig, len(c.SecretKey))
 	}

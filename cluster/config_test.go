@@ -45,6 +45,8 @@ func TestConfigValidation(t *testing.T) {
 		"P too large":      func(c *Config) { c.Partitions = PartitionsMax + 1 },
 		"bad key":          func(c *Config) { c.SecretKey = []byte("short") },
 		"table of other P": func(c *Config) { c.Table = &other },
+		"store alone":      func(c *Config) { c.Store = newMemStore(1) },
+		"transport alone":  func(c *Config) { c.Handoff = newHandoffNet().transport("a") },
 	} {
 		c := good
 		breakIt(&c)

@@ -149,6 +149,10 @@ type memberEvent struct {
 	addr  string
 	meta  []byte
 	alive bool
+	// left: the member said it was leaving (memberlist marks a member
+	// that announced its own death StateLeft, one declared dead by
+	// others StateDead).
+	left bool
 }
 
 // NotifyJoin implements memberlist.EventDelegate.
@@ -157,12 +161,13 @@ func (d delegate) NotifyJoin(node *memberlist.Node) { d.n.enqueue(node, true) }
 // NotifyUpdate implements memberlist.EventDelegate.
 func (d delegate) NotifyUpdate(node *memberlist.Node) { d.n.enqueue(node, true) }
 
-// NotifyLeave implements memberlist.EventDelegate. A crash and a leave
-// look alike here.
+// NotifyLeave implements memberlist.EventDelegate. A member that left
+// gracefully is in StateLeft, one declared dead in StateDead.
 func (d delegate) NotifyLeave(node *memberlist.Node) { d.n.enqueue(node, false) }
 
 func (n *Node) enqueue(node *memberlist.Node, alive bool) {
-	e := memberEvent{name: node.Name, addr: node.Address(), meta: append([]byte(nil), node.Meta...), alive: alive}
+	e := memberEvent{name: node.Name, addr: node.Address(), meta: append([]byte(nil), node.Meta...), alive: alive,
+		left: !alive && node.State == memberlist.StateLeft}
 	select {
 	case n.events <- e:
 	default:

@@ -24,6 +24,14 @@
 // or a node that was paused, merge again. A node started with seeds is not
 // Ready, and should serve nothing, until it has exchanged state with a peer.
 //
+// With a PartitionStore (the journal) and a HandoffTransport (remote), a
+// node also moves partitions: each holder hands every partition whose
+// desired holder is another live member to it, a few at a time, when a
+// node joins, and all of its own when it leaves (handoff.go has the
+// protocol). It starts and stops serving partitions through the caller's
+// hooks as its table says, and saves its table before it gossips or acts
+// on it.
+//
 // Package memnet is an in-memory memberlist transport for tests that can
 // cut, drop and delay traffic per link and pause a node.
 package cluster

@@ -20,6 +20,7 @@ import (
 // machine running the race detector.
 const (
 	testPartitions  = 64
+	leaveTimeout    = 10 * time.Second
 	testRejoin      = 300 * time.Millisecond
 	testPushPull    = 300 * time.Millisecond
 	convergeTimeout = 20 * time.Second
@@ -59,6 +60,11 @@ type testCluster struct {
 	log   *slog.Logger
 	mu    sync.Mutex
 	nodes map[string]*testNode
+	// Handoff: a transport between the nodes started with startH, their
+	// stores by name (kept across restarts), and what they served.
+	hnet   *handoffNet
+	stores map[string]*memStore
+	serves *serveLog
 }
 
 // testNode is one incarnation of a node, with every table it adopted.
@@ -67,6 +73,7 @@ type testNode struct {
 	gen    uint64
 	tr     *memnet.Transport
 	node   *Node
+	store  *memStore // with handoff
 	mu     sync.Mutex
 	tables []Table
 }
@@ -82,10 +89,13 @@ func newTestCluster(t *testing.T) *testCluster {
 	out := &guardedWriter{w: t.Output()}
 	t.Cleanup(func() { out.closed.Store(true) })
 	c := &testCluster{
-		t:     t,
-		net:   memnet.New(1),
-		log:   slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		nodes: map[string]*testNode{},
+		t:      t,
+		net:    memnet.New(1),
+		log:    slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		nodes:  map[string]*testNode{},
+		hnet:   newHandoffNet(),
+		stores: map[string]*memStore{},
+		serves: newServeLog(),
 	}
 	t.Cleanup(c.stopAll)
 	return c
@@ -146,14 +156,20 @@ func (c *testCluster) start(name string, gen uint64, addr string, seeds []string
 func (c *testCluster) stop(tn *testNode, graceful bool) {
 	c.t.Helper()
 	if graceful {
-		if err := tn.node.Leave(2 * time.Second); err != nil {
+		if err := tn.node.Leave(leaveTimeout); err != nil {
 			c.t.Errorf("%s: leave: %v", tn.name, err)
 		}
 	} else {
-		tn.tr.Shutdown() // the network loses it first, as in a crash
+		// The network loses it first, as in a crash.
+		c.hnet.unregister(tn.name)
+		tn.tr.Shutdown()
 	}
 	if err := tn.node.Shutdown(); err != nil {
 		c.t.Errorf("%s: shutdown: %v", tn.name, err)
+	}
+	if tn.store != nil {
+		c.hnet.unregister(tn.name)
+		c.serves.stopped(tn.name)
 	}
 }
 
@@ -167,7 +183,13 @@ func (c *testCluster) stopAll() {
 	for _, tn := range nodes {
 		tn.tr.Resume()
 		tn.node.Shutdown()
+		if tn.store != nil {
+			c.serves.stopped(tn.name)
+		}
 		c.checkHistory(tn)
+	}
+	for _, e := range c.serves.errors() {
+		c.t.Error(e)
 	}
 }
 
@@ -189,6 +211,11 @@ func (c *testCluster) checkHistory(tn *testNode) {
 				c.t.Errorf("%s: partition %d went back from %v to %v at epoch %d", tn.name, p, prev.State, cur.State, cur.Epoch)
 			}
 		}
+		for holder, n := range handingOff(h[i]) {
+			if n > DefaultHandoffsMax {
+				c.t.Errorf("%s: %v hands off %d partitions at once, more than %d", tn.name, holder, n, DefaultHandoffsMax)
+			}
+		}
 		for name, g := range h[i-1].Tombstones {
 			if h[i].Tombstones[name] < g {
 				c.t.Errorf("%s: tombstone of %s went down", tn.name, name)
@@ -198,6 +225,17 @@ func (c *testCluster) checkHistory(tn *testNode) {
 	if v := tn.node.View(); v.Conflicts != 0 {
 		c.t.Errorf("%s: %d equal-epoch conflicts", tn.name, v.Conflicts)
 	}
+}
+
+// handingOff counts the partitions each holder is handing off in t.
+func handingOff(t Table) map[Holder]int {
+	out := map[Holder]int{}
+	for _, a := range t.Partitions {
+		if a.State == StateHandingOff {
+			out[a.Holder]++
+		}
+	}
+	return out
 }
 
 // eventually polls cond until it returns nil or the deadline passes.

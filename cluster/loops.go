@@ -36,6 +36,10 @@ func (n *Node) applyEvent(e memberEvent) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.recordLocked(e.name, e.addr, meta, e.alive)
+	if m := n.members[e.name]; m != nil {
+		m.left = e.left
+	}
+	signal(n.wake)
 }
 
 // recordLocked updates what the node knows of a member; n.mu is held.
@@ -53,6 +57,9 @@ func (n *Node) recordLocked(name, addr string, meta Meta, alive bool) {
 		m.deadSince = n.cfg.Now()
 	}
 	m.Member = Member{Name: name, Addr: addr, Meta: meta, Alive: alive}
+	if alive {
+		m.left = false
+	}
 	if alive && name != n.self.Name {
 		n.log.Debug("member alive", "member", name, "addr", addr)
 	} else if !alive {

@@ -32,6 +32,12 @@ type Node struct {
 	ready    chan struct{}
 	readyOne sync.Once
 
+	wake     chan struct{} // the table or membership changed: reconcile
+	stats    handoffCounters
+	changeMu sync.Mutex // serialises saving and adopting tables this node makes
+	saved    *Table     // the table last saved; changeMu guards it
+	importMu sync.Mutex // serialises imports with drops
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -41,12 +47,14 @@ type Node struct {
 	table     Table
 	members   map[string]*memberRecord
 	conflicts int
+	leaving   bool // Leave is handing the partitions off
 	left      bool
 }
 
 type memberRecord struct {
 	Member
 	deadSince time.Time
+	left      bool // gone by its own Leave, not declared dead
 }
 
 // Errors of a running Node.
@@ -72,6 +80,7 @@ func Start(cfg Config) (*Node, error) {
 		events:  make(chan memberEvent, eventsMax),
 		changed: make(chan struct{}, 1),
 		pushNow: make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
 		ready:   make(chan struct{}),
 		members: map[string]*memberRecord{},
 	}
@@ -102,6 +111,10 @@ func Start(cfg Config) (*Node, error) {
 	n.wg.Add(2)
 	go n.eventLoop()
 	go n.rejoinLoop()
+	if cfg.Store != nil {
+		n.wg.Add(1)
+		go n.runHandoffLoop()
+	}
 	return n, nil
 }
 
@@ -181,43 +194,99 @@ func (n *Node) Forget(name string) error {
 	if !n.isReady() {
 		return ErrNotReady
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.left {
-		return ErrStopped
-	}
 	if name == n.self.Name {
 		return fmt.Errorf("cluster: a node cannot forget itself")
 	}
-	gone := Holder{Name: name}
-	if m, ok := n.members[name]; ok {
-		if m.Alive {
-			return fmt.Errorf("%w: %s", ErrMemberAlive, name)
+	var gone Holder
+	err := n.change(func(t Table) (Table, error) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.left {
+			return t, ErrStopped
 		}
-		gone.Generation = m.Meta.Generation
-	}
-	for _, a := range n.table.Partitions {
-		if a.Holder.Name == name {
-			gone.Generation = max(gone.Generation, a.Holder.Generation)
+		gone = Holder{Name: name}
+		if m, ok := n.members[name]; ok {
+			if m.Alive {
+				return t, fmt.Errorf("%w: %s", ErrMemberAlive, name)
+			}
+			gone.Generation = m.Meta.Generation
 		}
-	}
-	if gone.Generation == 0 {
-		return fmt.Errorf("%w: %s", ErrUnknownNode, name)
-	}
-	live := []Holder{n.self}
-	for _, m := range n.members {
-		if m.Alive && m.Name != n.self.Name && m.Meta.ClusterID == n.table.ClusterID && m.Meta.Generation > 0 {
-			live = append(live, Holder{m.Name, m.Meta.Generation})
+		for _, a := range t.Partitions {
+			if a.Holder.Name == name {
+				gone.Generation = max(gone.Generation, a.Holder.Generation)
+			}
 		}
-	}
-	t, err := n.table.Forget(gone, live)
+		if gone.Generation == 0 {
+			return t, fmt.Errorf("%w: %s", ErrUnknownNode, name)
+		}
+		live := []Holder{n.self}
+		for _, m := range n.members {
+			if m.Alive && m.Name != n.self.Name && m.Meta.ClusterID == t.ClusterID && m.Meta.Generation > 0 {
+				live = append(live, Holder{m.Name, m.Meta.Generation})
+			}
+		}
+		out, err := t.Forget(gone, live)
+		if err == nil {
+			n.log.Warn("node forgotten", "forgotten", gone.String(), "partitions", len(t.Held(gone)))
+		}
+		return out, err
+	})
 	if err != nil {
 		return err
 	}
-	n.log.Warn("node forgotten", "forgotten", gone.String(), "partitions", len(n.table.Held(gone)))
-	n.adoptLocked(t)
 	signal(n.pushNow)
 	return nil
+}
+
+// change makes a new table from the node's current one with edit, saves
+// it through the Store (when there is one) and only then adopts it, so
+// that nothing this node makes is gossiped before it is durable. Tables
+// learnt meanwhile are merged in, not lost. edit is called without n.mu.
+func (n *Node) change(edit func(Table) (Table, error)) error {
+	n.changeMu.Lock()
+	defer n.changeMu.Unlock()
+	n.mu.Lock()
+	cur := n.table.Clone()
+	n.mu.Unlock()
+	next, err := edit(cur)
+	if err != nil {
+		return err
+	}
+	if n.cfg.Store != nil {
+		if err := n.cfg.Store.SaveTable(next.Clone()); err != nil {
+			return fmt.Errorf("cluster: save table: %w", err)
+		}
+		n.saved = &next
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	merged, _, err := n.table.Merge(next)
+	if err != nil {
+		return err // next came from n.table: cannot happen
+	}
+	if !merged.Equal(n.table) {
+		n.adoptLocked(merged)
+	}
+	return nil
+}
+
+// persist saves the node's current table through the Store when it
+// differs from the last one saved, and returns it. Saves are serialised
+// with change's, so the saved table only ever grows.
+func (n *Node) persist() (Table, error) {
+	n.changeMu.Lock()
+	defer n.changeMu.Unlock()
+	n.mu.Lock()
+	t := n.table.Clone()
+	n.mu.Unlock()
+	if n.saved != nil && n.saved.Equal(t) {
+		return t, nil
+	}
+	if err := n.cfg.Store.SaveTable(t.Clone()); err != nil {
+		return t, fmt.Errorf("cluster: save table: %w", err)
+	}
+	n.saved = &t
+	return t, nil
 }
 
 // adoptLocked makes t the node's table; n.mu is held.
@@ -227,6 +296,7 @@ func (n *Node) adoptLocked(t Table) {
 		n.cfg.OnTable(t.Clone())
 	}
 	signal(n.changed)
+	signal(n.wake)
 }
 
 func signal(c chan struct{}) {
@@ -236,22 +306,125 @@ func signal(c chan struct{}) {
 	}
 }
 
-// Leave tells the other members that this node is leaving, waiting up to
-// timeout for that to go out; Shutdown follows. Its partitions stay its
-// own (unavailable meanwhile): handing them off before leaving is the
-// caller's job.
+// Leave hands every partition this node holds to its desired holder
+// among the other live members, waiting up to timeout for that, and then
+// tells the other members that this node is leaving, waiting up to
+// timeout again for that to go out; Shutdown follows. Without a Store the
+// partitions stay this node's (unavailable meanwhile). Partitions not
+// handed off in time stay this node's too, and the error says how many;
+// the node leaves anyway.
 func (n *Node) Leave(timeout time.Duration) error {
 	n.mu.Lock()
-	if n.left {
+	if n.left || n.leaving {
 		n.mu.Unlock()
 		return ErrStopped
 	}
+	n.leaving = true
+	n.mu.Unlock()
+	var errs []error
+	if n.cfg.Store != nil {
+		errs = append(errs, n.drain(timeout))
+	}
+	n.mu.Lock()
 	n.left = true
 	n.mu.Unlock()
 	if err := n.ml.Leave(timeout); err != nil {
-		return fmt.Errorf("cluster: leave: %w", err)
+		errs = append(errs, fmt.Errorf("cluster: leave: %w", err))
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// drain waits until this node holds no partition, or timeout passes, or
+// there is no other member to take them.
+func (n *Node) drain(timeout time.Duration) error {
+	signal(n.wake)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(leavePollInterval)
+	defer poll.Stop()
+	for {
+		n.mu.Lock()
+		held := len(n.table.Held(n.self))
+		n.mu.Unlock()
+		if held == 0 {
+			return nil
+		}
+		if len(n.livePeers()) == 0 {
+			return fmt.Errorf("%w: %d, and no other member to take them", ErrHandoffIncomplete, held)
+		}
+		select {
+		case <-deadline.C:
+			return fmt.Errorf("%w: %d after %v", ErrHandoffIncomplete, held, timeout)
+		case <-n.ctx.Done():
+			return ErrStopped
+		case <-poll.C:
+		}
+	}
+}
+
+// livePeers returns the other live members of this node's cluster that
+// could take partitions.
+func (n *Node) livePeers() []Member {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []Member
+	for _, m := range n.members {
+		if n.eligibleLocked(m.Member) {
+			out = append(out, m.Member)
+		}
+	}
+	sortMembers(out)
+	return out
+}
+
+func (n *Node) eligibleLocked(m Member) bool {
+	return m.Alive && m.Name != n.self.Name && m.Meta.ClusterID != "" && m.Meta.ClusterID == n.table.ClusterID &&
+		m.Meta.Generation > 0 && m.Meta.Partitions == len(n.table.Partitions) &&
+		!n.table.Tombstoned(Holder{m.Name, m.Meta.Generation})
+}
+
+// member returns h as a live member, when it is one.
+func (n *Node) member(h Holder) (Member, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m, ok := n.members[h.Name]
+	if !ok || !n.eligibleLocked(m.Member) || m.Meta.Generation != h.Generation {
+		return Member{}, false
+	}
+	return m.Member, true
+}
+
+// goneForGood reports whether h will never take a partition: it left
+// gracefully, its name is alive at another generation, or it was
+// forgotten. A member declared dead may come back.
+func (n *Node) goneForGood(h Holder) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.table.Tombstoned(h) {
+		return true
+	}
+	m, ok := n.members[h.Name]
+	return ok && (m.Alive && m.Meta.Generation != h.Generation || !m.Alive && m.left && m.Meta.Generation == h.Generation)
+}
+
+// desired returns each partition's desired holder over t among the live
+// members (this node included unless it is leaving), and those members
+// other than this node by name.
+func (n *Node) desired(t Table) ([]string, map[string]Member) {
+	peers := n.livePeers()
+	n.mu.Lock()
+	leaving := n.leaving
+	n.mu.Unlock()
+	byName := make(map[string]Member, len(peers))
+	names := make([]string, 0, len(peers)+1)
+	if !leaving {
+		names = append(names, n.self.Name)
+	}
+	for _, m := range peers {
+		byName[m.Name] = m
+		names = append(names, m.Name)
+	}
+	return Desired(names, len(t.Partitions)), byName
 }
 
 // Shutdown stops the node without telling anyone, as a crash would, and
