@@ -160,7 +160,13 @@ func (c *routeCluster) startNode(t testing.TB, name, bind string, opts ...router
 		Activate:       n.activate,
 		LocalAsk:       n.localAsk,
 		ReceiveHandoff: n.receiveHandoff,
-		Logger:         logger,
+		HasImport: func(p int, epoch uint64) (bool, error) {
+			if p == 1 {
+				return false, errors.New("cannot tell")
+			}
+			return p == 0 && epoch == 2, nil
+		},
+		Logger: logger,
 	}
 	for _, opt := range opts {
 		opt(&cfg)

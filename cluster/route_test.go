@@ -426,6 +426,24 @@ func TestRouterHandoff(t *testing.T) {
 	if s := b.router.Stats(); s.HandoffChunksIn != 3 || s.HandoffRefused != 2 {
 		t.Fatalf("b's stats %+v", s)
 	}
+
+	// The harness's b has partition 0 complete at epoch 2, and cannot
+	// tell for partition 1.
+	for _, q := range []struct {
+		p     int
+		epoch uint64
+		want  bool
+	}{{0, 2, true}, {0, 3, false}, {2, 2, false}} {
+		if got, err := a.router.QueryHandoff(ctx, b.holder, q.p, q.epoch); err != nil || got != q.want {
+			t.Fatalf("query %d at %d: %v, %v; want %v", q.p, q.epoch, got, err, q.want)
+		}
+	}
+	if _, err := a.router.QueryHandoff(ctx, b.holder, 1, 2); !errors.Is(err, ErrHandoffRefused) {
+		t.Fatalf("query b cannot answer: %v", err)
+	}
+	if _, err := a.router.QueryHandoff(ctx, Holder{Name: "b", Generation: 9}, 0, 2); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("query to a holder that is not live: %v", err)
+	}
 }
 
 func TestStartRemoteErrors(t *testing.T) {

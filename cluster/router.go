@@ -88,6 +88,9 @@ type RouterConfig struct {
 	// in the order they were sent by each sender, on an actor of their own,
 	// so a slow store does not hold up routing.
 	ReceiveHandoff func(from Holder, chunk *pb.HandoffChunk) error
+	// HasImport reports whether this node has stored the whole partition
+	// p at epoch (a peer's QueryHandoff); nil answers false.
+	HasImport func(p int, epoch uint64) (bool, error)
 	// BreakerFailuresMax and BreakerCoolDown configure the per-peer
 	// circuit breakers (DefaultBreakerFailuresMax, DefaultBreakerCoolDown
 	// when 0).
@@ -111,6 +114,9 @@ func (c RouterConfig) withDefaults() (RouterConfig, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.HasImport == nil {
+		c.HasImport = func(int, uint64) (bool, error) { return false, nil }
 	}
 	switch {
 	case c.System == nil || c.Views == nil || c.Partition == nil || c.Activate == nil ||
@@ -324,6 +330,31 @@ func (r *Router) SendHandoff(ctx context.Context, to Holder, chunk *pb.HandoffCh
 		return r.unavailable(fmt.Errorf("%w: handoff to %v: %s", ErrUnavailable, to, m.GetDetail()))
 	default:
 		return r.unavailable(fmt.Errorf("%w: handoff to %v: a reply of type %T", ErrUnavailable, to, reply))
+	}
+}
+
+// QueryHandoff asks node to whether it has stored the whole partition
+// p at epoch, and waits for the answer until ctx is done. An error wraps
+// ErrUnavailable when to is not reachable.
+func (r *Router) QueryHandoff(ctx context.Context, to Holder, p int, epoch uint64) (bool, error) {
+	addr, ok := memberAddress(r.cfg.Views.View(), to)
+	if !ok {
+		return false, r.unavailable(fmt.Errorf("%w: handoff query to %v: not a live member with an address", ErrUnavailable, to))
+	}
+	reply, err := r.request(ctx, addr, &pb.HandoffQuery{Partition: uint32(p), Epoch: epoch})
+	if err != nil {
+		return false, fmt.Errorf("handoff query to %v: %w", to, err)
+	}
+	switch m := reply.(type) {
+	case *pb.HandoffQueryReply:
+		if m.GetError() != "" {
+			return false, fmt.Errorf("%w by %v: %s", ErrHandoffRefused, to, m.GetError())
+		}
+		return m.GetComplete(), nil
+	case *pb.Unavailable:
+		return false, r.unavailable(fmt.Errorf("%w: handoff query to %v: %s", ErrUnavailable, to, m.GetDetail()))
+	default:
+		return false, r.unavailable(fmt.Errorf("%w: handoff query to %v: a reply of type %T", ErrUnavailable, to, reply))
 	}
 }
 

@@ -35,6 +35,8 @@ func (a *routerActor) Receive(ctx actor.Context) {
 	case *pb.HandoffChunk:
 		a.r.stats.handoffChunksIn.Add(1)
 		ctx.Forward(a.handoff)
+	case *pb.HandoffQuery:
+		ctx.Forward(a.handoff)
 	case *actor.Started:
 		props := actor.PropsFromProducer(func() actor.Actor { return &handoffActor{r: a.r} })
 		pid, err := ctx.SpawnNamed(props, handoffActorName)
@@ -147,8 +149,14 @@ func stateToProto(s State) pb.State {
 type handoffActor struct{ r *Router }
 
 func (a *handoffActor) Receive(ctx actor.Context) {
-	chunk, ok := ctx.Message().(*pb.HandoffChunk)
-	if !ok {
+	var chunk *pb.HandoffChunk
+	switch m := ctx.Message().(type) {
+	case *pb.HandoffChunk:
+		chunk = m
+	case *pb.HandoffQuery:
+		a.query(ctx, m)
+		return
+	default:
 		return
 	}
 	ack := &pb.HandoffAck{Partition: chunk.GetPartition(), Epoch: chunk.GetEpoch(), Seq: chunk.GetSeq()}
@@ -171,4 +179,18 @@ func (a *handoffActor) Receive(ctx actor.Context) {
 			"seq", chunk.GetSeq(), "from", from, "err", ack.Error)
 	}
 	ctx.Respond(ack)
+}
+
+// query answers whether this node holds a complete import of a partition
+// at an epoch.
+func (a *handoffActor) query(ctx actor.Context, q *pb.HandoffQuery) {
+	reply := &pb.HandoffQueryReply{Partition: q.GetPartition(), Epoch: q.GetEpoch()}
+	if int(q.GetPartition()) >= a.r.cfg.Partitions {
+		reply.Error = fmt.Sprintf("partition %d out of 0..%d", q.GetPartition(), a.r.cfg.Partitions-1)
+	} else if done, err := a.r.cfg.HasImport(int(q.GetPartition()), q.GetEpoch()); err != nil {
+		reply.Error = err.Error()
+	} else {
+		reply.Complete = done
+	}
+	ctx.Respond(reply)
 }

@@ -413,6 +413,134 @@ func (x *HandoffAck) GetError() string {
 	return ""
 }
 
+// HandoffQuery asks a node whether it holds a complete import of a
+// partition at an epoch: the old holder asks it after a lost ack or a
+// restart, to learn whether it may commit the handoff.
+// Sent by Router.QueryHandoff to a router actor; the reply is
+// HandoffQueryReply.
+type HandoffQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandoffQuery) Reset() {
+	*x = HandoffQuery{}
+	mi := &file_route_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandoffQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandoffQuery) ProtoMessage() {}
+
+func (x *HandoffQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_route_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandoffQuery.ProtoReflect.Descriptor instead.
+func (*HandoffQuery) Descriptor() ([]byte, []int) {
+	return file_route_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *HandoffQuery) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *HandoffQuery) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+// HandoffQueryReply answers a HandoffQuery.
+type HandoffQueryReply struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Epoch     uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// True when the node has stored the whole partition at that epoch.
+	Complete bool `protobuf:"varint,3,opt,name=complete,proto3" json:"complete,omitempty"`
+	// Empty unless the node could not tell.
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandoffQueryReply) Reset() {
+	*x = HandoffQueryReply{}
+	mi := &file_route_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandoffQueryReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandoffQueryReply) ProtoMessage() {}
+
+func (x *HandoffQueryReply) ProtoReflect() protoreflect.Message {
+	mi := &file_route_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandoffQueryReply.ProtoReflect.Descriptor instead.
+func (*HandoffQueryReply) Descriptor() ([]byte, []int) {
+	return file_route_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *HandoffQueryReply) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *HandoffQueryReply) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *HandoffQueryReply) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+func (x *HandoffQueryReply) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_route_proto protoreflect.FileDescriptor
 
 const file_route_proto_rawDesc = "" +
@@ -443,6 +571,14 @@ const file_route_proto_rawDesc = "" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x10\n" +
 	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"B\n" +
+	"\fHandoffQuery\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"y\n" +
+	"\x11HandoffQueryReply\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1a\n" +
+	"\bcomplete\x18\x03 \x01(\bR\bcomplete\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05errorB/Z-github.com/orderengine/orderengine/cluster/pbb\x06proto3"
 
 var (
@@ -457,22 +593,24 @@ func file_route_proto_rawDescGZIP() []byte {
 	return file_route_proto_rawDescData
 }
 
-var file_route_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_route_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_route_proto_goTypes = []any{
-	(*Envelope)(nil),     // 0: orderengine.cluster.v1.Envelope
-	(*NotMine)(nil),      // 1: orderengine.cluster.v1.NotMine
-	(*Unavailable)(nil),  // 2: orderengine.cluster.v1.Unavailable
-	(*HandoffChunk)(nil), // 3: orderengine.cluster.v1.HandoffChunk
-	(*HandoffAck)(nil),   // 4: orderengine.cluster.v1.HandoffAck
-	(*anypb.Any)(nil),    // 5: google.protobuf.Any
-	(*Holder)(nil),       // 6: orderengine.cluster.v1.Holder
-	(State)(0),           // 7: orderengine.cluster.v1.State
+	(*Envelope)(nil),          // 0: orderengine.cluster.v1.Envelope
+	(*NotMine)(nil),           // 1: orderengine.cluster.v1.NotMine
+	(*Unavailable)(nil),       // 2: orderengine.cluster.v1.Unavailable
+	(*HandoffChunk)(nil),      // 3: orderengine.cluster.v1.HandoffChunk
+	(*HandoffAck)(nil),        // 4: orderengine.cluster.v1.HandoffAck
+	(*HandoffQuery)(nil),      // 5: orderengine.cluster.v1.HandoffQuery
+	(*HandoffQueryReply)(nil), // 6: orderengine.cluster.v1.HandoffQueryReply
+	(*anypb.Any)(nil),         // 7: google.protobuf.Any
+	(*Holder)(nil),            // 8: orderengine.cluster.v1.Holder
+	(State)(0),                // 9: orderengine.cluster.v1.State
 }
 var file_route_proto_depIdxs = []int32{
-	5, // 0: orderengine.cluster.v1.Envelope.command:type_name -> google.protobuf.Any
-	6, // 1: orderengine.cluster.v1.NotMine.holder:type_name -> orderengine.cluster.v1.Holder
-	7, // 2: orderengine.cluster.v1.NotMine.state:type_name -> orderengine.cluster.v1.State
-	6, // 3: orderengine.cluster.v1.HandoffChunk.from:type_name -> orderengine.cluster.v1.Holder
+	7, // 0: orderengine.cluster.v1.Envelope.command:type_name -> google.protobuf.Any
+	8, // 1: orderengine.cluster.v1.NotMine.holder:type_name -> orderengine.cluster.v1.Holder
+	9, // 2: orderengine.cluster.v1.NotMine.state:type_name -> orderengine.cluster.v1.State
+	8, // 3: orderengine.cluster.v1.HandoffChunk.from:type_name -> orderengine.cluster.v1.Holder
 	4, // [4:4] is the sub-list for method output_type
 	4, // [4:4] is the sub-list for method input_type
 	4, // [4:4] is the sub-list for extension type_name
@@ -492,7 +630,7 @@ func file_route_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_route_proto_rawDesc), len(file_route_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
