@@ -18,7 +18,6 @@ import (
 
 	"github.com/orderengine/orderengine/actors"
 	"github.com/orderengine/orderengine/cluster"
-	clusterpb "github.com/orderengine/orderengine/cluster/pb"
 	"github.com/orderengine/orderengine/gateway"
 	"github.com/orderengine/orderengine/persistence"
 )
@@ -30,9 +29,9 @@ const (
 	metaTable      = "cluster/table"
 )
 
-// leaveTimeout bounds how long a leaving node waits for its departure to
-// reach the other members.
-const leaveTimeout = 5 * time.Second
+// leaveTimeout bounds how long a leaving node hands its partitions off,
+// and then how long it waits for its departure to reach the others.
+const leaveTimeout = 10 * time.Second
 
 // member is this node's part in a cluster: its membership, its router,
 // and the partitions it serves.
@@ -44,9 +43,6 @@ type member struct {
 	served  *servedPartitions
 	journal *persistence.Journal
 	log     *slog.Logger
-	changed chan struct{} // the node adopted a new table
-	stop    context.CancelFunc
-	done    chan struct{}
 }
 
 // identity returns the node's name and its data directory's generation,
@@ -162,18 +158,18 @@ func startMember(cfg config, d memberDeps, log *slog.Logger) (*member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-gossip %s: bad port", cfg.gossip())
 	}
-	m := &member{
-		cfg: cfg, remote: d.remote, journal: d.journal, log: log,
-		changed: make(chan struct{}, 1), done: make(chan struct{}),
-	}
+	m := &member{cfg: cfg, remote: d.remote, journal: d.journal, log: log}
 	m.served = newServedPartitions(name, d.journal.Partitions(), d.journal, d.skus, log)
 	d.skus.SetGate(m.served.admit)
+	transport := &routerTransport{}
+	// The node's handoff loop starts and stops serving partitions (the
+	// store's Hold and Release), saving each table before it acts on it.
 	m.node, err = cluster.Start(cluster.Config{
 		Name: name, Generation: gen, RemoteAddress: d.system.Address(),
 		Partitions: d.journal.Partitions(), Seeds: cfg.seeds, Table: table,
 		BindAddr: host, BindPort: port, SecretKey: key, Label: cfg.clusterLabel,
-		OnTable: func(cluster.Table) { signalChanged(m.changed) },
-		Logger:  log,
+		Store: newJournalStore(d.journal, m.served, log), Handoff: transport,
+		Logger: log,
 	})
 	if err != nil {
 		return nil, err
@@ -202,81 +198,20 @@ func startMember(cfg config, d memberDeps, log *slog.Logger) (*member, error) {
 			}
 			return nil, fmt.Errorf("unknown kind %q", kind)
 		},
-		ReceiveHandoff: func(from cluster.Holder, chunk *clusterpb.HandoffChunk) error {
-			return errors.New("this node does not take handoffs yet")
-		},
-		Logger: log,
+		ReceiveHandoff: receiveHandoff(func() *cluster.Node { return m.node }),
+		HasImport:      m.node.HasImport,
+		Logger:         log,
 	})
 	if err != nil {
 		m.node.Shutdown()
 		return nil, err
 	}
+	transport.router.Store(m.router)
 	d.routing.router, d.routing.errUnavail = m.router, cluster.ErrUnavailable
-	ctx, cancel := context.WithCancel(context.Background())
-	m.stop = cancel
-	go m.run(ctx)
-	signalChanged(m.changed)
 	registerMemberMetrics(d.metrics, m)
 	log.Info("cluster member started", "node", name, "generation", gen, "gossip", m.node.LocalAddr(),
 		"remote", d.system.Address(), "seeds", strings.Join(cfg.seeds, ","), "partitions", d.journal.Partitions())
 	return m, nil
-}
-
-func signalChanged(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
-}
-
-// run applies each new table: it records it durably, then starts and
-// stops serving partitions to match it.
-func (m *member) run(ctx context.Context) {
-	defer close(m.done)
-	var saved []byte
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-m.changed:
-		case <-m.node.Ready():
-		}
-		v := m.node.View()
-		if v.Ready && v.Table.ClusterID != "" {
-			if b, err := cluster.EncodeTable(v.Table); err != nil {
-				m.log.Error("encode cluster table", "err", err)
-			} else if string(b) != string(saved) {
-				if err := m.journal.PutMeta(metaTable, b); err != nil {
-					m.log.Error("record cluster table", "err", err)
-				} else {
-					saved = b
-				}
-			}
-		}
-		m.apply(ctx, v)
-	}
-}
-
-// apply serves exactly the partitions v says this node serves.
-func (m *member) apply(ctx context.Context, v cluster.View) {
-	for p := range v.Table.Partitions {
-		epoch, serving := m.served.serving(p)
-		switch want := v.Serving(p); {
-		case want && epoch != v.Table.Partitions[p].Epoch:
-			if serving {
-				if err := m.served.stop(ctx, p); err != nil {
-					m.log.Error("stop serving partition", "partition", p, "err", err)
-				}
-			}
-			if err := m.served.start(p, v.Table.Partitions[p].Epoch); err != nil {
-				m.log.Error("start serving partition", "partition", p, "err", err)
-			}
-		case !want && serving:
-			if err := m.served.stop(ctx, p); err != nil {
-				m.log.Error("stop serving partition", "partition", p, "err", err)
-			}
-		}
-	}
 }
 
 // ready is the member's part of /readyz.
@@ -314,8 +249,6 @@ func (m *member) crash() error {
 	if m == nil {
 		return nil
 	}
-	m.stop()
-	<-m.done
 	err := errors.Join(m.node.Shutdown(), m.router.Close())
 	m.remote.Shutdown(false)
 	return err
@@ -325,13 +258,11 @@ func (m *member) crash() error {
 // routing and gossiping, and stops serving.
 func (m *member) leave(ctx context.Context) error {
 	var errs []error
+	// Leave hands every partition to its next holder first; the last
+	// member keeps what it has, and has nobody to tell.
 	if err := m.node.Leave(leaveTimeout); err != nil && !errors.Is(err, cluster.ErrStopped) {
-		// The last member has nobody to tell; the others learn it from
-		// memberlist's failure detection.
-		m.log.Warn("leave not confirmed by any member", "err", err)
+		m.log.Warn("left the cluster without handing everything off", "err", err)
 	}
-	m.stop()
-	<-m.done
 	if err := m.node.Shutdown(); err != nil {
 		errs = append(errs, err)
 	}
