@@ -21,6 +21,7 @@ const (
 	settleWaitMax = 60 * time.Second       // from a change until every partition serves again
 	settlePoll    = 100 * time.Millisecond // between two looks at every node's /v1/cluster
 	viewTimeout   = 2 * time.Second        // one GET /v1/cluster
+	viewBytesMax  = 4 << 20                // its body
 )
 
 // PartitionOf is the partition of an identity of kind ("sku", "order"),
@@ -140,8 +141,15 @@ type ClusterConfig struct {
 	Partitions      int
 	// RequestTimeout bounds the harness's clients' requests.
 	RequestTimeout time.Duration
-	Flags          []string  // more flags for every node
-	Log            io.Writer // progress lines, or nil
+	// Single runs each member as a node of its own, without cluster
+	// flags, and Settle takes it as holding every partition: the harness
+	// and the run's checks can be tried on one node before the cluster
+	// works. Only one member makes sense then.
+	Single bool
+	// SettleWaitMax bounds Settle (0: settleWaitMax).
+	SettleWaitMax time.Duration
+	Flags         []string  // more flags for every node
+	Log           io.Writer // progress lines, or nil
 }
 
 // Member is one node of a Cluster.
@@ -174,6 +182,9 @@ type Cluster struct {
 func NewCluster(cfg ClusterConfig) *Cluster {
 	if cfg.Partitions == 0 {
 		cfg.Partitions = 64
+	}
+	if cfg.SettleWaitMax == 0 {
+		cfg.SettleWaitMax = settleWaitMax
 	}
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 10 * time.Second
@@ -305,7 +316,9 @@ func (c *Cluster) seeds(m *Member) string {
 func (c *Cluster) run(ctx context.Context, m *Member, seeds string) error {
 	m.Flags = append([]string{"-node", m.Name, "-gossip", m.Gossip, "-remote", m.Remote,
 		"-partitions", fmt.Sprint(c.cfg.Partitions), "-log-format", "json", "-log-level", "info"}, c.cfg.Flags...)
-	if seeds != "" {
+	if c.cfg.Single {
+		m.Flags = append([]string{"-log-format", "json", "-log-level", "info"}, c.cfg.Flags...)
+	} else if seeds != "" {
 		m.Flags = append(m.Flags, "-seeds", seeds)
 	}
 	m.tap.begin()
@@ -407,20 +420,32 @@ func (c *Cluster) View(ctx context.Context, m *Member) (ClusterView, error) {
 	if resp.StatusCode != 200 {
 		return v, fmt.Errorf("GET /v1/cluster of %s: %s", m.Name, resp.Status)
 	}
-	return v, json.NewDecoder(resp.Body).Decode(&v)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, viewBytesMax))
+	if err != nil {
+		return v, err
+	}
+	// A node that is not a cluster member shows another shape; its mode
+	// is what matters then.
+	if err := json.Unmarshal(body, &struct{ Mode *string }{&v.Mode}); err != nil || v.Mode != "cluster" {
+		return v, err
+	}
+	return v, json.Unmarshal(body, &v)
 }
 
-// Settle waits, for at most settleWaitMax, until every running member is
+// Settle waits, for at most the configured SettleWaitMax, until every running member is
 // up, sees exactly the running members alive, and every partition serves
 // at one of them, all views agreeing; it returns one of the views. A
 // paused member makes it wait for its resumption.
 func (c *Cluster) Settle(ctx context.Context) (ClusterView, error) {
-	ctx, cancel := context.WithTimeout(ctx, settleWaitMax)
+	if c.cfg.Single {
+		return c.singleView(), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.SettleWaitMax)
 	defer cancel()
 	began := time.Now()
 	why := ""
 	for {
-		views := map[string]ClusterView{}
+		views, errs := map[string]ClusterView{}, map[string]error{}
 		var up []string
 		var any ClusterView
 		for _, m := range c.Members() {
@@ -430,18 +455,35 @@ func (c *Cluster) Settle(ctx context.Context) (ClusterView, error) {
 			up = append(up, m.Name)
 			if v, err := c.View(ctx, m); err == nil {
 				views[m.Name], any = v, v
+			} else {
+				errs[m.Name] = err
 			}
 		}
 		if why = settledWhy(views, up, c.cfg.Partitions); why == "" {
 			c.logf("settled in %v: %s", time.Since(began).Round(time.Millisecond), describeHolders(any))
 			return any, nil
 		}
+		for name, err := range errs {
+			why += fmt.Sprintf("; %s: %v", name, err)
+		}
 		select {
 		case <-ctx.Done():
-			return ClusterView{}, fmt.Errorf("cluster not settled within %v: %s", settleWaitMax, why)
+			return ClusterView{}, fmt.Errorf("cluster not settled within %v: %s", c.cfg.SettleWaitMax, why)
 		case <-time.After(settlePoll):
 		}
 	}
+}
+
+// singleView is a settled view of a Single cluster: its first member
+// holds every partition.
+func (c *Cluster) singleView() ClusterView {
+	first := c.Members()[0].Name
+	v := ClusterView{Mode: "single-node", Self: first, Ready: true, Partitions: c.cfg.Partitions,
+		Members: []ClusterMember{{Name: first, State: "alive", Self: true}}}
+	for p := range c.cfg.Partitions {
+		v.Table = append(v.Table, ClusterPart{Partition: p, Holder: first, Epoch: 1, State: "serving"})
+	}
+	return v
 }
 
 // describeHolders counts each holder's partitions.
