@@ -15,7 +15,7 @@ BENCH_PKGS ?= ./...
 # nothing when BENCH_PKGS is empty.
 in_bench = $(if $(BENCH_PKGS),$(GO) -C $(BENCH) $(1) $(BENCH_PKGS))
 
-.PHONY: all build run run-cluster test test-short lint bench bench-http bench-compare bench-sustained sim chaos fuzz proto tools clean
+.PHONY: all build run run-cluster test test-short test-cluster lint bench bench-http bench-compare bench-sustained sim chaos fuzz proto tools clean
 
 all: build
 
@@ -107,6 +107,15 @@ KILLS       ?= 3
 chaos:
 	$(GO) test -count=1 -timeout 0 -v ./chaos -run '^(TestChaos|TestLinearizableStock|TestLinearizableStockAcrossKill)$$' \
 		-chaos.duration $(DURATION) -linear.histories $(HISTORIES) -linear.ops $(HISTORY_OPS) -linear.kills $(KILLS)
+
+# The multi-process cluster tests (chaos/cluster_test.go): clusters of real
+# orderd processes on 127.0.0.1 under the soak's workload through every
+# gateway while nodes join, leave (SIGTERM), are SIGKILLed and restarted,
+# and paused; everything read back after each step, the nodes' serve logs
+# checked for two holders of one partition, and the checkout rate of three
+# nodes against one. The test binary builds orderd once, without -race.
+test-cluster:
+	$(GO) test -count=1 -timeout 10m -v ./chaos -run '^TestCluster' -cluster
 
 # Each fuzz target runs for FUZZTIME.
 fuzz:

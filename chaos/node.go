@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -48,6 +49,8 @@ var buildOrderd = sync.OnceValues(func() (string, error) {
 type Node struct {
 	Bin, DataDir, Addr, Token string
 	Flags                     []string
+	// Tap, when set before Start, also receives the process's output.
+	Tap io.Writer
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -76,7 +79,13 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	args := append([]string{"-data", n.DataDir, "-http", n.Addr, "-admin-token", n.Token, "-log-level", "warn"}, n.Flags...)
 	cmd := exec.Command(n.Bin, args...)
-	cmd.Stdout, cmd.Stderr = n.logs, n.logs
+	// One writer for both, so that exec copies them with one goroutine
+	// and lines of the two never interleave.
+	var out io.Writer = n.logs
+	if n.Tap != nil {
+		out = io.MultiWriter(n.logs, n.Tap)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		n.mu.Unlock()
 		return err

@@ -26,6 +26,9 @@ type SoakConfig struct {
 	// then frees it.
 	FillDir string
 	Log     io.Writer // progress lines
+	// MultiLinePercent of the checkouts have more than one line, up to
+	// LinesMax lines, each on another SKU (0: 25 and 2).
+	MultiLinePercent, LinesMax int
 }
 
 // Bounds of a soak's steps.
@@ -117,6 +120,15 @@ type soak struct {
 	gate   *gate
 	led    ledger
 	skus   []string
+	// route picks the client of each request: the node's, or in a
+	// cluster one of its gateways.
+	route func() *Client
+	// observe, when set, sees every request the workload and the checks
+	// send, with the client that sent it and when.
+	observe func(c *Client, method, path string, start time.Time, a Answer)
+	// hold is read-locked by each client around each operation, so that
+	// whoever write-locks it has the workload stopped, nothing in flight.
+	hold sync.RWMutex
 
 	mu      sync.Mutex
 	report  SoakReport
@@ -128,16 +140,12 @@ type soak struct {
 // not be carried out (the node would not start again); what the run found
 // is in the report.
 func Soak(ctx context.Context, node *Node, cfg SoakConfig) (*SoakReport, error) {
-	s := &soak{cfg: cfg, node: node, client: NewClient(node.Base(), node.Token, cfg.RequestTimeout), gate: newGate()}
-	s.report = SoakReport{Requests: map[Outcome]int{}, Faults: map[string]int{}, SKUs: map[string]View{}, DiskFullCodes: map[int]int{}}
-	for i := range cfg.SKUs {
-		s.skus = append(s.skus, fmt.Sprintf("S-%d", i))
-	}
+	client := NewClient(node.Base(), node.Token, cfg.RequestTimeout)
+	s := newSoak(cfg, func() *Client { return client }, soakSKUs(cfg.SKUs))
+	s.node, s.client = node, client
 	began := time.Now()
-	for _, sku := range s.skus {
-		if a := s.restock(ctx, sku, 100); a.Outcome != Done {
-			return &s.report, fmt.Errorf("initial restock of %s: %d %v %v", sku, a.Status, a.Body, a.Err)
-		}
+	if err := s.restockAll(ctx, 100); err != nil {
+		return &s.report, err
 	}
 	runCtx, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
@@ -159,6 +167,39 @@ func Soak(ctx context.Context, node *Node, cfg SoakConfig) (*SoakReport, error) 
 	return &s.report, nil
 }
 
+// soakSKUs names n SKUs S-0 .. S-(n-1).
+func soakSKUs(n int) []string {
+	skus := make([]string, n)
+	for i := range skus {
+		skus[i] = fmt.Sprintf("S-%d", i)
+	}
+	return skus
+}
+
+// newSoak prepares a workload over skus (the first is the hot one) whose
+// requests go through route's clients.
+func newSoak(cfg SoakConfig, route func() *Client, skus []string) *soak {
+	if cfg.MultiLinePercent == 0 {
+		cfg.MultiLinePercent = 25
+	}
+	if cfg.LinesMax < 2 {
+		cfg.LinesMax = 2
+	}
+	s := &soak{cfg: cfg, gate: newGate(), route: route, skus: skus}
+	s.report = SoakReport{Requests: map[Outcome]int{}, Faults: map[string]int{}, SKUs: map[string]View{}, DiskFullCodes: map[int]int{}}
+	return s
+}
+
+// restockAll restocks every SKU with qty, keyed, before the workload.
+func (s *soak) restockAll(ctx context.Context, qty int64) error {
+	for _, sku := range s.skus {
+		if a := s.restock(ctx, sku, qty); a.Outcome != Done {
+			return fmt.Errorf("initial restock of %s: %d %v %v", sku, a.Status, a.Body, a.Err)
+		}
+	}
+	return nil
+}
+
 func (s *soak) logf(format string, args ...any) {
 	if s.cfg.Log != nil {
 		fmt.Fprintf(s.cfg.Log, format+"\n", args...)
@@ -174,7 +215,12 @@ func (s *soak) problem(list *[]string, format string, args ...any) {
 // do sends a request and counts its outcome; after a refused connection it
 // waits a little, so that clients do not spin while the node is down.
 func (s *soak) do(ctx context.Context, method, path string, body any, admin bool, headers ...string) Answer {
-	a := s.client.Do(ctx, method, path, body, admin, headers...)
+	c := s.route()
+	start := time.Now()
+	a := c.Do(ctx, method, path, body, admin, headers...)
+	if s.observe != nil {
+		s.observe(c, method, path, start, a)
+	}
 	if ctx.Err() != nil && a.Err != nil {
 		return a // the run ended under it: not the node's doing
 	}
@@ -191,6 +237,17 @@ func (s *soak) do(ctx context.Context, method, path string, body any, admin bool
 		case <-ctx.Done():
 		case <-t.C:
 		}
+	}
+	return a
+}
+
+// get reads path through a routed client without counting it as load.
+func (s *soak) get(ctx context.Context, path string) Answer {
+	c := s.route()
+	start := time.Now()
+	a := c.Do(ctx, "GET", path, nil, false)
+	if s.observe != nil {
+		s.observe(c, "GET", path, start, a)
 	}
 	return a
 }

@@ -20,6 +20,14 @@ func (s *soak) finish(ctx context.Context) error {
 		return err
 	}
 	s.count("sigkill")
+	return s.verify(ctx)
+}
+
+// verify waits for the short orders to expire and the node to go quiet,
+// then reads every order and SKU back and checks them against the ledger.
+// The workload must be stopped.
+func (s *soak) verify(ctx context.Context) error {
+	s.report.Orders = 0
 	var lastExpiry time.Time
 	for _, o := range s.led.orders {
 		if o.ttl == shortTTL && o.expiresAt.After(lastExpiry) {
@@ -67,7 +75,7 @@ func (s *soak) resolve(ctx context.Context) {
 
 // quietViews reads every SKU once the node is quiet.
 func (s *soak) quietViews(ctx context.Context) (map[string]View, error) {
-	reads, _, err := quietReads(ctx, s.client, s.skus, func() int64 { return 0 })
+	reads, _, err := quietReads(ctx, s.route(), s.skus, func() int64 { return 0 })
 	if err != nil {
 		return nil, fmt.Errorf("reading back: %w", err)
 	}
@@ -87,7 +95,7 @@ func (s *soak) checkOrders(ctx context.Context) (held map[string]View, final map
 			continue
 		}
 		s.report.Orders++
-		a := s.client.Do(ctx, "GET", "/v1/orders/"+o.id, nil, false)
+		a := s.get(ctx, "/v1/orders/"+o.id)
 		st := a.Str("status")
 		final[o.id] = st
 		switch {

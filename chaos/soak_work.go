@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 )
 
 // runClient sends a mixed workload until ctx ends: checkouts (half of the
@@ -13,24 +14,31 @@ func (s *soak) runClient(ctx context.Context, rng *rand.Rand) {
 		if s.gate.wait(ctx) != nil {
 			return
 		}
-		switch p := rng.IntN(100); {
-		case p < 45:
-			s.checkout(ctx, rng)
-		case p < 60:
-			s.move(ctx, rng.Int(), "pay")
-		case p < 68:
-			s.move(ctx, rng.Int(), "cancel")
-		case p < 78:
-			if o := s.led.pick(rng.Int()); o != nil {
-				s.do(ctx, "GET", "/v1/orders/"+o.id, nil, false)
-			}
-		case p < 95:
-			s.do(ctx, "GET", "/v1/skus/"+s.pickSKU(rng), nil, false)
-		case p < 98:
-			s.restock(ctx, s.pickSKU(rng), 5+rng.Int64N(20))
-		default:
-			s.stockOp(ctx, &stockOp{sku: s.pickSKU(rng), remove: true, qty: 1 + rng.Int64N(5)})
+		s.hold.RLock()
+		s.step(ctx, rng)
+		s.hold.RUnlock()
+	}
+}
+
+// step sends one request of the mix.
+func (s *soak) step(ctx context.Context, rng *rand.Rand) {
+	switch p := rng.IntN(100); {
+	case p < 45:
+		s.checkout(ctx, rng)
+	case p < 60:
+		s.move(ctx, rng.Int(), "pay")
+	case p < 68:
+		s.move(ctx, rng.Int(), "cancel")
+	case p < 78:
+		if o := s.led.pick(rng.Int()); o != nil {
+			s.do(ctx, "GET", "/v1/orders/"+o.id, nil, false)
 		}
+	case p < 95:
+		s.do(ctx, "GET", "/v1/skus/"+s.pickSKU(rng), nil, false)
+	case p < 98:
+		s.restock(ctx, s.pickSKU(rng), 5+rng.Int64N(20))
+	default:
+		s.stockOp(ctx, &stockOp{sku: s.pickSKU(rng), remove: true, qty: 1 + rng.Int64N(5)})
 	}
 }
 
@@ -47,8 +55,15 @@ func (s *soak) checkout(ctx context.Context, rng *rand.Rand) {
 	if rng.IntN(10) == 0 {
 		o.ttl = shortTTL
 	}
-	if rng.IntN(4) == 0 {
-		if other := s.pickSKU(rng); other != o.lines[0].SKU {
+	if rng.IntN(100) < s.cfg.MultiLinePercent {
+		for n := 2 + rng.IntN(s.cfg.LinesMax-1); len(o.lines) < n; {
+			other := s.pickSKU(rng)
+			if slices.ContainsFunc(o.lines, func(l line) bool { return l.SKU == other }) {
+				if len(o.lines) >= len(s.skus) || rng.IntN(4) == 0 {
+					break // few SKUs, or unlucky: fewer lines
+				}
+				continue
+			}
 			o.lines = append(o.lines, line{SKU: other, Qty: 1 + rng.Int64N(2)})
 		}
 	}
