@@ -87,6 +87,7 @@ func (n *Node) mergeTable(remote Table) {
 	}
 	for _, c := range conflicts {
 		n.conflicts++
+		n.invalidateLocked()
 		n.log.Error("two holders at one epoch: a bug; keeping one for every node alike",
 			"partition", c.Partition, "epoch", c.Epoch, "kept", c.Kept.String(), "dropped", c.Dropped.String())
 	}

@@ -39,6 +39,7 @@ func (n *Node) applyEvent(e memberEvent) {
 	if m := n.members[e.name]; m != nil {
 		m.left = e.left
 	}
+	n.invalidateLocked()
 	signal(n.wake)
 }
 
@@ -57,6 +58,7 @@ func (n *Node) recordLocked(name, addr string, meta Meta, alive bool) {
 		m.deadSince = n.cfg.Now()
 	}
 	m.Member = Member{Name: name, Addr: addr, Meta: meta, Alive: alive}
+	n.invalidateLocked()
 	if alive {
 		m.left = false
 	}
@@ -156,6 +158,7 @@ func (n *Node) rejoinTargets(push bool) []string {
 			alive = append(alive, m)
 		case now.Sub(m.deadSince) > deadRetention && len(n.table.Held(Holder{name, m.Meta.Generation})) == 0:
 			delete(n.members, name)
+			n.invalidateLocked()
 		default:
 			dead = append(dead, m)
 		}

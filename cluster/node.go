@@ -43,6 +43,11 @@ type Node struct {
 	wg     sync.WaitGroup
 	stop   sync.Once
 
+	// cached is the View that View returns until something it shows
+	// changes; every change, made under mu, clears it (invalidateLocked).
+	// The router asks for the view on every request.
+	cached atomic.Pointer[View]
+
 	mu        sync.Mutex
 	table     Table
 	members   map[string]*memberRecord
@@ -151,9 +156,14 @@ func (n *Node) memberlistConfig() *memberlist.Config {
 // seeds, otherwise after its first exchange of state with a peer.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
+// markReady is called with n.mu held, or before the node runs.
 func (n *Node) markReady() {
 	n.readyOne.Do(func() { close(n.ready) })
+	n.invalidateLocked()
 }
+
+// invalidateLocked drops the cached view; n.mu is held.
+func (n *Node) invalidateLocked() { n.cached.Store(nil) }
 
 func (n *Node) isReady() bool {
 	select {
@@ -171,8 +181,13 @@ func (n *Node) LocalAddr() string { return n.addr }
 // Self is the node's name and generation.
 func (n *Node) Self() Holder { return n.self }
 
-// View returns the node's current picture of the cluster.
+// View returns the node's current picture of the cluster. It is shared
+// between callers until the picture changes: treat its slices and map as
+// read-only.
 func (n *Node) View() View {
+	if v := n.cached.Load(); v != nil {
+		return *v
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	v := View{Self: n.self, Ready: n.isReady(), Table: n.table.Clone(), Conflicts: n.conflicts}
@@ -181,6 +196,7 @@ func (n *Node) View() View {
 		v.Members = append(v.Members, m.Member)
 	}
 	sortMembers(v.Members)
+	n.cached.Store(&v)
 	return v
 }
 
@@ -292,6 +308,7 @@ func (n *Node) persist() (Table, error) {
 // adoptLocked makes t the node's table; n.mu is held.
 func (n *Node) adoptLocked(t Table) {
 	n.table = t
+	n.invalidateLocked()
 	if n.cfg.OnTable != nil {
 		n.cfg.OnTable(t.Clone())
 	}
