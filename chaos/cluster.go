@@ -122,6 +122,17 @@ func settledWhy(views map[string]ClusterView, up []string, partitions int) strin
 				return fmt.Sprintf("%s: partition %d is %s at %q e%d", name, p.Partition, p.State, p.Holder, p.Epoch)
 			}
 		}
+		if partitions >= 2*len(up) {
+			held := map[string]int{}
+			for _, p := range v.Table {
+				held[p.Holder]++
+			}
+			for _, other := range up {
+				if held[other] == 0 {
+					return fmt.Sprintf("%s: %s holds no partition yet (handoffs to come)", name, other)
+				}
+			}
+		}
 		if first == nil {
 			first = &v
 			continue
@@ -444,6 +455,10 @@ func (c *Cluster) Settle(ctx context.Context) (ClusterView, error) {
 	defer cancel()
 	began := time.Now()
 	why := ""
+	// A table must also stay the same for settleStable: handoffs start
+	// a moment after a member joins, and one at a time per holder.
+	var calm *ClusterView
+	var calmSince time.Time
 	for {
 		views, errs := map[string]ClusterView{}, map[string]error{}
 		var up []string
@@ -460,8 +475,18 @@ func (c *Cluster) Settle(ctx context.Context) (ClusterView, error) {
 			}
 		}
 		if why = settledWhy(views, up, c.cfg.Partitions); why == "" {
-			c.logf("settled in %v: %s", time.Since(began).Round(time.Millisecond), describeHolders(any))
-			return any, nil
+			switch {
+			case calm == nil || !sameTable(*calm, any):
+				calm, calmSince = &any, time.Now()
+				why = "waiting for the table to stay the same"
+			case time.Since(calmSince) >= settleStable:
+				c.logf("settled in %v: %s", time.Since(began).Round(time.Millisecond), describeHolders(any))
+				return any, nil
+			default:
+				why = "waiting for the table to stay the same"
+			}
+		} else {
+			calm = nil
 		}
 		for name, err := range errs {
 			why += fmt.Sprintf("; %s: %v", name, err)
@@ -472,6 +497,23 @@ func (c *Cluster) Settle(ctx context.Context) (ClusterView, error) {
 		case <-time.After(settlePoll):
 		}
 	}
+}
+
+// settleStable is how long a settled table must stay the same.
+const settleStable = time.Second
+
+// sameTable reports whether a and b agree on every partition's holder
+// and epoch.
+func sameTable(a, b ClusterView) bool {
+	if len(a.Table) != len(b.Table) {
+		return false
+	}
+	for i := range a.Table {
+		if a.Table[i].Holder != b.Table[i].Holder || a.Table[i].Epoch != b.Table[i].Epoch {
+			return false
+		}
+	}
+	return true
 }
 
 // singleView is a settled view of a Single cluster: its first member
