@@ -137,12 +137,14 @@ func TestClusterHarnessOnOneNode(t *testing.T) {
 }
 
 // The cluster's part of the promises under one SIGKILL, short enough for
-// make test once the cluster works: three nodes under the soak's workload
+// make test: three nodes under the soak's workload
 // through all gateways, one node killed and restarted; nothing lost,
 // oversold or broken, the dead node's partitions answer 503 meanwhile, and
 // no two nodes ever serve one partition.
 func TestClusterSmoke(t *testing.T) {
-	needCluster(t)
+	if testing.Short() {
+		t.Skip("multi-process cluster smoke test: not with -short")
+	}
 	c := startCluster(t, 3)
 	r := NewClusterRun(c, SoakConfig{Clients: 8, Seed: uint64(time.Now().UnixNano()), RequestTimeout: 10 * time.Second,
 		MultiLinePercent: 40, LinesMax: 3}, DistinctSKUs("S", 6, c.Partitions()))
