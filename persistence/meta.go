@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -95,4 +96,28 @@ func (j *Journal) GetMeta(name string) (value []byte, found bool, err error) {
 		value = []byte{}
 	}
 	return value, found, nil
+}
+
+// HasData reports whether the journal holds any record of an identity, in
+// any partition (its own meta records aside). A node uses it to tell a
+// data directory that already served from one that is new.
+func (j *Journal) HasData() (bool, error) {
+	if err := j.beginRead(); err != nil {
+		return false, err
+	}
+	defer j.reads.Done()
+	found := false
+	err := j.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		it.Rewind() // identity keys sort before the meta partition (0xFFFF)
+		found = it.Valid() && binary.BigEndian.Uint16(it.Item().Key()) != metaPartition
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("look for data: %w", err)
+	}
+	return found, nil
 }

@@ -59,3 +59,22 @@ func TestMetaRoundTripLimitsAndReopen(t *testing.T) {
 		}
 	}
 }
+
+func TestHasData(t *testing.T) {
+	j := openTest(t, t.TempDir(), testOptions(t))
+	if has, err := j.HasData(); err != nil || has {
+		t.Fatalf("new journal: HasData %v, %v", has, err)
+	}
+	if err := j.PutMeta("node/name", []byte("n1")); err != nil {
+		t.Fatal(err)
+	}
+	if has, err := j.HasData(); err != nil || has {
+		t.Fatalf("journal with meta records only: HasData %v, %v", has, err)
+	}
+	if err := appendSync(t, j, "sku/a", 1, []byte("e")); err != nil {
+		t.Fatal(err)
+	}
+	if has, err := j.HasData(); err != nil || !has {
+		t.Fatalf("journal with an event: HasData %v, %v", has, err)
+	}
+}

@@ -68,6 +68,15 @@ func nodeIdentity(cfg config, j *persistence.Journal) (string, uint64, error) {
 		return "", 0, fmt.Errorf("-node %q: want 1..%d bytes without spaces", name, cluster.NodeNameBytesMax)
 	}
 	if !ok {
+		// A directory that served a node running alone holds data in
+		// every partition. Joining a cluster would give those partitions
+		// to their holders there, and this node's copy would be dropped:
+		// refuse, rather than lose it.
+		if has, err := j.HasData(); err != nil {
+			return "", 0, err
+		} else if has && len(cfg.seeds) > 0 {
+			return "", 0, errors.New("the data directory holds the data of a node that ran alone: start it without -seeds to found a cluster with it, or join with an empty data directory")
+		}
 		if err := j.PutMeta(metaNodeName, []byte(name)); err != nil {
 			return "", 0, err
 		}
