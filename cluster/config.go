@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"time"
 	"unicode/utf8"
 
@@ -180,15 +182,40 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
+// keyFileBytesMax bounds what LoadKeyFile reads: a 32-byte key in base64
+// with white space around it is far smaller.
+const keyFileBytesMax = 4096
+
 func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
+
+// ErrKeyFileMode is returned by LoadKeyFile for a key file that users
+// other than its owner may read or write.
+var ErrKeyFileMode = errors.New("cluster: gossip key file is open to group or others")
 
 // LoadKeyFile reads a gossip key: the standard base64 encoding of 16, 24
 // or 32 random bytes (openssl rand -base64 32), surrounding white space
-// ignored.
+// ignored. The file must be open to its owner only (mode 0600 or 0400):
+// whoever reads the key can join the cluster and send any actor anything.
+// (Windows has no such mode bits; there the check is skipped.)
 func LoadKeyFile(path string) ([]byte, error) {
-	text, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: gossip key: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: gossip key: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("%w: %s has mode %04o, want 0600 (chmod 600 %s)", ErrKeyFileMode, path, perm, path)
+	}
+	text, err := io.ReadAll(io.LimitReader(f, keyFileBytesMax+1))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: gossip key: %w", err)
+	}
+	if len(text) > keyFileBytesMax {
+		return nil, fmt.Errorf("cluster: gossip key file %s is over %d bytes", path, keyFileBytesMax)
 	}
 	key, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(text)))
 	if err != nil {

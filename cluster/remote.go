@@ -22,8 +22,15 @@ const RemoteMaxRetryCount = 1
 // ErrRemoteStart is returned by StartRemote when remote does not start.
 var ErrRemoteStart = errors.New("cluster: remote did not start")
 
+// DefaultRemoteHost is where StartRemote listens when bindAddr names no
+// host (":0"): loopback, so that a node is reachable from other machines
+// only when it is told an address to listen on (see RemoteAuth for who may
+// then send to it).
+const DefaultRemoteHost = "127.0.0.1"
+
 // StartRemote starts protoactor-go's remote on system, listening on
-// bindAddr (host:port, port 0 for any free port) and known to other nodes
+// bindAddr (host:port, port 0 for any free port, DefaultRemoteHost when the
+// host is empty; "0.0.0.0:port" for every interface) and known to other nodes
 // as advertised (host:port with the real port; empty for the address the
 // listener got, which suits a bind on a specific interface). It returns
 // remote and the system's address, which is what a node puts in its
@@ -33,6 +40,10 @@ var ErrRemoteStart = errors.New("cluster: remote did not start")
 // carries the address "nonhost", and replies to it never come back.
 // remote's own Start panics when it cannot listen; StartRemote returns
 // that as an error.
+//
+// Without options remote accepts any peer that reaches it. With a cluster
+// key pass NewRemoteAuth(key, label, logger).Option(): then only peers
+// that hold the key can connect and call.
 func StartRemote(system *actor.ActorSystem, bindAddr, advertised string, opts ...remote.ConfigOption) (r *remote.Remote, addr string, err error) {
 	host, portText, err := net.SplitHostPort(bindAddr)
 	if err != nil {
@@ -41,6 +52,9 @@ func StartRemote(system *actor.ActorSystem, bindAddr, advertised string, opts ..
 	port, err := strconv.Atoi(portText)
 	if err != nil || port < 0 || port > 65535 {
 		return nil, "", fmt.Errorf("%w: bind port %q", ErrRemoteStart, portText)
+	}
+	if host == "" {
+		host = DefaultRemoteHost
 	}
 	if advertised != "" {
 		_, advPort, err := net.SplitHostPort(advertised)
@@ -53,6 +67,7 @@ func StartRemote(system *actor.ActorSystem, bindAddr, advertised string, opts ..
 		options = append(options, remote.WithAdvertisedHost(advertised))
 	}
 	options = append(options, opts...)
+	options = append(options, remoteGuard(system.Logger()))
 	r = remote.NewRemote(system, remote.Configure(host, port, options...))
 	defer func() {
 		if p := recover(); p != nil {

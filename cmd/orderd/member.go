@@ -112,14 +112,26 @@ func savedTable(j *persistence.Journal) (*cluster.Table, error) {
 
 // startRemote starts protoactor's remote on the node's actor system,
 // before any actor is spawned: a PID made earlier carries no address that
-// another node can answer to.
+// another node can answer to. With -gossip-key-file only peers that hold
+// the same key and -cluster-label may connect to it (cluster.RemoteAuth).
 func startRemote(cfg config, system *actor.ActorSystem) (*remote.Remote, error) {
 	addr := cfg.remoteAddr
 	if addr == "" {
 		host, _, _ := net.SplitHostPort(cfg.gossip())
 		addr = net.JoinHostPort(host, "0")
 	}
-	r, _, err := cluster.StartRemote(system, addr, "")
+	var key []byte
+	if cfg.gossipKeyFile != "" {
+		var err error
+		if key, err = cluster.LoadKeyFile(cfg.gossipKeyFile); err != nil {
+			return nil, err
+		}
+	}
+	auth, err := cluster.NewRemoteAuth(key, cfg.clusterLabel, system.Logger())
+	if err != nil {
+		return nil, err
+	}
+	r, _, err := cluster.StartRemote(system, addr, "", auth.Option())
 	if err != nil {
 		return nil, fmt.Errorf("start remote on -remote %s: %w", addr, err)
 	}
