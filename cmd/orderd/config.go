@@ -156,7 +156,7 @@ Flags:
 	fs.IntVar(&c.partitions, "partitions", persistence.DefaultOptions().Partitions,
 		"partitions identities are spread over, fixed when the data directory and the cluster are created")
 	fs.StringVar(&c.gossipKeyFile, "gossip-key-file", "",
-		"file holding the key that encrypts gossip (16, 24 or 32 bytes, raw or base64); every member must use the same")
+		"file (mode 0600) holding the cluster key, base64 of 16, 24 or 32 bytes: it encrypts gossip and authenticates nodes to each other (mutual TLS); every member must use the same")
 	fs.StringVar(&c.clusterLabel, "cluster-label", "",
 		"label that keeps clusters sharing a network apart; every member must use the same")
 	fs.BoolVar(&c.trustForwardedFor, "trust-forwarded-for", false,
@@ -268,6 +268,11 @@ func loadAdminToken(c config) (token, path string, created bool, err error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
+		if st, err := os.Stat(path); err != nil {
+			return "", path, false, fmt.Errorf("read admin token: %w", err)
+		} else if st.Mode().Perm()&0o077 != 0 {
+			return "", path, false, fmt.Errorf("admin token file %s has mode %04o: others may read the token; chmod 600 it", path, st.Mode().Perm())
+		}
 		token = strings.TrimSpace(string(b))
 		if token == "" {
 			return "", path, false, fmt.Errorf("admin token file %s is empty", path)

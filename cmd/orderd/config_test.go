@@ -72,6 +72,13 @@ func TestAdminTokenIsGeneratedOnceWithMode0600(t *testing.T) {
 	if given != "explicit" || path != "" {
 		t.Fatalf("a configured token wins: %q %q", given, path)
 	}
+	// A token file others may read is refused, not used.
+	if err := os.Chmod(filepath.Join(dir, adminTokenFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := loadAdminToken(config{dataDir: dir}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("token file of mode 0644: %v", err)
+	}
 }
 
 func TestByteSizeFlag(t *testing.T) {

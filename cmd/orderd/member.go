@@ -40,6 +40,7 @@ type member struct {
 	node    *cluster.Node
 	router  *cluster.Router
 	remote  *remote.Remote
+	auth    *cluster.RemoteAuth
 	served  *servedPartitions
 	journal *persistence.Journal
 	log     *slog.Logger
@@ -114,7 +115,7 @@ func savedTable(j *persistence.Journal) (*cluster.Table, error) {
 // before any actor is spawned: a PID made earlier carries no address that
 // another node can answer to. With -gossip-key-file only peers that hold
 // the same key and -cluster-label may connect to it (cluster.RemoteAuth).
-func startRemote(cfg config, system *actor.ActorSystem) (*remote.Remote, error) {
+func startRemote(cfg config, system *actor.ActorSystem) (*remote.Remote, *cluster.RemoteAuth, error) {
 	addr := cfg.remoteAddr
 	if addr == "" {
 		host, _, _ := net.SplitHostPort(cfg.gossip())
@@ -124,18 +125,18 @@ func startRemote(cfg config, system *actor.ActorSystem) (*remote.Remote, error) 
 	if cfg.gossipKeyFile != "" {
 		var err error
 		if key, err = cluster.LoadKeyFile(cfg.gossipKeyFile); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	auth, err := cluster.NewRemoteAuth(key, cfg.clusterLabel, system.Logger())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r, _, err := cluster.StartRemote(system, addr, "", auth.Option())
 	if err != nil {
-		return nil, fmt.Errorf("start remote on -remote %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("start remote on -remote %s: %w", addr, err)
 	}
-	return r, nil
+	return r, auth, nil
 }
 
 // gossip is the gossip address, with its default.
@@ -151,6 +152,7 @@ type memberDeps struct {
 	journal *persistence.Journal
 	system  *actor.ActorSystem
 	remote  *remote.Remote
+	auth    *cluster.RemoteAuth // nil without a key
 	skus    *actors.Registry
 	orders  *actors.Orders
 	routing *routing
@@ -179,7 +181,7 @@ func startMember(cfg config, d memberDeps, log *slog.Logger) (*member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-gossip %s: bad port", cfg.gossip())
 	}
-	m := &member{cfg: cfg, remote: d.remote, journal: d.journal, log: log}
+	m := &member{cfg: cfg, remote: d.remote, auth: d.auth, journal: d.journal, log: log}
 	m.served = newServedPartitions(name, d.journal.Partitions(), d.journal, d.skus, log)
 	d.skus.SetGate(m.served.admit)
 	transport := &routerTransport{}

@@ -126,8 +126,8 @@ func registerStorageMetrics(reg prometheus.Registerer, j *persistence.Journal) {
 // memberCollector exports a cluster member's membership, partitions and
 // routing, read when scraped.
 type memberCollector struct {
-	m                                             *member
-	members, partitions, route, breakers, handoff *prometheus.Desc
+	m                                                      *member
+	members, partitions, route, breakers, handoff, refused *prometheus.Desc
 }
 
 func registerMemberMetrics(reg prometheus.Registerer, m *member) {
@@ -144,11 +144,13 @@ func registerMemberMetrics(reg prometheus.Registerer, m *member) {
 			"Times a peer's circuit breaker opened (its partitions then answer 503 at once).", nil, nil),
 		handoff: prometheus.NewDesc("orderengine_handoff_chunks_total",
 			"Handoff chunks by direction (out, in) and refused ones.", []string{"event"}, nil),
+		refused: prometheus.NewDesc("orderengine_remote_refused_total",
+			"Connections and calls to the remote port refused for lacking the cluster key (only with -gossip-key-file).", nil, nil),
 	})
 }
 
 func (c *memberCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.members, c.partitions, c.route, c.breakers, c.handoff} {
+	for _, d := range []*prometheus.Desc{c.members, c.partitions, c.route, c.breakers, c.handoff, c.refused} {
 		ch <- d
 	}
 }
@@ -187,4 +189,7 @@ func (c *memberCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.handoff, prometheus.CounterValue, float64(st.HandoffChunksOut), "out")
 	ch <- prometheus.MustNewConstMetric(c.handoff, prometheus.CounterValue, float64(st.HandoffChunksIn), "in")
 	ch <- prometheus.MustNewConstMetric(c.handoff, prometheus.CounterValue, float64(st.HandoffRefused), "refused")
+	if c.m.auth != nil {
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(c.m.auth.Refused()))
+	}
 }

@@ -41,7 +41,7 @@ func TestRemoteRefusesAnOpenKeyFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := startRemote(cfg, actor.NewActorSystem()); !errors.Is(err, cluster.ErrKeyFileMode) {
+	if _, _, err := startRemote(cfg, actor.NewActorSystem()); !errors.Is(err, cluster.ErrKeyFileMode) {
 		t.Fatalf("startRemote with a key file of mode 0644: %v, want ErrKeyFileMode", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/orderengine/orderengine/actors"
+	"github.com/orderengine/orderengine/cluster"
 	"github.com/orderengine/orderengine/gateway"
 )
 
@@ -128,8 +129,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	// earlier carries no address another node can answer to.
 	var routed *routing
 	var remoting *remote.Remote
+	var remoteAuth *cluster.RemoteAuth
 	if cfg.clustered() {
-		if remoting, err = startRemote(cfg, system); err != nil {
+		if remoting, remoteAuth, err = startRemote(cfg, system); err != nil {
 			return errors.Join(err, stop(gw, ln, nil, serveErr, log))
 		}
 		routed = &routing{log: log.With("component", "cluster")}
@@ -152,7 +154,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	var mem *member
 	if routed != nil {
 		mem, err = startMember(cfg, memberDeps{
-			journal: journal, system: system, remote: remoting, skus: skus, orders: orders, routing: routed, metrics: reg,
+			journal: journal, system: system, remote: remoting, auth: remoteAuth, skus: skus, orders: orders, routing: routed, metrics: reg,
 		}, log.With("component", "cluster"))
 		if err != nil {
 			remoting.Shutdown(false)
