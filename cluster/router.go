@@ -255,6 +255,15 @@ func (r *Router) Ask(ctx context.Context, kind, id string, msg proto.Message) (p
 	}
 }
 
+// Serves reports whether this node serves the partition of (kind, id)
+// now, so that Ask and Send would deliver to a local actor. A caller that
+// names an identity itself (an unkeyed checkout's order) uses it to pick
+// one that lives here, which saves a round trip to another node.
+func (r *Router) Serves(kind, id string) bool {
+	p := r.cfg.Partition(kind, id)
+	return p >= 0 && p < r.cfg.Partitions && r.cfg.Views.View().Serving(p)
+}
+
 // Send delivers msg to the actor of (kind, id) on behalf of a local actor
 // (sender), whose PID becomes the command's sender: the actor's reply goes
 // straight to it. It never blocks: when the partition is unavailable or

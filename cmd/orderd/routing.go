@@ -27,6 +27,7 @@ const (
 type router interface {
 	Ask(ctx context.Context, kind, id string, msg proto.Message) (proto.Message, error)
 	Send(sender actor.SenderContext, kind, id string, msg proto.Message) error
+	Serves(kind, id string) bool
 }
 
 // routing is a cluster member's way to its identities' actors.
@@ -35,6 +36,9 @@ type routing struct {
 	errUnavail error // the router's "holder down or moving" error
 	log        *slog.Logger
 }
+
+// servesOrder reports whether the order's actor lives on this node now.
+func (r *routing) servesOrder(id string) bool { return r.router.Serves(kindOrder, id) }
 
 func (r *routing) askSKU(ctx context.Context, sku string, cmd proto.Message) (*pb.StockResult, error) {
 	reply, err := r.router.Ask(ctx, kindSKU, sku, cmd)
