@@ -93,8 +93,14 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	}
 	// The sustained-load section comes from another script (bench-sustained.sh)
 	// and takes minutes to measure: keep it rather than lose it to this rewrite.
+	// So are the hand-written sections after keptMarker (measurements
+	// made by other means, such as the cluster's routing).
 	if old, err := os.ReadFile(c.Out); err == nil {
 		if s := sustainedSection(old); s != nil {
+			buf.WriteString("\n")
+			buf.Write(s)
+		}
+		if s := keptSections(old); s != nil {
 			buf.WriteString("\n")
 			buf.Write(s)
 		}
@@ -104,6 +110,18 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = fmt.Fprintf(stdout, "wrote %s and plots in %s (%d results)\n", c.Out, c.Plots, len(results))
 	return err
+}
+
+// keptMarker starts the part of the report that its rewrite keeps as it is.
+const keptMarker = "<!-- kept: the sections below are written by hand; make bench-compare keeps them -->"
+
+// keptSections returns doc from keptMarker to its end, or nil.
+func keptSections(doc []byte) []byte {
+	i := bytes.Index(doc, []byte(keptMarker))
+	if i < 0 {
+		return nil
+	}
+	return bytes.Clone(doc[i:])
 }
 
 // workloads in a fixed order: the ones the issue names first.

@@ -290,3 +290,14 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func TestKeptSectionsSurviveTheRewrite(t *testing.T) {
+	doc := []byte("# generated\n\n" + keptMarker + "\n## Cluster routing\n\nnumbers\n")
+	got := keptSections(doc)
+	if !bytes.HasPrefix(got, []byte(keptMarker)) || !bytes.HasSuffix(got, []byte("numbers\n")) {
+		t.Fatalf("kept %q", got)
+	}
+	if keptSections([]byte("# generated only\n")) != nil {
+		t.Fatal("a report without the marker kept something")
+	}
+}
