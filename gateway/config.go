@@ -88,6 +88,12 @@ type Config struct {
 	// Cluster is marshalled with encoding/json for /v1/cluster; nil answers
 	// a single-node view.
 	Cluster func() any
+	// Dashboard is marshalled with encoding/json as the "node" member of
+	// GET /v1/dashboard (the data of the page at /ui): the node's members,
+	// partitions, journal, actors and storage, as the node sees them. It
+	// is called at most twice a second however many pages poll, and must
+	// be quick. Nil shows a node alone, with nothing more about it.
+	Dashboard func() any
 	// ForgetNode serves POST /v1/admin/cluster/members/{node}/forget: it
 	// tombstones the dead member node so that its partitions go, empty,
 	// to live members, and returns the cluster view afterwards, which is

@@ -29,6 +29,10 @@ func (s *Server) serveRoute(x *exchange, id routeID, param, body []byte) {
 		s.metricsH(x.ctx)
 	case routeCluster:
 		s.cluster(x)
+	case routeDashboard:
+		s.serveDashboard(x)
+	case routeUI:
+		s.serveUI(x)
 	case routeSKURestock, routeSKURemove:
 		s.changeStock(x, id, param, body)
 	case routeSKULimit:
@@ -165,6 +169,7 @@ func (s *Server) placeOrder(x *exchange, body []byte) {
 		return
 	}
 	req.IdempotencyKey = key
+	s.dash.c.sampleSKUs(req.Items)
 	if !s.acquire(x, req.Items) {
 		return
 	}

@@ -15,7 +15,9 @@ const (
 	routeReadyz
 	routeMetrics
 	routeCluster
-	routeSKURestock
+	routeDashboard
+	routeUI
+	routeSKURestock // first of the API's routes, which the dashboard counts
 	routeSKURemove
 	routeSKULimit
 	routeSKUGet
@@ -91,6 +93,8 @@ var routeTable = [routeCount]routeSpec{
 	routeReadyz:        {method: "GET", pattern: "/readyz", statuses: statuses([]int{200, 503}, routeStatuses)},
 	routeMetrics:       {method: "GET", pattern: "/metrics", statuses: statuses([]int{200, 503}, routeStatuses)},
 	routeCluster:       {method: "GET", pattern: "/v1/cluster", statuses: statuses([]int{200, 500, 503}, routeStatuses)},
+	routeDashboard:     {method: "GET", pattern: "/v1/dashboard", statuses: statuses([]int{200, 500}, routeStatuses)},
+	routeUI:            {method: "GET", pattern: "/ui", statuses: statuses([]int{200}, routeStatuses)},
 	routeSKURestock:    {method: "POST", pattern: "/v1/skus/{sku}/restock", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 415, 422}, routeStatuses, engineStatuses)},
 	routeSKURemove:     {method: "POST", pattern: "/v1/skus/{sku}/remove", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 409, 415, 422}, routeStatuses, engineStatuses)},
 	routeSKULimit:      {method: "PUT", pattern: "/v1/skus/{sku}/limit", admin: true, body: bodyRequired, statuses: statuses([]int{200, 400, 401, 415, 422}, routeStatuses, engineStatuses)},
@@ -135,6 +139,10 @@ func matchPath(path []byte) (routeID, []byte) {
 		return routeMetrics, nil
 	case "/v1/cluster":
 		return routeCluster, nil
+	case "/v1/dashboard":
+		return routeDashboard, nil
+	case "/ui":
+		return routeUI, nil
 	case "/v1/orders":
 		return routeOrderPlace, nil
 	case "/v1/admin/backup":

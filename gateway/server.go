@@ -32,6 +32,7 @@ type Server struct {
 	metrics   *metrics
 	srv       *fasthttp.Server
 	metricsH  fasthttp.RequestHandler
+	dash      *dashboard
 	draining  atomic.Bool
 	conns     atomic.Int64    // open connections (conn.go)
 	base      context.Context // parent of every engine call; never cancelled
@@ -79,6 +80,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("gateway: registering metrics: %w", err)
 	}
 	s.metrics = m
+	s.dash = newDashboard(cfg.Engine, time.Now)
 	s.scratch.New = func() any { return &exchange{buf: make([]byte, 0, 512)} }
 	s.metricsH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
@@ -108,6 +110,7 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 // (conn.go) so that requests fasthttp cannot read are answered as the
 // contract says.
 func (s *Server) Serve(ln net.Listener) error {
+	s.dash.start()
 	return s.srv.Serve(listener{Listener: ln, open: &s.conns, max: int64(s.cfg.MaxConns)})
 }
 
@@ -125,6 +128,7 @@ func (s *Server) ListenAndServe(addr string) error {
 // connections. It returns ctx's error if ctx ends first.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	defer s.dash.close()
 	return s.srv.ShutdownWithContext(ctx)
 }
 
@@ -262,7 +266,9 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, start time.Time) *exchange {
 }
 
 func (s *Server) finish(x *exchange, start time.Time) {
-	s.metrics.observe(x.route, x.ctx.Response.StatusCode(), time.Since(start))
+	status, d := x.ctx.Response.StatusCode(), time.Since(start)
+	s.metrics.observe(x.route, status, d)
+	s.dash.c.record(x.route, status, d)
 	x.ctx = nil
 	if cap(x.buf) <= requestBodyBytesMax { // do not keep rare huge buffers
 		s.scratch.Put(x)

@@ -91,6 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if cfg.clustered() {
 		gcfg.Cluster, gcfg.ForgetNode = status.clusterView, status.forgetNode
 	}
+	gcfg.Dashboard = newNodeDashboard(cfg, status, eng, jm, ln.Addr().String()).view
 	gw, err := gateway.New(gcfg)
 	if err != nil {
 		return err
