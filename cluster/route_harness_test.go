@@ -93,7 +93,6 @@ type routeNode struct {
 }
 
 type routeCluster struct {
-	t     *testing.T
 	log   *slog.Logger
 	nodes []*routeNode
 }

@@ -42,8 +42,6 @@ const (
 	// viewPollInterval is how often it looks.
 	viewChangeWaitMax = 100 * time.Millisecond
 	viewPollInterval  = 5 * time.Millisecond
-	// routerStopWait bounds Close's wait for the router actor to stop.
-	routerStopWait = 5 * time.Second
 )
 
 // Errors of routing.

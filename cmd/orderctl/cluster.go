@@ -167,13 +167,18 @@ func runClusterForget(ctx context.Context, e *env, args []string) error {
 
 // forgetRefusal is the answer to a forget without -yes: what forgetting
 // does, so that nobody learns it from the outcome.
-func forgetRefusal(node string) error {
-	return fmt.Errorf(`cluster forget: not without -yes. Forgetting %[1]s is for good:
+func forgetRefusal(node string) error { return refusal(node) }
+
+// refusal is forgetRefusal's error: several lines, for people.
+type refusal string
+
+func (node refusal) Error() string {
+	return fmt.Sprintf(`cluster forget: not without -yes. Forgetting %[1]s is for good:
   - its generation is tombstoned and its partitions go, empty, to the live members at the next epoch;
   - whatever only %[1]s held (stock, reservations, orders) is lost unless you restore it from a backup;
   - %[1]s must be really down: stopped, or its host gone, and shown dead by orderctl cluster status;
   - to rejoin, %[1]s must start with its data directory wiped.
-Run again with -yes to forget %[1]s.`, node)
+Run again with -yes to forget %[1]s.`, string(node))
 }
 
 // forgetAdvice says what to do about a refused forget.

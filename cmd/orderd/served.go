@@ -54,12 +54,6 @@ func (s *servedPartitions) admit(name string) bool {
 	return s.epochs[s.partitionOf(name)].Load() != 0
 }
 
-// serving reports whether p is served, and at which epoch.
-func (s *servedPartitions) serving(p int) (uint64, bool) {
-	e := s.epochs[p].Load()
-	return e, e != 0
-}
-
 // count returns how many partitions are served.
 func (s *servedPartitions) count() int {
 	n := 0
