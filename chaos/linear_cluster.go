@@ -97,6 +97,36 @@ func (h *ClusterHistory) FaultCounts() string {
 	return strings.Join(parts, ", ")
 }
 
+// OpsDuring counts the history's operations called while node was
+// between the fault events from and to ("sigkill", "restart"; "sigstop",
+// "sigcont"), and how many of them have an unknown outcome.
+func (h *ClusterHistory) OpsDuring(node, from, to string) (ops, unknown int) {
+	var start, end time.Time
+	for _, e := range h.Faults {
+		switch {
+		case e.Node == node && e.What == from && start.IsZero():
+			start = e.At
+		case e.Node == node && e.What == to && !start.IsZero() && end.IsZero():
+			end = e.At
+		}
+	}
+	if start.IsZero() || end.IsZero() {
+		return 0, 0
+	}
+	h.Rec.mu.Lock()
+	defer h.Rec.mu.Unlock()
+	lo, hi := int64(start.Sub(h.Rec.start)), int64(end.Sub(h.Rec.start))
+	for _, op := range h.Rec.ops {
+		if op.Call >= lo && op.Call < hi {
+			ops++
+			if op.Return == neverReturned {
+				unknown++
+			}
+		}
+	}
+	return ops, unknown
+}
+
 // RecordClusterHistory records one history against c, settled with at
 // least two members up, killing one member and pausing another (chosen by
 // cfg.Seed) during it. It returns what it recorded even on an error: an

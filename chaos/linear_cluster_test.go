@@ -13,12 +13,12 @@ var linearClusterOps = flag.Int("linear.cluster-ops", 400, "operations per histo
 // Shape of TestLinearizableStockOnCluster's histories.
 const (
 	clusterLinearClients = 8
-	clusterLinearSKUs    = 4                     // one on each of the three members, one more
-	clusterLinearThink   = 10 * time.Millisecond // mean pause of a client between operations
-	clusterLinearBackoff = time.Second           // after an unknown outcome: the 503's Retry-After
-	clusterLinearDown    = 2 * time.Second       // the killed member's time down
-	clusterLinearPause   = 6 * time.Second       // past the engine's 5 s request timeout
-	clusterLinearWaitMax = 5 * time.Minute       // one history, faults and settling included
+	clusterLinearSKUs    = 4                      // one on each of the three members, one more
+	clusterLinearThink   = 10 * time.Millisecond  // mean pause of a client between operations
+	clusterLinearBackoff = 250 * time.Millisecond // after an unknown outcome (a 503 says to retry in 1 s)
+	clusterLinearDown    = 2 * time.Second        // the killed member's time down
+	clusterLinearPause   = 6 * time.Second        // past the engine's 5 s request timeout
+	clusterLinearWaitMax = 5 * time.Minute        // one history, faults and settling included
 )
 
 // Concurrent restocks, removes, keyed checkouts, pays, cancels and reads,
@@ -41,6 +41,10 @@ func TestLinearizableStockOnCluster(t *testing.T) {
 		cancel()
 		t.Logf("history %d (seed %d, %v): SKUs %s; %s SIGKILLed and restarted, %s paused %v; faults: %s",
 			h, seed, hist.Took.Round(time.Millisecond), hist.Placement(), hist.Killed, hist.Paused, clusterLinearPause, hist.FaultCounts())
+		downOps, downUnknown := hist.OpsDuring(hist.Killed, "sigkill", "restart")
+		pausedOps, pausedUnknown := hist.OpsDuring(hist.Paused, "sigstop", "sigcont")
+		t.Logf("history %d: %d operations called while %s was down (%d of unknown outcome), %d while %s was paused (%d)",
+			h, downOps, hist.Killed, downUnknown, pausedOps, hist.Paused, pausedUnknown)
 		if err != nil {
 			t.Errorf("history %d: %v (what was recorded is checked all the same)", h, err)
 		}
