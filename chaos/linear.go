@@ -28,9 +28,21 @@ type LinearConfig struct {
 	// of a cluster run. Backoff is what a client waits after a request of
 	// unknown outcome (a 503 names a partition that is down or moving,
 	// and says to retry in a second), before its next operation or its
-	// checkout's next try. Both are 0 on one node, whose clients wait at
-	// the gate while it is down instead.
+	// checkout's next try, doubled for each further one in a row up to
+	// backoffDoublingsMax times: every operation of unknown outcome stays
+	// open to the end of the history, and Porcupine's search grows
+	// exponentially with those of one SKU. Both are 0 on one node, whose
+	// clients wait at the gate while it is down instead.
 	Think, Backoff time.Duration
+}
+
+// backoffDoublingsMax bounds the doubling of LinearConfig.Backoff.
+const backoffDoublingsMax = 3
+
+// backoff is the wait after the n-th request of unknown outcome in a row
+// (from 1).
+func (c LinearConfig) backoff(n int) time.Duration {
+	return c.Backoff << min(n-1, backoffDoublingsMax)
 }
 
 // checkoutTriesMax bounds how often a checkout of unknown outcome is sent
@@ -141,6 +153,7 @@ func (r *linearRun) contractErr() error {
 // runClient invokes operations until the run's count is reached.
 func (r *linearRun) runClient(ctx context.Context, rng *rand.Rand) error {
 	id := r.rec.ClientID()
+	unknowns := 0 // in a row
 	for {
 		i := int(r.next.Add(1))
 		if i > r.cfg.Ops {
@@ -166,7 +179,10 @@ func (r *linearRun) runClient(ctx context.Context, rng *rand.Rand) error {
 			last = r.stock(ctx, &id, OpRemove, sku, 1+rng.Int64N(3))
 		}
 		if last == Unknown {
-			sleep(ctx, r.cfg.Backoff)
+			unknowns++
+			sleep(ctx, r.cfg.backoff(unknowns))
+		} else if last != NotSent {
+			unknowns = 0
 		}
 		if r.cfg.Think > 0 {
 			sleep(ctx, time.Duration(rng.Int64N(2*int64(r.cfg.Think))))
@@ -279,7 +295,7 @@ func (r *linearRun) checkout(ctx context.Context, id *int, sku string, qty int64
 	last := Unknown
 	for try := range checkoutTriesMax {
 		if try > 0 && last == Unknown {
-			sleep(ctx, r.cfg.Backoff)
+			sleep(ctx, r.cfg.backoff(try))
 		}
 		if r.gate.wait(ctx) != nil {
 			return last

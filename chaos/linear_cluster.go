@@ -43,7 +43,7 @@ const faultWaitPoll = 5 * time.Millisecond
 
 // ClusterLinearConfig shapes one history recorded against a cluster.
 type ClusterLinearConfig struct {
-	// Ops, Clients, SKUs (at least one per member), Seed, Strict, Think
+	// Ops, Clients, SKUs (spread over the members, one each at least), Seed, Strict, Think
 	// and Backoff as for one node; Kills and RequestTimeout are unused:
 	// one member is killed, and the members' clients have their timeout.
 	LinearConfig
@@ -210,24 +210,22 @@ func randomUp(c *Cluster) *Member {
 }
 
 // spreadSKUs names n SKUs tag-0, tag-1, ... on partitions of their own,
-// the first len(members) held one by each member in view, the rest on
-// any member.
+// held in view by each member in turn, so that every member holds
+// n/len(members) of them or one more.
 func spreadSKUs(tag string, n int, members []*Member, view ClusterView) ([]string, error) {
 	holders := view.Holders()
 	candidates := DistinctSKUs(tag, view.Partitions, view.Partitions)
 	var skus []string
-	for _, m := range members {
-		i := slices.IndexFunc(candidates, func(s string) bool {
+	for i := range n {
+		m := members[i%len(members)]
+		j := slices.IndexFunc(candidates, func(s string) bool {
 			return holders[PartitionOf("sku", s, view.Partitions)] == m.Name
 		})
-		if i < 0 {
-			return nil, fmt.Errorf("%s holds no partition: %s", m.Name, describeHolders(view))
+		if j < 0 {
+			return nil, fmt.Errorf("%s holds no partition left for a SKU: %s", m.Name, describeHolders(view))
 		}
-		skus = append(skus, candidates[i])
-		candidates = slices.Delete(candidates, i, i+1)
-	}
-	for len(skus) < n && len(candidates) > 0 {
-		skus, candidates = append(skus, candidates[0]), candidates[1:]
+		skus = append(skus, candidates[j])
+		candidates = slices.Delete(candidates, j, j+1)
 	}
 	return skus, nil
 }

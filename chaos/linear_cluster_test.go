@@ -13,7 +13,7 @@ var linearClusterOps = flag.Int("linear.cluster-ops", 400, "operations per histo
 // Shape of TestLinearizableStockOnCluster's histories.
 const (
 	clusterLinearClients = 8
-	clusterLinearSKUs    = 4                      // one on each of the three members, one more
+	clusterLinearSKUs    = 6                      // two on each member, as the table falls
 	clusterLinearThink   = 10 * time.Millisecond  // mean pause of a client between operations
 	clusterLinearBackoff = 250 * time.Millisecond // after an unknown outcome (a 503 says to retry in 1 s)
 	clusterLinearDown    = 2 * time.Second        // the killed member's time down
