@@ -58,6 +58,11 @@ func TestLinearizableStockOnCluster(t *testing.T) {
 			break
 		}
 	}
+	var waitMax time.Duration
+	for _, m := range c.Members() {
+		waitMax = max(waitMax, m.Client.WaitMax())
+	}
+	t.Logf("the longest any request waited: %v", waitMax.Round(time.Millisecond))
 	ivs, handoffs, breaches := c.CheckServing()
 	t.Logf("serve logs: %d intervals, %d handoffs, %d overlaps or other breaches", len(ivs), len(handoffs), len(breaches))
 	for _, b := range breaches {
