@@ -113,9 +113,11 @@ chaos:
 # gateway while nodes join, leave (SIGTERM), are SIGKILLed and restarted,
 # and paused; everything read back after each step, the nodes' serve logs
 # checked for two holders of one partition, and the checkout rate of three
-# nodes against one. The test binary builds orderd once, without -race.
+# nodes against one; and the Porcupine check of stock on three nodes, one
+# SIGKILLed and one paused (chaos/linear_cluster_test.go). The test binary
+# builds orderd once, without -race.
 test-cluster:
-	$(GO) test -count=1 -timeout 10m -v ./chaos -run '^TestCluster' -skip '^TestClusterSmoke$$' -cluster
+	$(GO) test -count=1 -timeout 10m -v ./chaos -run '^(TestCluster.*|TestLinearizableStockOnCluster)$$' -skip '^TestClusterSmoke$$' -cluster
 
 # The dashboard in a browser (gateway/ui/browser_test.go): a three-node
 # cluster under a small sale, /ui loaded in headless Chromium (Debian's

@@ -128,6 +128,27 @@ func (r *Recorder) Check(dir string) (porcupine.CheckResult, error) {
 		res, len(ops), path, text)
 }
 
+// describedStatesMax bounds the model states history.txt shows after one
+// step. Operations of unknown outcome multiply the states a step can
+// lead to: a failing cluster history once wrote 1.7 GB listing them all.
+const describedStatesMax = 8
+
+// distinctStates drops the states equal to an earlier one, as Porcupine
+// does with a nondeterministic model's states.
+func distinctStates(states []any) []any {
+	byHash := map[uint64][]any{}
+	var out []any
+	for _, st := range states {
+		h := hashState(st)
+		if slices.ContainsFunc(byHash[h], func(o any) bool { return equalStates(o, st) }) {
+			continue
+		}
+		byHash[h] = append(byHash[h], st)
+		out = append(out, st)
+	}
+	return out
+}
+
 // describeHistory lists the operations of each SKU in call order, with
 // call and return times in milliseconds, then the longest order of
 // operations the checker found for each SKU and the states it leads to:
@@ -151,10 +172,13 @@ func describeHistory(ops []porcupine.Operation, info porcupine.LinearizationInfo
 			for _, st := range states {
 				next = append(next, step(st, op.Input, op.Output)...)
 			}
-			states = next
+			states = distinctStates(next)
 			fmt.Fprintf(&b, "  %-60s =>", StockModel.DescribeOperation(op.Input, op.Output))
-			for _, st := range states {
+			for _, st := range states[:min(len(states), describedStatesMax)] {
 				fmt.Fprintf(&b, " [%s]", StockModel.DescribeState(st))
+			}
+			if len(states) > describedStatesMax {
+				fmt.Fprintf(&b, " and %d more", len(states)-describedStatesMax)
 			}
 			b.WriteString("\n")
 		}

@@ -189,8 +189,11 @@ func (s skuState) apply(in Input, out Output) (skuState, bool) {
 				s = s.move(in.Order, holdSold)
 			}
 			return s, true
-		case o.status == orderPaid:
-			return s, done // the same payment_ref again
+		case o.status == orderPaid: // the same payment_ref again
+			if done && in.Strict { // an answer of a replay shows the move too
+				s = s.move(in.Order, holdSold)
+			}
+			return s, done
 		default:
 			return s, !done && o.status == orderCancelled
 		}
