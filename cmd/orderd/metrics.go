@@ -128,6 +128,7 @@ func registerStorageMetrics(reg prometheus.Registerer, j *persistence.Journal) {
 type memberCollector struct {
 	m                                                      *member
 	members, partitions, route, breakers, handoff, refused *prometheus.Desc
+	handoffs, handoffBytes, handoffsInFlight, handoffLast  *prometheus.Desc
 }
 
 func registerMemberMetrics(reg prometheus.Registerer, m *member) {
@@ -144,13 +145,23 @@ func registerMemberMetrics(reg prometheus.Registerer, m *member) {
 			"Times a peer's circuit breaker opened (its partitions then answer 503 at once).", nil, nil),
 		handoff: prometheus.NewDesc("orderengine_handoff_chunks_total",
 			"Handoff chunks by direction (out, in) and refused ones.", []string{"event"}, nil),
+		handoffs: prometheus.NewDesc("orderengine_handoffs_total",
+			"Partition handoffs from this node by event: started, completed, failed (an attempt, retried), given_up (the partition is served here again).",
+			[]string{"event"}, nil),
+		handoffBytes: prometheus.NewDesc("orderengine_handoff_bytes_total",
+			"Partition data handed off, by direction (sent, received).", []string{"direction"}, nil),
+		handoffsInFlight: prometheus.NewDesc("orderengine_handoffs_in_flight",
+			"Partitions this node is handing off now.", nil, nil),
+		handoffLast: prometheus.NewDesc("orderengine_handoff_last_seconds",
+			"How long the last completed handoff from this node took, from marking the partition handing off to the commit.", nil, nil),
 		refused: prometheus.NewDesc("orderengine_remote_refused_total",
 			"Connections and calls to the remote port refused for lacking the cluster key (only with -gossip-key-file).", nil, nil),
 	})
 }
 
 func (c *memberCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.members, c.partitions, c.route, c.breakers, c.handoff, c.refused} {
+	for _, d := range []*prometheus.Desc{c.members, c.partitions, c.route, c.breakers, c.handoff, c.refused,
+		c.handoffs, c.handoffBytes, c.handoffsInFlight, c.handoffLast} {
 		ch <- d
 	}
 }
@@ -189,6 +200,14 @@ func (c *memberCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.handoff, prometheus.CounterValue, float64(st.HandoffChunksOut), "out")
 	ch <- prometheus.MustNewConstMetric(c.handoff, prometheus.CounterValue, float64(st.HandoffChunksIn), "in")
 	ch <- prometheus.MustNewConstMetric(c.handoff, prometheus.CounterValue, float64(st.HandoffRefused), "refused")
+	hs := c.m.node.HandoffStats()
+	for event, n := range map[string]uint64{"started": hs.Started, "completed": hs.Completed, "failed": hs.Failed, "given_up": hs.GivenUp} {
+		ch <- prometheus.MustNewConstMetric(c.handoffs, prometheus.CounterValue, float64(n), event)
+	}
+	ch <- prometheus.MustNewConstMetric(c.handoffBytes, prometheus.CounterValue, float64(hs.BytesSent), "sent")
+	ch <- prometheus.MustNewConstMetric(c.handoffBytes, prometheus.CounterValue, float64(hs.BytesReceived), "received")
+	ch <- prometheus.MustNewConstMetric(c.handoffsInFlight, prometheus.GaugeValue, float64(hs.InFlight))
+	ch <- prometheus.MustNewConstMetric(c.handoffLast, prometheus.GaugeValue, hs.LastDuration.Seconds())
 	if c.m.auth != nil {
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(c.m.auth.Refused()))
 	}
