@@ -36,9 +36,11 @@ type dashNode struct {
 }
 
 type dashMember struct {
-	Name       string `json:"name"`
-	Address    string `json:"address"`
-	Generation uint64 `json:"generation"`
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	// Generation is a decimal string: generations (nanoseconds) exceed
+	// the integers a browser's JSON parser holds exactly.
+	Generation uint64 `json:"generation,string"`
 	State      string `json:"state"`
 	Self       bool   `json:"self"`
 	Partitions int    `json:"partitions"`
