@@ -59,6 +59,8 @@ type cell struct {
 	// ones come after it, so the mailbox stays FIFO.
 	mailboxAt time.Time
 	stop      bool // the actor asked to stop itself in this turn
+	// fresh: the activation started without reading its journal.
+	fresh bool
 }
 
 // Timing of the host.
@@ -185,6 +187,7 @@ func (h *host) deliver(c *cell, msg any, sender *actor.PID, fresh bool) {
 
 func (h *host) activate(c *cell, fresh bool) {
 	h.w.report.Activations++
+	c.fresh = fresh
 	switch {
 	case strings.HasPrefix(c.name, "sku/"):
 		c.produce = actors.SKUProducer(strings.TrimPrefix(c.name, "sku/"), h.sku)

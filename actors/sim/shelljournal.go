@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // shellJournal is the journal of the real-shell simulation: an
@@ -68,8 +69,24 @@ func newShellJournal(h *host) *shellJournal {
 		wakes: map[string]int64{}, last: map[string]uint64{}, deleted: map[string]int{}}
 }
 
-// shellAppendEventsMax is small, so that the shells split long buffers.
-const shellAppendEventsMax = 4
+const (
+	// shellAppendEventsMax is small, so that the shells split long
+	// buffers.
+	shellAppendEventsMax = 2
+	// shellFlushDelayMax is the slowest group commit: slow enough that
+	// busy actors buffer several events behind a write in flight.
+	shellFlushDelayMax = 20 * time.Millisecond
+)
+
+// flushDelay is how long the next group commit takes: mostly quick, now
+// and then slow (a stall of the disk).
+func (j *shellJournal) flushDelay() time.Duration {
+	d := shellFlushDelayMax
+	if j.h.w.rng.IntN(10) == 0 {
+		d *= 10
+	}
+	return time.Duration(j.h.w.rng.Int64N(int64(d)))
+}
 
 // AppendEventsMax implements actors.Journal.
 func (j *shellJournal) AppendEventsMax() int { return shellAppendEventsMax }
@@ -82,9 +99,15 @@ func (j *shellJournal) Append(id string, first uint64, events [][]byte, wake int
 		err = fmt.Errorf("append %s: %d events, limit %d", id, len(events), shellAppendEventsMax)
 		j.breach(err)
 	case first != j.last[id]+1:
-		// Expected after a failed append whose successors were already
-		// submitted; the shell ignores their answers.
 		err = fmt.Errorf("append %s at %d after %d: sequence conflict", id, first, j.last[id])
+		// Only an order activated as fresh (Orders.AskNew) may guess
+		// its sequence wrong: it did not read the journal, and reloads
+		// when refused. Any other conflict means two activations of one
+		// identity wrote at once, or a restart that did not wait for its
+		// predecessor's append.
+		if c := j.h.cells[id]; c == nil || !c.fresh {
+			j.breach(err)
+		}
 	}
 	if err != nil {
 		j.refused++
@@ -123,7 +146,7 @@ func (j *shellJournal) enqueue(op journalOp) {
 	j.queue = append(j.queue, op)
 	if !j.flushing {
 		j.flushing = true
-		j.h.nodeAfter(j.h.w.flushDelay(), j.flush)
+		j.h.nodeAfter(j.flushDelay(), j.flush)
 	}
 }
 
@@ -152,7 +175,7 @@ func (j *shellJournal) flush() {
 	}
 	if len(j.queue) > 0 && !j.flushing {
 		j.flushing = true
-		j.h.nodeAfter(w.flushDelay(), j.flush)
+		j.h.nodeAfter(j.flushDelay(), j.flush)
 	}
 }
 

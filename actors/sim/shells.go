@@ -13,6 +13,9 @@ import (
 // actors through the host, and the checks read what the journal holds
 // (what would survive one more crash) instead of a model's memory.
 
+// shellArrivalSpacing is the mean time between two checkouts.
+const shellArrivalSpacing = 20 * time.Millisecond
+
 // quietCheckEvery spaces the costly part of shellsQuiet (reading every
 // order back from the journal).
 const quietCheckEvery = 100 * time.Millisecond
@@ -27,7 +30,9 @@ func (w *world) setupShells() {
 		}
 	}
 	w.every(wakeInterval, h.wake)
-	span := time.Duration(w.cfg.Orders) * 150 * time.Millisecond
+	// Customers arrive in bursts, so that actors are busy while their
+	// writes are in flight.
+	span := time.Duration(w.cfg.Orders) * shellArrivalSpacing
 	for i := range w.cfg.Orders {
 		w.after(time.Duration(w.rng.Int64N(int64(span))), func() { w.newClient(i) })
 	}
