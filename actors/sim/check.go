@@ -50,6 +50,13 @@ func (w *world) checkSettled(final bool) error {
 			switch {
 			case l.Hold == pb.LineHold_LINE_HOLD_FAILED:
 				return bad("the SKU refused a step of the saga")
+			case status == pb.OrderStatus_ORDER_STATUS_RESERVING && w.shells != nil && !final &&
+				state != pb.HoldState_HOLD_STATE_COMMITTED && state != pb.HoldState_HOLD_STATE_RETURNED:
+				// A node crash lost the saga's last steps (the shell
+				// answers a checkout before OrderReserved is durable). The
+				// order stays reserving in its journal until its next
+				// request or its expiry brings it back, and its SKUs hold
+				// its units meanwhile; the final check wants it expired.
 			case status == pb.OrderStatus_ORDER_STATUS_RESERVING:
 				return bad("still reserving")
 			case status == pb.OrderStatus_ORDER_STATUS_RESERVED:

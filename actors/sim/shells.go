@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/orderengine/orderengine/actors"
@@ -62,6 +63,29 @@ func (w *world) shellsQuiet() bool {
 		}
 	}
 	return true
+}
+
+// busy says what keeps the real-shell world from being quiet.
+func (w *world) busy() string {
+	h := w.shells
+	var out []string
+	if h.inflight > 0 || !h.journal.idle() {
+		out = append(out, fmt.Sprintf("%d messages in flight, %d journal writes", h.inflight, len(h.journal.queue)))
+	}
+	for _, c := range w.clients {
+		if c.busy {
+			out = append(out, fmt.Sprintf("customer of %s waits (%T)", c.id, c.cmd))
+		}
+	}
+	for _, id := range w.orderIDs {
+		if o := w.durableOrder(id); !actors.OrderSettled(o) {
+			out = append(out, fmt.Sprintf("order %s %v (wake %d) owes %v", id, o.Status, h.journal.wakes["order/"+id], actors.OrderOwed(o)))
+		}
+	}
+	if len(out) > 5 {
+		out = append(out[:5], fmt.Sprintf("and %d more", len(out)-5))
+	}
+	return strings.Join(out, "; ")
 }
 
 func (w *world) durableOrder(id string) *actors.OrderState {

@@ -170,6 +170,9 @@ func Run(seed uint64, cfg Config) (rep Report, err error) {
 	}
 	w.heal()
 	if err := w.runUntil(w.quiet, settleSimTimeMax); err != nil {
+		if w.shells != nil {
+			err = fmt.Errorf("%w: %s", err, w.busy())
+		}
 		return rep, fmt.Errorf("did not settle: %w", err)
 	}
 	if err := w.checkSettled(false); err != nil {
