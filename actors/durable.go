@@ -58,6 +58,9 @@ type durableLog struct {
 	// long as the volume stays full. It goes out with the next events.
 	refused bool
 
+	// timers runs saveSnapshot's encode off the turn (nil: a goroutine).
+	timers Timers
+
 	// failed turns a held reply into the reply its caller gets when the
 	// events behind it could not be made durable.
 	failed func(reply any, detail string) any
@@ -86,8 +89,8 @@ type snapshotDone struct {
 
 var incarnations atomic.Uint64
 
-func newDurableLog(id string, j Journal, failed func(reply any, detail string) any) *durableLog {
-	return &durableLog{id: id, journal: j, failed: failed}
+func newDurableLog(id string, j Journal, timers Timers, failed func(reply any, detail string) any) *durableLog {
+	return &durableLog{id: id, journal: j, timers: timers, failed: failed}
 }
 
 // start binds the log to a new activation whose state was recovered up to
@@ -280,21 +283,21 @@ func (l *durableLog) snapshotDue(every uint64) bool {
 }
 
 // saveSnapshot writes the state as of the durable sequence. encode runs on
-// a goroutine of its own, off the actor's turn, so it must read only what
+// a goroutine of its own (Timers.Go), off the actor's turn, so it must read only what
 // the turn handed it (bytes already encoded, or a frozen view); its error,
 // like the journal's, comes back as *snapshotDone.
 func (l *durableLog) saveSnapshot(encode func() ([]byte, error)) {
 	l.snapshotting = true
 	inc, seq, root, self, journal, id := l.incarnation, l.durable, l.root, l.self, l.journal, l.id
 	done := func(err error) { root.Send(self, &snapshotDone{incarnation: inc, seq: seq, err: err}) }
-	go func() {
+	goOffTurn(l.timers, func() {
 		state, err := encode()
 		if err != nil {
 			done(err)
 			return
 		}
 		journal.SaveSnapshot(id, seq, state, done)
-	}()
+	})
 }
 
 // snapshotSaved records the journal's answer to a snapshot write and

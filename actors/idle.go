@@ -20,9 +20,10 @@ import (
 // actor.NotInfluenceReceiveTimeout (ticks, wake-ups, passivation
 // requests) is not activity, as with the receive timeout.
 type idleTimer struct {
-	after time.Duration // 0: never idle
-	last  time.Time     // the last activity
-	timer *time.Timer
+	after  time.Duration // 0: never idle
+	last   time.Time     // the last activity
+	timer  Timer
+	timers Timers // nil: real time
 }
 
 // idleTick is sent by the timer; it names the timer that armed it, so a
@@ -39,7 +40,7 @@ func (*idleTick) IgnoreDeadLetterLogging() {}
 // observe records msg as activity unless it is marked as not counting.
 func (t *idleTimer) observe(msg any) {
 	if _, passive := msg.(actor.NotInfluenceReceiveTimeout); !passive && t.after > 0 {
-		t.last = time.Now()
+		t.last = timersNow(t.timers)
 	}
 }
 
@@ -47,7 +48,7 @@ func (t *idleTimer) observe(msg any) {
 // turns idleness off.
 func (t *idleTimer) set(ctx actor.Context, d time.Duration) {
 	t.stop()
-	t.after, t.last = d, time.Now()
+	t.after, t.last = d, timersNow(t.timers)
 	if d > 0 {
 		t.arm(ctx, d)
 	}
@@ -63,7 +64,7 @@ func (t *idleTimer) fired(ctx actor.Context, tick *idleTick) bool {
 	if t.after <= 0 {
 		return false
 	}
-	if rest := t.after - time.Since(t.last); rest > 0 {
+	if rest := t.after - timersNow(t.timers).Sub(t.last); rest > 0 {
 		t.arm(ctx, rest)
 		return false
 	}
@@ -73,7 +74,7 @@ func (t *idleTimer) fired(ctx actor.Context, tick *idleTick) bool {
 
 func (t *idleTimer) arm(ctx actor.Context, d time.Duration) {
 	root, self := ctx.ActorSystem().Root, ctx.Self()
-	t.timer = time.AfterFunc(d, func() { root.Send(self, &idleTick{from: t}) })
+	t.timer = afterFunc(t.timers, d, func() { root.Send(self, &idleTick{from: t}) })
 }
 
 // stop disarms the timer (the actor stops or restarts).

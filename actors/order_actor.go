@@ -45,6 +45,9 @@ type OrderConfig struct {
 	// with SKU commands in flight checks whether one is overdue on Clock.
 	TickInterval time.Duration
 	Logger       *slog.Logger
+	// Timers arms the actor's timers; nil (production) uses real time.
+	// The simulation sets it.
+	Timers Timers
 }
 
 // Defaults of OrderConfig.
@@ -79,9 +82,18 @@ func OrderProps(orderID string, cfg OrderConfig) *actor.Props {
 // orderProps is OrderProps for an order ID that may be fresh: just
 // generated, with nothing journaled under it.
 func orderProps(orderID string, cfg OrderConfig, fresh bool) *actor.Props {
+	return actor.PropsFromProducer(OrderProducer(orderID, cfg, fresh))
+}
+
+// OrderProducer returns what OrderProps spawns: the producer of one
+// activation of the order's actor, called again for each restart. fresh
+// says the ID was just generated (NewOrderID) and has nothing journaled,
+// so the first start need not read the journal (Orders.AskNew). A host
+// other than protoactor's (the deterministic simulation) calls it directly.
+func OrderProducer(orderID string, cfg OrderConfig, fresh bool) actor.Producer {
 	cfg = cfg.withDefaults()
 	carry := &restartCarry{fresh: fresh}
-	return actor.PropsFromProducer(func() actor.Actor { return newOrderActor(orderID, cfg, carry) })
+	return func() actor.Actor { return newOrderActor(orderID, cfg, carry) }
 }
 
 // orderActor is the shell around OrderState: it journals what the pure
@@ -105,8 +117,8 @@ type orderActor struct {
 	loadErr     error
 	loadTried   time.Time
 	carry       *restartCarry
-	expiry      *time.Timer
-	retry       *time.Timer
+	expiry      Timer
+	retry       Timer
 	rng         *rand.Rand
 	passivating bool
 	// forgetting: the order's retention ended and its journal is being
@@ -122,7 +134,8 @@ func newOrderActor(id string, cfg OrderConfig, carry *restartCarry) *orderActor 
 	h := fnv.New64a()
 	h.Write([]byte(id))
 	a := &orderActor{id: id, cfg: cfg, carry: carry, rng: rand.New(rand.NewPCG(h.Sum64(), 0x5a6a))}
-	a.log = newDurableLog(orderJournalID(id), cfg.Journal, failedOrderResult)
+	a.idle.timers = cfg.Timers
+	a.log = newDurableLog(orderJournalID(id), cfg.Journal, cfg.Timers, failedOrderResult)
 	return a
 }
 
@@ -439,7 +452,7 @@ func (a *orderActor) retryIn(ctx actor.Context, wait time.Duration) {
 		return
 	}
 	root, self := ctx.ActorSystem().Root, ctx.Self()
-	a.retry = time.AfterFunc(wait, func() { root.Send(self, &orderRetryTick{}) })
+	a.retry = afterFunc(a.cfg.Timers, wait, func() { root.Send(self, &orderRetryTick{}) })
 }
 
 // scheduleExpiry arms a timer for expires_at while the order is unpaid.
@@ -452,11 +465,11 @@ func (a *orderActor) scheduleExpiry(ctx actor.Context) {
 	}
 	root, self := ctx.ActorSystem().Root, ctx.Self()
 	wait := max(at.Sub(a.cfg.Clock.Now()), 0)
-	a.expiry = time.AfterFunc(wait, func() { root.Send(self, &orderExpiryTick{}) })
+	a.expiry = afterFunc(a.cfg.Timers, wait, func() { root.Send(self, &orderExpiryTick{}) })
 }
 
 func (a *orderActor) stopTimers() {
-	for _, t := range []**time.Timer{&a.retry, &a.expiry} {
+	for _, t := range []*Timer{&a.retry, &a.expiry} {
 		if *t != nil {
 			(*t).Stop()
 			*t = nil

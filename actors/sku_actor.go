@@ -31,6 +31,9 @@ type SKUConfig struct {
 	// ones past deadline plus grace.
 	SweepInterval time.Duration
 	Logger        *slog.Logger
+	// Timers arms the actor's timers and runs its snapshot encodes; nil
+	// (production) uses real time and goroutines. The simulation sets it.
+	Timers Timers
 
 	// snapshotHook, when set (by tests only), runs on the snapshot
 	// goroutine before it encodes, so a test can hold an encode back.
@@ -70,9 +73,17 @@ func (c SKUConfig) withDefaults() SKUConfig {
 
 // SKUProps returns the props of the actor for one SKU.
 func SKUProps(sku string, cfg SKUConfig) *actor.Props {
+	return actor.PropsFromProducer(SKUProducer(sku, cfg))
+}
+
+// SKUProducer returns what SKUProps spawns: the producer of one activation
+// of the SKU's actor, called again for each restart by its supervisor. A
+// host other than protoactor's (the deterministic simulation) calls it
+// directly: once per activation, and again on each restart.
+func SKUProducer(sku string, cfg SKUConfig) actor.Producer {
 	cfg = cfg.withDefaults()
 	carry := &restartCarry{}
-	return actor.PropsFromProducer(func() actor.Actor { return newSKUActor(sku, cfg, carry) })
+	return func() actor.Actor { return newSKUActor(sku, cfg, carry) }
 }
 
 // skuActor is the shell around SKUState: it journals what the pure layer
@@ -91,7 +102,7 @@ type skuActor struct {
 	// answered UNAVAILABLE and loading is retried.
 	loadErr     error
 	loadTried   time.Time
-	sweep       *time.Timer
+	sweep       Timer
 	passivating bool
 	carry       *restartCarry
 	// snapshotHolds is the number of holds in the latest snapshot (or the
@@ -101,7 +112,8 @@ type skuActor struct {
 
 func newSKUActor(sku string, cfg SKUConfig, carry *restartCarry) *skuActor {
 	a := &skuActor{sku: sku, cfg: cfg, carry: carry}
-	a.log = newDurableLog(skuJournalID(sku), cfg.Journal, failedStockResult)
+	a.idle.timers = cfg.Timers
+	a.log = newDurableLog(skuJournalID(sku), cfg.Journal, cfg.Timers, failedStockResult)
 	return a
 }
 
@@ -272,7 +284,7 @@ func (a *skuActor) scheduleSweep(ctx actor.Context) {
 		return
 	}
 	root, self := ctx.ActorSystem().Root, ctx.Self()
-	a.sweep = time.AfterFunc(a.cfg.SweepInterval, func() {
+	a.sweep = afterFunc(a.cfg.Timers, a.cfg.SweepInterval, func() {
 		root.Send(self, &sweepTick{})
 	})
 }

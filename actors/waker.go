@@ -57,15 +57,15 @@ func (o *Orders) WakeDue(now time.Time) (int, error) {
 			}
 			room--
 		}
-		var pid *actor.PID
-		var msg any
-		switch {
-		case strings.HasPrefix(id, skuActorName("")):
-			pid, msg = o.reg.SKUPID(strings.TrimPrefix(id, skuActorName(""))), &pb.SweepReservations{}
-		case strings.HasPrefix(id, orderActorName("")):
-			pid, msg = o.PID(strings.TrimPrefix(id, orderActorName(""))), &wakeUp{}
-		default:
+		msg, ok := WakeMessage(id)
+		if !ok {
 			continue // an identity of another kind; not ours to wake
+		}
+		var pid *actor.PID
+		if strings.HasPrefix(id, skuActorName("")) {
+			pid = o.reg.SKUPID(strings.TrimPrefix(id, skuActorName("")))
+		} else {
+			pid = o.PID(strings.TrimPrefix(id, orderActorName("")))
 		}
 		o.reg.system.Root.Send(pid, msg)
 		woken++
@@ -74,6 +74,21 @@ func (o *Orders) WakeDue(now time.Time) (int, error) {
 		o.reg.makeRoom(deferred)
 	}
 	return woken, nil
+}
+
+// WakeMessage returns the message that wakes the actor of a journal
+// identity that Journal.Due listed (the identity is also the actor's
+// name): a sweep for a SKU, a wake-up for an order. ok is false for an
+// identity of a kind this package does not wake. WakeDue sends it; so
+// does the simulation, which hosts the actors itself.
+func WakeMessage(id string) (msg any, ok bool) {
+	switch {
+	case strings.HasPrefix(id, skuActorName("")):
+		return &pb.SweepReservations{}, true
+	case strings.HasPrefix(id, orderActorName("")):
+		return &wakeUp{}, true
+	}
+	return nil, false
 }
 
 // RunWaker calls WakeDue every interval on clock until ctx is done. A

@@ -38,6 +38,12 @@ type client struct {
 	expiresAt int64
 	paid      bool // a pay was confirmed
 	cancelled bool // a cancel was confirmed
+	// unkeyed: the checkout has no idempotency key. With the real shells
+	// its ID is fresh (its actor starts without reading the journal), a
+	// rejection forgets itself, and the customer does not repeat it: one
+	// that times out or is answered UNAVAILABLE gives up (gaveUp), as a
+	// client of the HTTP API would, which has no ID to repeat it with.
+	unkeyed, gaveUp bool
 }
 
 func (w *world) newClient(i int) {
@@ -47,7 +53,8 @@ func (w *world) newClient(i int) {
 	for _, j := range w.rng.Perm(len(w.skuIDs))[:n] {
 		place.Items = append(place.Items, &pb.OrderLine{Sku: w.skuIDs[j], Quantity: 1 + w.rng.Int64N(3)})
 	}
-	if w.rng.IntN(2) == 0 {
+	keyed := w.rng.IntN(2) == 0
+	if keyed {
 		place.OrderId = actors.KeyedOrderID(place.Customer, fmt.Sprint("key-", i))
 	} else {
 		id, err := actors.NewOrderID(w.now, w.entropy)
@@ -56,7 +63,13 @@ func (w *world) newClient(i int) {
 		}
 		place.OrderId = id
 	}
-	c := &client{w: w, id: place.OrderId, place: place, busy: true}
+	c := &client{w: w, id: place.OrderId, place: place, busy: true, unkeyed: !keyed && w.shells != nil}
+	if c.unkeyed {
+		place.ForgetRejection = true // as the gateway asks of an unkeyed checkout
+	}
+	if w.shells != nil {
+		w.orderIDs = append(w.orderIDs, c.id)
+	}
 	w.clients = append(w.clients, c)
 	c.request(place)
 }
@@ -67,17 +80,33 @@ func (c *client) request(cmd proto.Message) {
 	c.req++
 	req := c.req
 	c.cmd = cmd
-	o := w.orderNode(c.id)
-	w.after(clientHop, func() {
-		o.handle(cmd, func(res *pb.OrderResult) {
-			w.after(clientHop, func() { c.answered(req, cmd, res) })
+	once := c.unkeyed && cmd == proto.Message(c.place)
+	if w.shells != nil {
+		w.shells.ask(c.id, cmd, once, func(res *pb.OrderResult) { c.answered(req, cmd, res) })
+	} else {
+		o := w.orderNode(c.id)
+		w.after(clientHop, func() {
+			o.handle(cmd, func(res *pb.OrderResult) {
+				w.after(clientHop, func() { c.answered(req, cmd, res) })
+			})
 		})
-	})
+	}
 	w.after(clientTimeout, func() {
-		if c.req == req && c.busy {
+		switch {
+		case c.req != req || !c.busy:
+		case once:
+			c.giveUp()
+		default:
 			c.request(cmd)
 		}
 	})
+}
+
+// giveUp ends an unkeyed checkout whose outcome the customer never learnt.
+func (c *client) giveUp() {
+	c.req++
+	c.gaveUp, c.busy = true, false
+	c.w.report.GaveUp++
 }
 
 func (c *client) fail(format string, args ...any) {
@@ -91,6 +120,10 @@ func (c *client) answered(req int, cmd proto.Message, res *pb.OrderResult) {
 	}
 	if p, ok := cmd.(*pb.PlaceOrder); ok && p == c.place {
 		c.checkPlace(res)
+	}
+	if req == c.req && res.Code == pb.OrderCode_ORDER_CODE_UNAVAILABLE && c.unkeyed && cmd == proto.Message(c.place) {
+		c.giveUp()
+		return
 	}
 	if req != c.req || res.Code == pb.OrderCode_ORDER_CODE_UNAVAILABLE {
 		return // a late answer, or one the timeout will retry

@@ -36,7 +36,20 @@ type Config struct {
 	// ExpiryLagMax delays the expiry tick after expires_at by up to this
 	// much (a busy timer wheel, a passivated actor), so that commands that
 	// arrive in between meet an order that has expired but was not told.
+	// The real shells' timers (expiry, retry, sweep, idle) are all late by
+	// up to this much.
 	ExpiryLagMax time.Duration
+	// NodeCrashRate is the chance, per delivered message, that the whole
+	// node dies and restarts (real shells only): every actor, message and
+	// timer is lost, and of the journal writes not yet acknowledged a
+	// seed-chosen prefix survives.
+	NodeCrashRate float64
+	// JournalFailRate is the chance that a group commit of the journal
+	// fails (real shells only); a third of the failures are a full volume.
+	JournalFailRate float64
+	// Model runs the model of the shells (the pure cores plus a model of
+	// their durable log) instead of the real SKU and order actors.
+	Model bool
 }
 
 // DefaultConfig is a run of moderate size with harsh faults.
@@ -44,6 +57,7 @@ var DefaultConfig = Config{
 	Orders: 1000, SKUs: 24, Stock: 300,
 	DropRate: 0.08, DupRate: 0.08, DelayMax: 40 * time.Millisecond, CrashRate: 0.002,
 	StallRate: 0.0005, StallMax: 40 * time.Second, ExpiryLagMax: 3 * time.Second,
+	NodeCrashRate: 0.0005, JournalFailRate: 0.01,
 }
 
 func (c Config) withDefaults() Config {
@@ -57,10 +71,13 @@ func (c Config) withDefaults() Config {
 	if c.Stock > 0 {
 		d.Stock = c.Stock
 	}
-	if c.DropRate > 0 || c.DupRate > 0 || c.DelayMax > 0 || c.CrashRate > 0 || c.StallRate > 0 || c.ExpiryLagMax > 0 {
+	if c.DropRate > 0 || c.DupRate > 0 || c.DelayMax > 0 || c.CrashRate > 0 || c.StallRate > 0 || c.ExpiryLagMax > 0 ||
+		c.NodeCrashRate > 0 || c.JournalFailRate > 0 {
 		d.DropRate, d.DupRate, d.DelayMax, d.CrashRate = c.DropRate, c.DupRate, c.DelayMax, c.CrashRate
 		d.StallRate, d.StallMax, d.ExpiryLagMax = c.StallRate, c.StallMax, c.ExpiryLagMax
+		d.NodeCrashRate, d.JournalFailRate = c.NodeCrashRate, c.JournalFailRate
 	}
+	d.Model = c.Model
 	return d
 }
 
@@ -70,19 +87,51 @@ type Report struct {
 	// ExpiredReserving counts orders whose saga outlived their TTL.
 	ExpiredReserving                               int
 	Messages, Dropped, Duplicated, Crashes, Stalls int
+	// NodeCrashes, JournalFailures and Activations count what only the
+	// real shells go through: node deaths, failed group commits, and
+	// actor activations (first use, after passivation, after a crash).
+	NodeCrashes, JournalFailures, Activations int
 	// StaleHolds counts reservations a duplicated ReserveStock made after
 	// the order had been refused on that SKU and whose answer was lost:
 	// the order cannot know of them, and the SKU's safety expiry releases
 	// them (checked).
 	StaleHolds int
-	SimTime    time.Duration
+	// GaveUp counts unkeyed checkouts whose customer never learnt the
+	// outcome (real shells only).
+	GaveUp  int
+	SimTime time.Duration
+}
+
+// add sums the counts of r2 into r.
+func (r *Report) add(r2 Report) {
+	r.Orders += r2.Orders
+	r.Reserved += r2.Reserved
+	r.Rejected += r2.Rejected
+	r.Paid += r2.Paid
+	r.Cancelled += r2.Cancelled
+	r.Expired += r2.Expired
+	r.Completed += r2.Completed
+	r.ExpiredReserving += r2.ExpiredReserving
+	r.Messages += r2.Messages
+	r.Dropped += r2.Dropped
+	r.Duplicated += r2.Duplicated
+	r.Crashes += r2.Crashes
+	r.Stalls += r2.Stalls
+	r.NodeCrashes += r2.NodeCrashes
+	r.JournalFailures += r2.JournalFailures
+	r.Activations += r2.Activations
+	r.StaleHolds += r2.StaleHolds
+	r.GaveUp += r2.GaveUp
+	r.SimTime += r2.SimTime
 }
 
 func (r Report) String() string {
 	return fmt.Sprintf("orders %d (reserved %d, rejected %d, paid %d, cancelled %d, expired %d (%d while reserving), completed %d); "+
-		"messages %d, dropped %d, duplicated %d, crashes %d, stalls %d, stale holds %d; simulated %v",
+		"messages %d, dropped %d, duplicated %d, crashes %d, stalls %d, node crashes %d, journal failures %d, activations %d, "+
+		"stale holds %d, gave up %d; simulated %v",
 		r.Orders, r.Reserved, r.Rejected, r.Paid, r.Cancelled, r.Expired, r.ExpiredReserving, r.Completed,
-		r.Messages, r.Dropped, r.Duplicated, r.Crashes, r.Stalls, r.StaleHolds, r.SimTime.Round(time.Second))
+		r.Messages, r.Dropped, r.Duplicated, r.Crashes, r.Stalls, r.NodeCrashes, r.JournalFailures, r.Activations,
+		r.StaleHolds, r.GaveUp, r.SimTime.Round(time.Second))
 }
 
 // Limits of a run.
@@ -104,6 +153,10 @@ var simStart = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 // invariant. The same seed and config always give the same run.
 func Run(seed uint64, cfg Config) (rep Report, err error) {
 	w := newWorld(seed, cfg.withDefaults())
+	if !w.cfg.Model {
+		w.shells = newHost(w)
+		defer w.shells.system.Shutdown()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic at %v: %v", w.now.Sub(simStart), r)
@@ -117,6 +170,9 @@ func Run(seed uint64, cfg Config) (rep Report, err error) {
 	}
 	w.heal()
 	if err := w.runUntil(w.quiet, settleSimTimeMax); err != nil {
+		if w.shells != nil {
+			err = fmt.Errorf("%w: %s", err, w.busy())
+		}
 		return rep, fmt.Errorf("did not settle: %w", err)
 	}
 	if err := w.checkSettled(false); err != nil {
@@ -142,14 +198,18 @@ type world struct {
 	steps  int
 	report Report
 
-	journal  *journal
-	skuIDs   []string
-	skus     map[string]*skuNode
-	orderIDs []string // in creation order, for deterministic iteration
-	orders   map[string]*orderNode
-	clients  []*client
-	healed   bool
-	inflight int // network messages not delivered yet
+	journal *journal
+	// shells runs the real actors; nil for the model.
+	shells *host
+	// quietChecked is when shellsQuiet last read the orders back.
+	quietChecked time.Time
+	skuIDs       []string
+	skus         map[string]*skuNode
+	orderIDs     []string // in creation order, for deterministic iteration
+	orders       map[string]*orderNode
+	clients      []*client
+	healed       bool
+	inflight     int // network messages not delivered yet
 	// told records the (order, SKU) pairs whose order was delivered a
 	// reserve answer saying the SKU holds its units.
 	told    map[string]bool
@@ -188,6 +248,9 @@ func (w *world) runUntil(done func() bool, limit time.Duration) error {
 		}
 		w.now = e.at
 		e.fn()
+		if w.shells != nil && w.shells.journal.misuse != nil {
+			return fmt.Errorf("a shell broke the journal's contract: %w", w.shells.journal.misuse)
+		}
 		if w.steps++; w.steps > eventsMax {
 			return fmt.Errorf("more than %d events", eventsMax)
 		}
@@ -212,6 +275,9 @@ func (w *world) heal() { w.healed = true }
 // quiet reports whether every saga is settled and nothing is in flight
 // but the periodic ticks.
 func (w *world) quiet() bool {
+	if w.shells != nil {
+		return w.shellsQuiet()
+	}
 	for _, id := range w.orderIDs {
 		o := w.orders[id]
 		if len(o.pending) > 0 || len(o.held) > 0 || !actors.OrderSettled(o.state) {
@@ -227,6 +293,10 @@ func (w *world) quiet() bool {
 }
 
 func (w *world) setup() {
+	if w.shells != nil {
+		w.setupShells()
+		return
+	}
 	for i := range w.cfg.SKUs {
 		id := fmt.Sprintf("S%02d", i)
 		w.skuIDs = append(w.skuIDs, id)
