@@ -90,10 +90,13 @@ bench-compare:
 bench-sustained:
 	./scripts/bench-sustained.sh
 
-# The order/SKU simulation with many more seeds than make test runs.
-SEEDS ?= 2000
+# The order/SKU simulation (the real actors under a deterministic scheduler)
+# with more and larger seeds than make test runs: SEEDS seeds of SIM_ORDERS
+# checkouts each.
+SEEDS      ?= 2000
+SIM_ORDERS ?= 200
 sim:
-	$(GO) test -count=1 -timeout 60m ./actors/sim -run 'TestSimulation$$' -seeds $(SEEDS) -v
+	$(GO) test -count=1 -timeout 60m ./actors/sim -run 'TestSimulation$$' -seeds $(SEEDS) -orders $(SIM_ORDERS) -v
 
 # A chaos run of DURATION against a real orderd (SIGKILL, SIGSTOP/SIGCONT,
 # clean restarts, one full volume when run as root), then everything read

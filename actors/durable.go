@@ -47,6 +47,12 @@ type durableLog struct {
 	// carries wake; an append with no events carries a wake change alone.
 	wake        int64
 	durableWake int64
+	// marks are the wake times of the states at command boundaries inside
+	// the buffer (sequence and wake after each command), so that a buffer
+	// split over several appends gives each append the wake time of the
+	// state its last event leaves: a crash between two of them must not
+	// leave events stored with a wake time that belongs to events lost.
+	marks []wakeMark
 
 	snapshotted  uint64 // sequence of the latest durable snapshot
 	snapshotting bool   // a snapshot write is in flight
@@ -64,6 +70,11 @@ type durableLog struct {
 	// failed turns a held reply into the reply its caller gets when the
 	// events behind it could not be made durable.
 	failed func(reply any, detail string) any
+}
+
+type wakeMark struct {
+	end  uint64 // the last sequence of a command's events
+	wake int64  // the wake time of the state it leaves
 }
 
 type heldReply struct {
@@ -105,6 +116,7 @@ func (l *durableLog) start(ctx actor.Context, seq, snap uint64, wake int64, rewr
 	l.root, l.self = ctx.ActorSystem().Root, ctx.Self()
 	l.applied, l.submitted, l.durable, l.snapshotted = seq, seq, seq, snap
 	l.buffer, l.held, l.snapshotting, l.inflight = nil, nil, false, 0
+	l.marks = l.marks[:0]
 	l.wake, l.durableWake = wake, wake
 	// An identity with no events recovered has no wake time stored that
 	// could be stale.
@@ -113,9 +125,19 @@ func (l *durableLog) start(ctx actor.Context, seq, snap uint64, wake int64, rewr
 	}
 }
 
-// setWake records the wake time of the state as applied; the next flush
-// makes it durable.
-func (l *durableLog) setWake(at int64) { l.wake = at }
+// setWake records the wake time of the state as applied, after a
+// command; the next flush makes it durable.
+func (l *durableLog) setWake(at int64) {
+	l.wake = at
+	if l.applied <= l.submitted {
+		return // nothing buffered: the wake goes out with the next append
+	}
+	if k := len(l.marks); k > 0 && l.marks[k-1].end == l.applied {
+		l.marks[k-1].wake = at
+		return
+	}
+	l.marks = append(l.marks, wakeMark{end: l.applied, wake: at})
+}
 
 // record adds the encoded event that was just applied as sequence
 // applied+1.
@@ -154,15 +176,16 @@ func (l *durableLog) replyAt(ctx actor.Context, to *actor.PID, msg any, need uin
 
 // flush submits the buffered events unless a flush is already in flight;
 // the buffer then goes out when that one completes. A buffer longer than
-// the journal takes in one append goes out as several appends, each
-// carrying the wake time; the journal completes them in order. With no
-// events buffered, a changed wake time goes out alone.
+// the journal takes in one append goes out as several appends, each ending
+// at a command boundary with the wake time of the state there (the last
+// one with the current wake time); the journal completes them in order.
+// With no events buffered, a changed wake time goes out alone.
 func (l *durableLog) flush() {
 	if l.inflight > 0 || (len(l.buffer) == 0 && (l.wake == l.durableWake || l.refused)) {
 		return
 	}
-	inc, root, self, wake := l.incarnation, l.root, l.self, l.wake
-	submit := func(first uint64, events [][]byte) {
+	inc, root, self := l.incarnation, l.root, l.self
+	submit := func(first uint64, events [][]byte, wake int64) {
 		last := first + uint64(len(events)) - 1
 		l.inflight++
 		l.journal.Append(l.id, first, events, wake, func(err error) {
@@ -170,18 +193,30 @@ func (l *durableLog) flush() {
 		})
 	}
 	if len(l.buffer) == 0 {
-		submit(l.submitted+1, nil)
+		submit(l.submitted+1, nil, l.wake)
 		return
 	}
 	limit := max(l.journal.AppendEventsMax(), 1)
 	events := l.buffer
 	l.buffer = nil
 	for len(events) > 0 {
-		n := min(len(events), limit)
-		submit(l.submitted+1, events[:n:n])
+		n, wake := len(events), l.wake
+		if n > limit {
+			// No command boundary within the limit (no command makes
+			// that many events today): due at once, so a crash after
+			// this part wakes the actor early rather than never.
+			n, wake = limit, wakeAtOnce
+			for _, m := range l.marks {
+				if m.end > l.submitted && m.end <= l.submitted+uint64(limit) {
+					n, wake = int(m.end-l.submitted), m.wake
+				}
+			}
+		}
+		submit(l.submitted+1, events[:n:n], wake)
 		l.submitted += uint64(n)
 		events = events[n:]
 	}
+	l.marks = l.marks[:0]
 }
 
 // appended handles the journal's answer to one append. It returns false
@@ -265,6 +300,7 @@ func (l *durableLog) failAll(ctx actor.Context, detail string) {
 		ctx.Send(h.to, l.failed(h.reply, detail))
 	}
 	l.held, l.buffer = nil, nil
+	l.marks = l.marks[:0]
 }
 
 // idle reports whether nothing is buffered, in flight or held, and the

@@ -103,23 +103,16 @@ func TestSimulationIsDeterministic(t *testing.T) {
 	}
 }
 
-var knownBugsFlag = flag.Bool("known-bugs", false, "run the seeds of shell bugs not fixed yet")
-
-// TestSplitFlushWakeTime replays seeds that found a bug of durableLog.flush:
-// a buffer longer than AppendEventsMax goes out as several appends that
-// all carry the wake time of the whole buffer's final state. A node crash
-// that keeps the first append and loses the next leaves the journal with
-// the events of an intermediate state and the wake time of a state that
-// never became durable: here an expired order that still owes releases is
-// stored with wake time 0, so the waker never brings it back and the
-// releases are never sent (the SKUs' safety expiry frees the units, but
-// the order never settles). It is skipped until the shell is fixed:
-//
-//	go test ./actors/sim -run TestSplitFlushWakeTime -known-bugs -v
+// TestSplitFlushWakeTime replays the seeds that found a bug of
+// durableLog.flush: a buffer longer than AppendEventsMax went out as
+// several appends that all carried the wake time of the whole buffer's
+// final state. A node crash that kept the first append and lost the next
+// left the journal with the events of an intermediate state and the wake
+// time of a state that never became durable: here an expired order that
+// still owed releases was stored with wake time 0, so the waker never
+// brought it back and the releases were never sent. Each append now ends
+// at a command boundary and carries the wake time of the state there.
 func TestSplitFlushWakeTime(t *testing.T) {
-	if !*knownBugsFlag {
-		t.Skip("a known shell bug; -known-bugs runs it")
-	}
 	for _, seed := range []uint64{2146, 9280} {
 		if rep, err := Run(seed, Config{Orders: shellTestOrders}); err != nil {
 			t.Errorf("seed %d: %v\n%v", seed, err, rep)
