@@ -29,7 +29,8 @@ import (
 //	remote_address  1 + 2 + RemoteAddressBytesMax (128)
 //	partitions      1 + 2
 //	held            1 + 2 + PartitionsMax/8 (256)
-//	total           472 bytes, under 512
+//	leaving         1 + 1
+//	total           474 bytes, under 512
 //
 // The held set is a plain bitmap. A set of arbitrary partitions needs P
 // bits whatever the encoding, so at P = 4096 (the journal's limit) the
@@ -63,6 +64,9 @@ type Meta struct {
 	Partitions int
 	// Held lists the partitions the node holds by its own table, in order.
 	Held []int
+	// Leaving: the node is handing its partitions off before it leaves,
+	// and takes none.
+	Leaving bool
 }
 
 func (m Meta) validate() error {
@@ -103,6 +107,7 @@ func EncodeMeta(m Meta) ([]byte, error) {
 		RemoteAddress: m.RemoteAddress,
 		Partitions:    uint32(m.Partitions),
 		Held:          held,
+		Leaving:       m.Leaving,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode metadata: %w", err)
@@ -131,6 +136,7 @@ func DecodeMeta(b []byte) (Meta, error) {
 		Generation:    msg.Generation,
 		RemoteAddress: msg.RemoteAddress,
 		Partitions:    int(min(msg.Partitions, PartitionsMax+1)),
+		Leaving:       msg.Leaving,
 	}
 	if len(msg.Held) > (m.Partitions+7)/8 {
 		return Meta{}, fmt.Errorf("%w: held bitmap of %d bytes for %d partitions", ErrInvalidMeta, len(msg.Held), m.Partitions)

@@ -38,6 +38,7 @@ func (n *Node) encodeMeta() ([]byte, error) {
 		RemoteAddress: n.cfg.RemoteAddress,
 		Partitions:    len(n.table.Partitions),
 		Held:          n.table.Held(n.self),
+		Leaving:       n.leaving,
 	}
 	n.mu.Unlock()
 	return EncodeMeta(m)

@@ -51,6 +51,9 @@ const (
 	// leavePollInterval is how often Leave looks whether its partitions
 	// are gone.
 	leavePollInterval = 20 * time.Millisecond
+	// leaveAnnounceWait bounds how long Leave waits for the news that the
+	// node is leaving to go out before it starts handing off.
+	leaveAnnounceWait = 500 * time.Millisecond
 )
 
 // Errors of handoff.
@@ -203,6 +206,10 @@ func (n *Node) ReceiveChunk(c Chunk) error {
 	}
 	n.stats.bytesReceived.Add(uint64(len(c.Data)))
 	if c.Last {
+		if n.receivedFrom == nil {
+			n.receivedFrom = map[int]string{}
+		}
+		n.receivedFrom[c.Partition] = c.From.Name
 		signal(n.wake) // the commit may already be here
 	}
 	return nil

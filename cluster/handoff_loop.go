@@ -37,6 +37,9 @@ type handoffDone struct {
 type backOff struct {
 	target string
 	until  time.Time
+	// received: target handed p to this node (see takeOver); a node that
+	// is leaving itself may hand it back at once.
+	received bool
 }
 
 func (n *Node) runHandoffLoop() {
@@ -58,7 +61,7 @@ func (n *Node) runHandoffLoop() {
 			delete(l.inFlight, d.p)
 			n.stats.inFlight.Store(int64(len(l.inFlight)))
 			if d.backOff {
-				l.notBefore[d.p] = backOff{d.target, n.cfg.Now().Add(n.cfg.HandoffTimeout)}
+				l.notBefore[d.p] = backOff{target: d.target, until: n.cfg.Now().Add(n.cfg.HandoffTimeout)}
 			}
 		}
 	}
@@ -82,6 +85,9 @@ func (l *handoffLoop) reconcile() {
 	}
 	desired, members := n.desired(t)
 	now := n.cfg.Now()
+	n.mu.Lock()
+	leaving := n.leaving
+	n.mu.Unlock()
 	for p, a := range t.Partitions {
 		mine := a.Holder == n.self
 		if e, ok := l.active[p]; ok && !(mine && a.Epoch == e && (a.State == StateServing || a.State == StatePending)) {
@@ -96,7 +102,7 @@ func (l *handoffLoop) reconcile() {
 		case a.State == StateServing:
 			target, ok := members[desired[p]]
 			wait := l.notBefore[p]
-			if ok && len(l.inFlight) < n.cfg.HandoffsMax && (wait.target != target.Name || now.After(wait.until)) {
+			if ok && len(l.inFlight) < n.cfg.HandoffsMax && (wait.target != target.Name || now.After(wait.until) || wait.received && leaving) {
 				l.begin(p, a, Holder{target.Name, target.Meta.Generation})
 				continue
 			}
@@ -237,6 +243,17 @@ func (l *handoffLoop) takeOver(p int, a Assignment) {
 	}
 	signal(n.pushNow)
 	n.log.Info("partition taken over", "partition", p, "epoch", a.Epoch)
+	// The sender gave p up, most likely because it is leaving; the news of
+	// that may not have reached this node yet, and until it has, placement
+	// still names the sender. Handing p straight back would be refused and
+	// cost an epoch, so the sender waits like a target that gave no answer.
+	n.importMu.Lock()
+	from := n.receivedFrom[p]
+	delete(n.receivedFrom, p)
+	n.importMu.Unlock()
+	if from != "" {
+		l.notBefore[p] = backOff{target: from, until: n.cfg.Now().Add(n.cfg.HandoffTimeout), received: true}
+	}
 }
 
 // handOff runs steps 2 and 3 for p, handing off at epoch, towards to; it

@@ -161,9 +161,19 @@ func TestHandoffOnLeave(t *testing.T) {
 	d := c.startH("c", 1, "", seedsOf(a))
 	eventually(t, "three settle", func() error { return c.settled(a, b, d) })
 
+	before := map[*testNode]HandoffStats{a: a.node.HandoffStats(), b: b.node.HandoffStats()}
 	c.stop(d, true) // Leave reports an error if anything is left
 	if held := d.node.View().Table.Held(d.node.Self()); len(held) != 0 {
 		t.Fatalf("c left holding %v", held)
+	}
+	// c said it was leaving before it moved anything, so a and b never
+	// tried to hand it back what they received (and gave up, bumping
+	// epochs, when c refused).
+	for _, n := range []*testNode{a, b} {
+		s, was := n.node.HandoffStats(), before[n]
+		if s.GivenUp != was.GivenUp || s.Started != was.Started {
+			t.Errorf("%s began %d handoffs and gave up %d while c left", n.node.Self().Name, s.Started-was.Started, s.GivenUp-was.GivenUp)
+		}
 	}
 	eventually(t, "two settle", func() error {
 		if err := converged([]*testNode{a, b}, "c"); err != nil {

@@ -53,7 +53,11 @@ type Node struct {
 	members   map[string]*memberRecord
 	conflicts int
 	leaving   bool // Leave is handing the partitions off
-	left      bool
+	// receivedFrom names, per partition, the node whose handoff this node
+	// completed last (importMu guards it); the handoff loop does not hand
+	// the partition straight back to it (see takeOver).
+	receivedFrom map[int]string
+	left         bool
 }
 
 type memberRecord struct {
@@ -337,7 +341,14 @@ func (n *Node) Leave(timeout time.Duration) error {
 		return ErrStopped
 	}
 	n.leaving = true
+	n.invalidateLocked()
 	n.mu.Unlock()
+	// Say so before anything moves: the others leave a leaving member out
+	// of placement, or they would try to hand back each partition they
+	// receive from it (and give up, at a new epoch, when it refuses).
+	if err := n.ml.UpdateNode(leaveAnnounceWait); err != nil {
+		n.log.Debug("leaving announced without confirmation", "err", err)
+	}
 	var errs []error
 	if n.cfg.Store != nil {
 		errs = append(errs, n.drain(timeout))
@@ -395,7 +406,7 @@ func (n *Node) livePeers() []Member {
 }
 
 func (n *Node) eligibleLocked(m Member) bool {
-	return m.Alive && m.Name != n.self.Name && m.Meta.ClusterID != "" && m.Meta.ClusterID == n.table.ClusterID &&
+	return m.Alive && !m.Meta.Leaving && m.Name != n.self.Name && m.Meta.ClusterID != "" && m.Meta.ClusterID == n.table.ClusterID &&
 		m.Meta.Generation > 0 && m.Meta.Partitions == len(n.table.Partitions) &&
 		!n.table.Tombstoned(Holder{m.Name, m.Meta.Generation})
 }

@@ -107,7 +107,10 @@ type NodeMeta struct {
 	Partitions uint32 `protobuf:"varint,5,opt,name=partitions,proto3" json:"partitions,omitempty"`
 	// The partitions the node holds by its own table, one bit each: bit p is
 	// bit p%8 of byte p/8. Shorter than P/8 bytes when the last bytes are 0.
-	Held          []byte `protobuf:"bytes,6,opt,name=held,proto3" json:"held,omitempty"`
+	Held []byte `protobuf:"bytes,6,opt,name=held,proto3" json:"held,omitempty"`
+	// The node is leaving: it hands its partitions off and takes none, so
+	// other members leave it out of placement.
+	Leaving       bool `protobuf:"varint,7,opt,name=leaving,proto3" json:"leaving,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -182,6 +185,13 @@ func (x *NodeMeta) GetHeld() []byte {
 		return x.Held
 	}
 	return nil
+}
+
+func (x *NodeMeta) GetLeaving() bool {
+	if x != nil {
+		return x.Leaving
+	}
+	return false
 }
 
 // Holder names one incarnation of a node: its name and the generation of
@@ -401,7 +411,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\rcluster.proto\x12\x16orderengine.cluster.v1\"\xbe\x01\n" +
+	"\rcluster.proto\x12\x16orderengine.cluster.v1\"\xd8\x01\n" +
 	"\bNodeMeta\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1d\n" +
 	"\n" +
@@ -413,7 +423,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x05 \x01(\rR\n" +
 	"partitions\x12\x12\n" +
-	"\x04held\x18\x06 \x01(\fR\x04held\"<\n" +
+	"\x04held\x18\x06 \x01(\fR\x04held\x12\x18\n" +
+	"\aleaving\x18\a \x01(\bR\aleaving\"<\n" +
 	"\x06Holder\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
