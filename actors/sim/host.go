@@ -270,19 +270,7 @@ func (h *host) send(from *cell, to *actor.PID, msg any, sender *actor.PID) {
 // SKU waits until the stall ends.
 func (h *host) network(to string, msg any, sender *actor.PID) {
 	w := h.w
-	w.report.Messages++
-	copies := 1
-	if !w.healed {
-		switch r := w.rng.Float64(); {
-		case r < w.cfg.DropRate:
-			copies = 0
-			w.report.Dropped++
-		case r < w.cfg.DropRate+w.cfg.DupRate:
-			copies = 2
-			w.report.Duplicated++
-		}
-	}
-	for range copies {
+	for range w.copies() {
 		d := w.delay()
 		if until := h.stalled[to]; until.After(w.now.Add(d)) {
 			d = until.Sub(w.now) + w.delay()

@@ -20,19 +20,7 @@ import (
 // random delay (which reorders), maybe twice, maybe never. A message to a
 // stalled SKU (to not nil) waits until the stall ends.
 func (w *world) send(to *skuNode, deliver func()) {
-	w.report.Messages++
-	copies := 1
-	if !w.healed {
-		switch r := w.rng.Float64(); {
-		case r < w.cfg.DropRate:
-			copies = 0
-			w.report.Dropped++
-		case r < w.cfg.DropRate+w.cfg.DupRate:
-			copies = 2
-			w.report.Duplicated++
-		}
-	}
-	for range copies {
+	for range w.copies() {
 		w.inflight++
 		at := w.now.Add(w.delay())
 		if to != nil && to.stalledUntil.After(at) {
@@ -44,6 +32,25 @@ func (w *world) send(to *skuNode, deliver func()) {
 			w.maybeCrash()
 		})
 	}
+}
+
+// copies counts one message on the network and decides how many copies of
+// it arrive: none (dropped), one, or two (duplicated); always one once
+// the network is healed.
+func (w *world) copies() int {
+	w.report.Messages++
+	if w.healed {
+		return 1
+	}
+	switch r := w.rng.Float64(); {
+	case r < w.cfg.DropRate:
+		w.report.Dropped++
+		return 0
+	case r < w.cfg.DropRate+w.cfg.DupRate:
+		w.report.Duplicated++
+		return 2
+	}
+	return 1
 }
 
 func (w *world) delay() time.Duration {

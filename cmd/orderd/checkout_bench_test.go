@@ -3,18 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/orderengine/orderengine/actors"
 	"github.com/orderengine/orderengine/actors/pb"
 	"github.com/orderengine/orderengine/gateway"
-	"github.com/orderengine/orderengine/persistence"
 )
 
 // BenchmarkCheckoutInProcess places one-line orders through the engine the
@@ -35,18 +31,7 @@ func BenchmarkCheckoutInProcess(b *testing.B) {
 
 func benchmarkCheckout(b *testing.B, hot bool) {
 	const skus = 1000
-	j, err := persistence.Open(b.TempDir(), persistence.DefaultOptions())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer j.Close()
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(slog.DiscardHandler)
-	}))
-	defer system.Shutdown()
-	reg := actors.NewRegistry(system, actors.SKUConfig{Journal: j})
-	e := &engine{clock: actors.SystemClock{}}
-	e.node.Store(&nodeActors{skus: reg, orders: actors.NewOrders(reg, actors.OrderConfig{Journal: j})})
+	e, reg := newTestEngine(b, actors.OrderConfig{})
 	ctx := context.Background()
 	for i := range skus {
 		if _, err := e.Restock(ctx, fmt.Sprint("S-", i), 1_000_000_000, ""); err != nil {

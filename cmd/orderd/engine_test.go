@@ -25,20 +25,7 @@ func (unreachableSKUs) RequestSKU(actor.Context, string, proto.Message) {}
 // same: the first outcome, as the idempotency promise says, not a refused
 // move.
 func TestCheckoutExpiredWhileReservingReplays(t *testing.T) {
-	j, err := persistence.Open(t.TempDir(), persistence.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(slog.DiscardHandler)
-	}))
-	defer system.Shutdown()
-	reg := actors.NewRegistry(system, actors.SKUConfig{Journal: j})
-	e := &engine{clock: actors.SystemClock{}}
-	e.node.Store(&nodeActors{skus: reg, orders: actors.NewOrders(reg, actors.OrderConfig{
-		Journal: j, SKUs: unreachableSKUs{}, TickInterval: 50 * time.Millisecond,
-	})})
+	e, _ := newTestEngine(t, actors.OrderConfig{SKUs: unreachableSKUs{}, TickInterval: 50 * time.Millisecond})
 	req := gateway.PlaceOrderRequest{Customer: "c", TTL: time.Second, IdempotencyKey: "k1",
 		Items: []gateway.Item{{SKU: "tea", Quantity: 1}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -51,4 +38,27 @@ func TestCheckoutExpiredWhileReservingReplays(t *testing.T) {
 	if err != nil || again.ID != first.ID || again.Status != "expired" {
 		t.Fatalf("replay %+v, %v; want %s expired", again, err, first.ID)
 	}
+}
+
+// newTestEngine returns an engine on a real journal and actor system of
+// its own, closed when tb ends: everything of a node but HTTP. orders is
+// the order actors' configuration; its Journal is filled in.
+func newTestEngine(tb testing.TB, orders actors.OrderConfig) (*engine, *actors.Registry) {
+	tb.Helper()
+	j, err := persistence.Open(tb.TempDir(), persistence.DefaultOptions())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.DiscardHandler)
+	}))
+	tb.Cleanup(func() {
+		system.Shutdown()
+		j.Close()
+	})
+	reg := actors.NewRegistry(system, actors.SKUConfig{Journal: j})
+	orders.Journal = j
+	e := &engine{clock: actors.SystemClock{}}
+	e.node.Store(&nodeActors{skus: reg, orders: actors.NewOrders(reg, orders)})
+	return e, reg
 }

@@ -36,14 +36,12 @@ const leaveTimeout = 10 * time.Second
 // member is this node's part in a cluster: its membership, its router,
 // and the partitions it serves.
 type member struct {
-	cfg     config
-	node    *cluster.Node
-	router  *cluster.Router
-	remote  *remote.Remote
-	auth    *cluster.RemoteAuth
-	served  *servedPartitions
-	journal *persistence.Journal
-	log     *slog.Logger
+	node   *cluster.Node
+	router *cluster.Router
+	remote *remote.Remote
+	auth   *cluster.RemoteAuth
+	served *servedPartitions
+	log    *slog.Logger
 }
 
 // identity returns the node's name and its data directory's generation,
@@ -181,7 +179,7 @@ func startMember(cfg config, d memberDeps, log *slog.Logger) (*member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-gossip %s: bad port", cfg.gossip())
 	}
-	m := &member{cfg: cfg, remote: d.remote, auth: d.auth, journal: d.journal, log: log}
+	m := &member{remote: d.remote, auth: d.auth, log: log}
 	m.served = newServedPartitions(name, d.journal.Partitions(), d.journal, d.skus, log)
 	d.skus.SetGate(m.served.admit)
 	transport := &routerTransport{}

@@ -41,25 +41,24 @@ type routing struct {
 func (r *routing) servesOrder(id string) bool { return r.router.Serves(kindOrder, id) }
 
 func (r *routing) askSKU(ctx context.Context, sku string, cmd proto.Message) (*pb.StockResult, error) {
-	reply, err := r.router.Ask(ctx, kindSKU, sku, cmd)
-	if err != nil {
-		return nil, r.askError(err)
-	}
-	res, ok := reply.(*pb.StockResult)
-	if !ok {
-		return nil, fmt.Errorf("%w: %T from sku %s", actors.ErrUnexpectedReply, reply, sku)
-	}
-	return res, nil
+	return routedAsk[*pb.StockResult](ctx, r, kindSKU, sku, cmd)
 }
 
 func (r *routing) askOrder(ctx context.Context, id string, cmd proto.Message, _ bool) (*pb.OrderResult, error) {
-	reply, err := r.router.Ask(ctx, kindOrder, id, cmd)
+	return routedAsk[*pb.OrderResult](ctx, r, kindOrder, id, cmd)
+}
+
+// routedAsk asks the actor of (kind, id) wherever it lives and expects an
+// answer of type R.
+func routedAsk[R proto.Message](ctx context.Context, r *routing, kind, id string, cmd proto.Message) (R, error) {
+	var zero R
+	reply, err := r.router.Ask(ctx, kind, id, cmd)
 	if err != nil {
-		return nil, r.askError(err)
+		return zero, r.askError(err)
 	}
-	res, ok := reply.(*pb.OrderResult)
+	res, ok := reply.(R)
 	if !ok {
-		return nil, fmt.Errorf("%w: %T from order %s", actors.ErrUnexpectedReply, reply, id)
+		return zero, fmt.Errorf("%w: %T from %s %s", actors.ErrUnexpectedReply, reply, kind, id)
 	}
 	return res, nil
 }
