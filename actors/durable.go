@@ -53,6 +53,10 @@ type durableLog struct {
 	// state its last event leaves: a crash between two of them must not
 	// leave events stored with a wake time that belongs to events lost.
 	marks []wakeMark
+	// born are identities that buffered commands bring to life, in
+	// command order (bringToLife): each goes out in the append that
+	// carries the last event of its command, in the same durable write.
+	born []bornIdentity
 
 	snapshotted  uint64 // sequence of the latest durable snapshot
 	snapshotting bool   // a snapshot write is in flight
@@ -75,6 +79,13 @@ type durableLog struct {
 type wakeMark struct {
 	end  uint64 // the last sequence of a command's events
 	wake int64  // the wake time of the state it leaves
+}
+
+// bornIdentity is a new identity's first events, brought to life by the
+// command whose events end at end.
+type bornIdentity struct {
+	end uint64
+	id  NewIdentity
 }
 
 type heldReply struct {
@@ -116,7 +127,7 @@ func (l *durableLog) start(ctx actor.Context, seq, snap uint64, wake int64, rewr
 	l.root, l.self = ctx.ActorSystem().Root, ctx.Self()
 	l.applied, l.submitted, l.durable, l.snapshotted = seq, seq, seq, snap
 	l.buffer, l.held, l.snapshotting, l.inflight = nil, nil, false, 0
-	l.marks = l.marks[:0]
+	l.marks, l.born = l.marks[:0], nil
 	l.wake, l.durableWake = wake, wake
 	// An identity with no events recovered has no wake time stored that
 	// could be stale.
@@ -144,6 +155,16 @@ func (l *durableLog) setWake(at int64) {
 func (l *durableLog) record(ev []byte) {
 	l.applied++
 	l.buffer = append(l.buffer, ev)
+}
+
+// bringToLife writes a new identity's first events (sequences 1, 2, ...)
+// and wake time in the same durable write as the events the current
+// command applied, which must be at least one: a reply held for the
+// command leaves only once both are durable, and a crash keeps both or
+// neither. The identity must be new (see Journal.AppendWith), and the
+// command's events and the identity's together must fit in one append.
+func (l *durableLog) bringToLife(id string, events [][]byte, wake int64) {
+	l.born = append(l.born, bornIdentity{end: l.applied, id: NewIdentity{ID: id, Events: events, Wake: wake}})
 }
 
 // reply sends msg to the caller now if nothing it depends on is still
@@ -185,15 +206,20 @@ func (l *durableLog) flush() {
 		return
 	}
 	inc, root, self := l.incarnation, l.root, l.self
-	submit := func(first uint64, events [][]byte, wake int64) {
+	submit := func(first uint64, events [][]byte, wake int64, born []NewIdentity) {
 		last := first + uint64(len(events)) - 1
 		l.inflight++
-		l.journal.Append(l.id, first, events, wake, func(err error) {
+		done := func(err error) {
 			root.Send(self, &appendDone{incarnation: inc, last: last, wake: wake, err: err})
-		})
+		}
+		if len(born) > 0 {
+			l.journal.AppendWith(l.id, first, events, wake, born, done)
+		} else {
+			l.journal.Append(l.id, first, events, wake, done)
+		}
 	}
 	if len(l.buffer) == 0 {
-		submit(l.submitted+1, nil, l.wake)
+		submit(l.submitted+1, nil, l.wake, nil)
 		return
 	}
 	limit := max(l.journal.AppendEventsMax(), 1)
@@ -201,22 +227,57 @@ func (l *durableLog) flush() {
 	l.buffer = nil
 	for len(events) > 0 {
 		n, wake := len(events), l.wake
-		if n > limit {
+		if n+l.bornEvents(l.submitted+uint64(n)) > limit {
 			// No command boundary within the limit (no command makes
 			// that many events today): due at once, so a crash after
-			// this part wakes the actor early rather than never.
-			n, wake = limit, wakeAtOnce
-			for _, m := range l.marks {
-				if m.end > l.submitted && m.end <= l.submitted+uint64(limit) {
-					n, wake = int(m.end-l.submitted), m.wake
+			// this part wakes the actor early rather than never. The
+			// part then completes no command, so it brings nothing to
+			// life.
+			n, wake = min(limit, n), wakeAtOnce
+			b, bornN := 0, 0
+			for _, m := range l.marks { // in command order
+				if m.end <= l.submitted {
+					continue
 				}
+				for ; b < len(l.born) && l.born[b].end <= m.end; b++ {
+					bornN += len(l.born[b].id.Events)
+				}
+				if int(m.end-l.submitted)+bornN > limit {
+					break
+				}
+				n, wake = int(m.end-l.submitted), m.wake
 			}
 		}
-		submit(l.submitted+1, events[:n:n], wake)
+		k := 0
+		for k < len(l.born) && l.born[k].end <= l.submitted+uint64(n) {
+			k++
+		}
+		var born []NewIdentity
+		if k > 0 {
+			born = make([]NewIdentity, k)
+			for i, b := range l.born[:k] {
+				born[i] = b.id
+			}
+			l.born = l.born[k:]
+		}
+		submit(l.submitted+1, events[:n:n], wake, born)
 		l.submitted += uint64(n)
 		events = events[n:]
 	}
-	l.marks = l.marks[:0]
+	l.marks, l.born = l.marks[:0], nil
+}
+
+// bornEvents counts the events of the identities brought to life by the
+// buffered commands that end at or before end.
+func (l *durableLog) bornEvents(end uint64) int {
+	n := 0
+	for _, b := range l.born {
+		if b.end > end {
+			break
+		}
+		n += len(b.id.Events)
+	}
+	return n
 }
 
 // appended handles the journal's answer to one append. It returns false
@@ -299,7 +360,7 @@ func (l *durableLog) failAll(ctx actor.Context, detail string) {
 	for _, h := range l.held {
 		ctx.Send(h.to, l.failed(h.reply, detail))
 	}
-	l.held, l.buffer = nil, nil
+	l.held, l.buffer, l.born = nil, nil, nil
 	l.marks = l.marks[:0]
 }
 

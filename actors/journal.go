@@ -31,6 +31,18 @@ type Journal interface {
 	// returning true; the shells tell their callers so (IsStorageFull).
 	Append(id string, first uint64, events [][]byte, wake int64, done func(error))
 
+	// AppendWith is Append plus, in the same durable write, the first
+	// events (sequences 1, 2, ...) and wake time of each identity in born:
+	// done reports nil once all of it is durable, or the error that kept
+	// all of it from being written. An identity in born must be new: its
+	// ID was generated just now (NewOrderID), so nothing is stored under
+	// it. The journal may not read storage to check (saving that read is
+	// part of the point); it fails the whole append when it knows of
+	// events of one, when one is named twice or is id itself, or when the
+	// events of the append and of born together are more than
+	// AppendEventsMax.
+	AppendWith(id string, first uint64, events [][]byte, wake int64, born []NewIdentity, done func(error))
+
 	// SaveSnapshot submits state as the identity's state after event seq and
 	// calls done once, like Append. A snapshot never covers an event that is
 	// not durable: callers take one only when their appends have completed.
@@ -54,4 +66,14 @@ type Journal interface {
 	// calls done once, like Append. Appends submitted after it start again
 	// at sequence 1. It is how retention forgets a settled identity.
 	Delete(id string, done func(error))
+}
+
+// NewIdentity is a new identity's first events and wake time, written by
+// Journal.AppendWith together with another identity's append. It is an
+// unnamed struct type, so an implementation declares the same type
+// without importing this package.
+type NewIdentity = struct {
+	ID     string
+	Events [][]byte
+	Wake   int64
 }

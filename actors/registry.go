@@ -318,6 +318,17 @@ func (r *Registry) AskSKU(ctx context.Context, sku string, cmd any) (*pb.StockRe
 // still counts; with a future per copy it would go to one already given
 // up, and the caller would wait for a later copy's answer.
 func (r *Registry) ask(ctx context.Context, pid func() *actor.PID, cmd any) (any, error) {
+	return r.askResending(ctx, pid, cmd, true)
+}
+
+// askOnce is ask for a command that must not run twice: it is sent again
+// only after a dead letter (the copy never reached the actor), never
+// because its answer is slow.
+func (r *Registry) askOnce(ctx context.Context, pid func() *actor.PID, cmd any) (any, error) {
+	return r.askResending(ctx, pid, cmd, false)
+}
+
+func (r *Registry) askResending(ctx context.Context, pid func() *actor.PID, cmd any, resend bool) (any, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, askTimeoutMax)
@@ -326,8 +337,13 @@ func (r *Registry) ask(ctx context.Context, pid func() *actor.PID, cmd any) (any
 	box := &replyBox{ch: make(chan any, replyBoxSlots)}
 	reply := r.register(box)
 	defer r.system.ProcessRegistry.Remove(reply)
-	timer := time.NewTimer(askResendFirst)
-	defer timer.Stop()
+	var resendC <-chan time.Time // nil: never
+	timer := (*time.Timer)(nil)
+	if resend {
+		timer = time.NewTimer(askResendFirst)
+		defer timer.Stop()
+		resendC = timer.C
+	}
 	wait, deadLetters := askResendFirst, 0
 	r.system.Root.RequestWithCustomSender(pid(), cmd, reply)
 	for {
@@ -344,7 +360,7 @@ func (r *Registry) ask(ctx context.Context, pid func() *actor.PID, cmd any) (any
 			if deadLetters++; deadLetters >= requestAttemptsMax {
 				return nil, fmt.Errorf("actor request: %w", actor.ErrDeadLetter)
 			}
-		case <-timer.C:
+		case <-resendC:
 			wait *= 2 // lost, or only slow: send again, waiting longer
 			timer.Reset(wait)
 		case <-ctx.Done():

@@ -120,6 +120,9 @@ func newSKUActor(sku string, cfg SKUConfig, carry *restartCarry) *skuActor {
 // failedStockResult is what a caller gets when its command's events were
 // not made durable.
 func failedStockResult(reply any, detail string) any {
+	if _, checkout := reply.(*pb.OrderResult); checkout {
+		return failedOrderResult(reply, detail)
+	}
 	r := proto.Clone(reply.(*pb.StockResult)).(*pb.StockResult)
 	r.Outcome, r.Detail = pb.Outcome_OUTCOME_UNAVAILABLE, detail
 	return r
@@ -174,7 +177,7 @@ func (a *skuActor) Receive(ctx actor.Context) {
 	case Crash:
 		panic("sku " + a.sku + ": crash requested")
 	case *pb.Restock, *pb.Remove, *pb.ReserveStock, *pb.CommitReservation,
-		*pb.ReleaseReservation, *pb.ReturnStock, *pb.SetPurchaseLimit, *pb.GetStock, *pb.SweepReservations:
+		*pb.ReleaseReservation, *pb.ReturnStock, *pb.SetPurchaseLimit, *pb.GetStock, *pb.SweepReservations, *Checkout:
 		a.command(ctx, m, ctx.Sender())
 	}
 }
@@ -193,6 +196,10 @@ func (a *skuActor) command(ctx actor.Context, cmd any, sender *actor.PID) {
 	}
 	if _, sweep := cmd.(*pb.SweepReservations); !sweep {
 		a.passivating = false // a sweep is no activity: it must not keep an idle SKU awake
+	}
+	if c, ok := cmd.(*Checkout); ok {
+		a.checkout(ctx, c, sender)
+		return
 	}
 	events, reply := a.state.Step(cmd, a.cfg.Clock.Now(), a.cfg.Rules)
 	for _, ev := range events {
@@ -225,6 +232,10 @@ func (a *skuActor) passivateSoonIfUnknown(ctx actor.Context) {
 
 func (a *skuActor) unavailable(ctx actor.Context, cmd any, sender *actor.PID, detail string) {
 	if _, tick := cmd.(*pb.SweepReservations); tick || sender == nil {
+		return
+	}
+	if _, checkout := cmd.(*Checkout); checkout {
+		ctx.Send(sender, &pb.OrderResult{Code: pb.OrderCode_ORDER_CODE_UNAVAILABLE, Detail: detail})
 		return
 	}
 	ctx.Send(sender, &pb.StockResult{Outcome: pb.Outcome_OUTCOME_UNAVAILABLE, View: &pb.SKUView{Sku: a.sku}, Detail: detail,

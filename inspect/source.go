@@ -30,6 +30,10 @@ func (readOnly) AppendEventsMax() int { return 1 }
 
 func (readOnly) Append(_ string, _ uint64, _ [][]byte, _ int64, done func(error)) { done(errReadOnly) }
 
+func (readOnly) AppendWith(_ string, _ uint64, _ [][]byte, _ int64, _ []actors.NewIdentity, done func(error)) {
+	done(errReadOnly)
+}
+
 func (readOnly) SaveSnapshot(_ string, _ uint64, _ []byte, done func(error)) { done(errReadOnly) }
 
 func (readOnly) Due(int64, int, func(string, int64) bool) error { return errReadOnly }

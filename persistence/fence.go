@@ -132,7 +132,7 @@ func (j *Journal) Release(p int) error {
 	var refused []*request
 	kept := j.queue[:0]
 	for _, r := range j.queue {
-		if r.p == uint16(p) {
+		if r.touches(uint16(p)) {
 			refused = append(refused, r)
 		} else {
 			kept = append(kept, r)
@@ -145,6 +145,10 @@ func (j *Journal) Release(p int) error {
 	err := notHeld(uint16(p))
 	for _, r := range refused {
 		j.settleLocked(r, err)
+		for _, b := range r.born {
+			j.settleLocked(b, err)
+			j.untrackBornLocked(b)
+		}
 	}
 	j.mu.Unlock()
 	j.held.busyMu.Unlock()
@@ -165,7 +169,7 @@ func (j *Journal) Drain(p int) error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for !j.closing && j.failed == nil && slices.ContainsFunc(j.queue, func(r *request) bool { return r.p == uint16(p) }) {
+	for !j.closing && j.failed == nil && slices.ContainsFunc(j.queue, func(r *request) bool { return r.touches(uint16(p)) }) {
 		j.settledCond.Wait()
 	}
 	j.awaitWriterLocked()

@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"fmt"
+	"slices"
 )
 
 // requestKind says what a request writes.
@@ -35,15 +36,49 @@ type request struct {
 	// awaited: a Delete that keeps compaction away from its identity until
 	// it settles (awaitCompaction). Only the writer goroutine uses it.
 	awaited bool
+
+	// born are the first appends of new identities that an AppendWith
+	// writes in the same transaction as this append. They are not queued
+	// on their own: they are staged, committed, settled and failed with
+	// this request, and have no done of their own.
+	born []*request
+}
+
+// NewIdentity is a new identity's first events (sequences 1, 2, ...) and
+// wake time, written by AppendWith together with another append. The
+// type is unnamed so that the actors package can declare the same type
+// without importing this one.
+type NewIdentity = struct {
+	ID     string
+	Events [][]byte
+	Wake   int64
 }
 
 // entries is what the request counts for in batch limits and statistics:
-// its events, or 1 for a snapshot or a Delete.
+// its events and those of the identities it brings to life, or 1 for a
+// snapshot or a Delete.
 func (r *request) entries() int {
-	if r.kind == kindAppendRequest {
-		return len(r.events)
+	if r.kind != kindAppendRequest {
+		return 1
 	}
-	return 1
+	n := len(r.events)
+	for _, b := range r.born {
+		n += len(b.events)
+	}
+	return n
+}
+
+// touches reports whether the request writes anything of partition p.
+func (r *request) touches(p uint16) bool {
+	if r.p == p {
+		return true
+	}
+	for _, b := range r.born {
+		if b.p == p {
+			return true
+		}
+	}
+	return false
 }
 
 // last is the sequence the request leaves the identity at.
@@ -68,6 +103,62 @@ func (j *Journal) Append(id string, first uint64, events [][]byte, wake int64, d
 	if err := j.submit(r); err != nil {
 		done(err)
 	}
+}
+
+// AppendWith is Append plus, in the same synced transaction, the first
+// events (sequences 1, 2, ...) and wake time of each identity in born:
+// done reports nil once all of it is durable, or the error that kept all
+// of it from being written. It is how one actor's decision that creates
+// another identity (a SKU that takes a one-line checkout writes its new
+// order) costs one commit and can never be half written.
+//
+// Each identity in born must be new: its ID generated just now with
+// enough randomness that nothing is stored under it. The journal does not
+// read storage to check (that read is what a fresh identity saves); it
+// refuses the whole append, writing nothing, when it knows of events of
+// one (pending, or durable and still tracked), when one is named twice or
+// is id itself, or when one's partition is not held. The events of the
+// append and of every identity in born count together against
+// AppendEventsMax.
+func (j *Journal) AppendWith(id string, first uint64, events [][]byte, wake int64, born []NewIdentity, done func(error)) {
+	r := &request{kind: kindAppendRequest, id: id, seq: first, events: events, wake: wake, done: done}
+	if err := j.checkAppend(r); err != nil {
+		done(err)
+		return
+	}
+	if err := j.checkBorn(r, born); err != nil {
+		done(err)
+		return
+	}
+	if err := j.submit(r); err != nil {
+		done(err)
+	}
+}
+
+// checkBorn builds r's born requests and checks them as Append checks
+// its own, with the events of all of them counted against the limit.
+func (j *Journal) checkBorn(r *request, born []NewIdentity) error {
+	total := len(r.events)
+	for i, b := range born {
+		if len(b.Events) == 0 {
+			return fmt.Errorf("%w: new identity %q with no events", ErrInvalidRequest, b.ID)
+		}
+		if b.ID == r.id || slices.ContainsFunc(born[:i], func(o NewIdentity) bool { return o.ID == b.ID }) {
+			return fmt.Errorf("%w: identity %q written twice in one append", ErrInvalidRequest, b.ID)
+		}
+		c := &request{kind: kindAppendRequest, id: b.ID, seq: 1, events: b.Events, wake: b.Wake}
+		if err := j.checkAppend(c); err != nil {
+			return err
+		}
+		total += len(b.Events)
+		r.bytes += c.bytes
+		r.born = append(r.born, c)
+	}
+	if total > j.opts.BatchEntries {
+		return fmt.Errorf("%w: %d events in one append with its new identities, want at most %d",
+			ErrInvalidRequest, total, j.opts.BatchEntries)
+	}
+	return nil
 }
 
 // SaveSnapshot submits state as id's state after event seq. seq must be
@@ -158,16 +249,57 @@ func (j *Journal) submit(r *request) error {
 		j.mu.Unlock()
 		return err
 	}
+	born, err := j.trackBornLocked(r)
+	if err != nil {
+		j.mu.Unlock()
+		return err
+	}
 	if err := st.admit(r); err != nil {
 		j.mu.Unlock()
 		return err
 	}
 	r.gen = st.gen
 	st.inflight++
+	for i, b := range r.born {
+		_ = born[i].admit(b) // checked by trackBornLocked
+		b.gen = born[i].gen
+		born[i].inflight++
+	}
 	j.queue = append(j.queue, r)
 	j.mu.Unlock()
 	j.signal()
 	return nil
+}
+
+// trackBornLocked checks r's new identities and returns their tracked
+// states, tracking those the journal does not know yet as empty, without
+// the read from storage that waitAndTrackLocked makes: the caller vouches
+// that nothing is stored under them. It changes nothing it would have to
+// undo: an identity tracked here and then not admitted is merely known to
+// be empty.
+func (j *Journal) trackBornLocked(r *request) ([]*identity, error) {
+	if len(r.born) == 0 {
+		return nil, nil
+	}
+	sts := make([]*identity, len(r.born))
+	for i, b := range r.born {
+		b.p = j.partition(b.id)
+		if !j.held.holds(b.p) {
+			return nil, notHeld(b.p)
+		}
+		st, ok := j.ids[b.id]
+		switch {
+		case !ok:
+			st = &identity{used: j.idsLRU.PushFront(b.id)}
+			j.ids[b.id] = st
+		case st.pending != 0 || st.inflight != 0 || st.snapPending != 0:
+			return nil, fmt.Errorf("%w: new identity %q has events already (last %d)", ErrInvalidRequest, b.id, st.pending)
+		default:
+			j.idsLRU.MoveToFront(st.used)
+		}
+		sts[i] = st
+	}
+	return sts, nil
 }
 
 // waitAndTrackLocked waits for room in the queue and returns id's tracked

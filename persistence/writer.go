@@ -62,7 +62,7 @@ func (j *Journal) takeBatch() (batch, stale []*request, n uint64, closing bool) 
 	entries, bytes, taken := 0, 0, 0
 	for _, r := range j.queue {
 		st := j.ids[r.id]
-		if r.kind != kindSnapshotRequest && r.gen != st.gen {
+		if r.kind != kindSnapshotRequest && j.staleLocked(st, r) {
 			stale = append(stale, r)
 			taken++
 			continue
@@ -72,6 +72,9 @@ func (j *Journal) takeBatch() (batch, stale []*request, n uint64, closing bool) 
 			break
 		}
 		j.stageLocked(st, r)
+		for _, b := range r.born {
+			j.stageLocked(j.ids[b.id], b)
+		}
 		batch = append(batch, r)
 		entries, bytes, taken = entries+n, bytes+r.bytes, taken+1
 	}
@@ -83,6 +86,21 @@ func (j *Journal) takeBatch() (batch, stale []*request, n uint64, closing bool) 
 		j.signal() // the next turn must not wait for a submitter
 	}
 	return batch, stale, j.batches, j.closing
+}
+
+// staleLocked reports whether an append must fail unwritten because an
+// earlier request of its identity, or of one it brings to life, failed
+// after it was queued.
+func (j *Journal) staleLocked(st *identity, r *request) bool {
+	if r.gen != st.gen {
+		return true
+	}
+	for _, b := range r.born {
+		if b.gen != j.ids[b.id].gen {
+			return true
+		}
+	}
+	return false
 }
 
 // stageLocked records in r the wake time and snapshot it replaces, as the
@@ -237,6 +255,11 @@ func (j *Journal) writeTxn(batch []*request) (int, error) {
 			}
 		}
 		ops, err := j.requestOps(j.opsBuf[:0], r)
+		for _, b := range r.born {
+			if err == nil {
+				ops, err = j.requestOps(ops, b)
+			}
+		}
 		if err == nil && n == 0 && r.kind == kindDeleteRequest && !budget.fits(ops) {
 			ops, err = j.shrinkDelete(r, ops)
 		}
@@ -291,6 +314,10 @@ func (j *Journal) finish(reqs []*request, err error) {
 	j.mu.Lock()
 	for _, r := range reqs {
 		j.settleLocked(r, err)
+		for _, b := range r.born {
+			j.settleLocked(b, err)
+			j.untrackBornLocked(b)
+		}
 	}
 	j.mu.Unlock()
 	for _, r := range reqs {
@@ -329,6 +356,22 @@ func (j *Journal) settleLocked(r *request, err error) {
 		st.gen++
 	}
 	j.evictLocked()
+}
+
+// untrackBornLocked drops a new identity from the cache once its first
+// append has settled, unless something else is in flight for it. A new
+// order is next written when it is paid or expires, minutes later if
+// ever; cached, the new identities of a busy node would push out the
+// SKUs that write all the time, each of which would then be read back
+// from Badger on its next append.
+func (j *Journal) untrackBornLocked(b *request) {
+	st, ok := j.ids[b.id]
+	if !ok || st.inflight != 0 || st.deletes != 0 {
+		return
+	}
+	j.idsLRU.Remove(st.used)
+	delete(j.ids, b.id)
+	j.evictions++
 }
 
 // evictScanMax bounds the least recently used identities one eviction

@@ -1,6 +1,10 @@
 package sim
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/orderengine/orderengine/actors"
+)
 
 // journal is a synchronous in-memory actors.Journal: what a node appends
 // at a flush is durable at once. A crash loses only what was not flushed.
@@ -31,6 +35,28 @@ func (j *journal) Append(id string, first uint64, events [][]byte, wake int64, d
 	case first != uint64(len(j.events[id]))+1:
 		done(fmt.Errorf("append %s at %d after %d", id, first, len(j.events[id])))
 		return
+	}
+	j.append(id, events)
+	done(nil)
+}
+
+// AppendWith implements actors.Journal: the append and its new
+// identities are durable at once, or refused whole.
+func (j *journal) AppendWith(id string, first uint64, events [][]byte, wake int64, born []actors.NewIdentity, done func(error)) {
+	total := len(events)
+	for _, b := range born {
+		total += len(b.Events)
+		if len(j.events[b.ID]) != 0 || len(b.Events) == 0 || b.ID == id {
+			done(fmt.Errorf("append %s: %q is not a new identity", id, b.ID))
+			return
+		}
+	}
+	if total > simAppendEventsMax || first != uint64(len(j.events[id]))+1 {
+		done(fmt.Errorf("append %s at %d after %d with %d events", id, first, len(j.events[id]), total))
+		return
+	}
+	for _, b := range born {
+		j.append(b.ID, b.Events)
 	}
 	j.append(id, events)
 	done(nil)

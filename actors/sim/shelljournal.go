@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/orderengine/orderengine/actors"
 )
 
 // shellJournal is the journal of the real-shell simulation: an
@@ -53,7 +55,10 @@ type journalOp struct {
 	wake     int64
 	snapshot bool
 	delete   bool
-	done     func(error)
+	// born are the first appends of new identities written with this
+	// one (AppendWith): committed, failed or lost with it.
+	born []journalOp
+	done func(error)
 }
 
 // errDiskFull is a journal refusal for a full volume (actors.IsStorageFull).
@@ -114,12 +119,52 @@ func (j *shellJournal) Append(id string, first uint64, events [][]byte, wake int
 		j.h.soon(func() { done(err) })
 		return
 	}
+	j.append(id, first, events, wake, nil, done)
+}
+
+// append queues an append that passed its checks.
+func (j *shellJournal) append(id string, first uint64, events [][]byte, wake int64, born []journalOp, done func(error)) {
 	j.last[id] += uint64(len(events))
+	j.enqueue(journalOp{id: id, first: first, events: cloneEvents(events), wake: wake, born: born, done: done})
+}
+
+// AppendWith implements actors.Journal. A new identity that has events,
+// stored or pending, is a breach: the shells bring to life only IDs just
+// generated.
+func (j *shellJournal) AppendWith(id string, first uint64, events [][]byte, wake int64, born []actors.NewIdentity, done func(error)) {
+	total := len(events)
+	for _, b := range born {
+		total += len(b.Events)
+		var err error
+		switch {
+		case len(b.Events) == 0 || b.ID == id:
+			err = fmt.Errorf("append %s: new identity %q with no events, or the appender", id, b.ID)
+		case j.last[b.ID] != 0 || len(j.events[b.ID]) != 0:
+			err = fmt.Errorf("append %s: new identity %s has events already (last %d)", id, b.ID, j.last[b.ID])
+		case total > shellAppendEventsMax:
+			err = fmt.Errorf("append %s: %d events with its new identities, limit %d", id, total, shellAppendEventsMax)
+		}
+		if err != nil {
+			j.breach(err)
+			j.refused++
+			j.h.soon(func() { done(err) })
+			return
+		}
+	}
+	var ops []journalOp
+	for _, b := range born {
+		j.last[b.ID] = uint64(len(b.Events))
+		ops = append(ops, journalOp{id: b.ID, first: 1, events: cloneEvents(b.Events), wake: b.Wake})
+	}
+	j.append(id, first, events, wake, ops, done)
+}
+
+func cloneEvents(events [][]byte) [][]byte {
 	evs := make([][]byte, len(events))
 	for i, e := range events {
 		evs[i] = slices.Clone(e)
 	}
-	j.enqueue(journalOp{id: id, first: first, events: evs, wake: wake, done: done})
+	return evs
 }
 
 // SaveSnapshot implements actors.Journal.
@@ -182,16 +227,30 @@ func (j *shellJournal) flush() {
 // commit makes one write durable, or fails it with failed (and forgets
 // the identity's pending tail, as a failed flush does).
 func (j *shellJournal) commit(op journalOp, failed error) error {
-	if !op.snapshot && !op.delete && op.first != uint64(len(j.events[op.id]))+1 {
-		// Submitted after an earlier append of the identity failed.
-		return fmt.Errorf("append %s at %d: earlier events were lost: sequence conflict", op.id, op.first)
+	all := append([]journalOp{op}, op.born...)
+	for _, o := range all {
+		if !o.snapshot && !o.delete && o.first != uint64(len(j.events[o.id]))+1 {
+			// Submitted after an earlier append of the identity failed.
+			failed = fmt.Errorf("append %s at %d: earlier events were lost: sequence conflict", o.id, o.first)
+		}
 	}
 	if failed != nil {
-		if !op.snapshot {
-			j.last[op.id] = uint64(len(j.events[op.id]))
+		for _, o := range all {
+			if !o.snapshot {
+				j.last[o.id] = uint64(len(j.events[o.id]))
+			}
 		}
 		return failed
 	}
+	for _, b := range op.born {
+		j.write(b)
+	}
+	j.write(op)
+	return nil
+}
+
+// write makes one checked write durable.
+func (j *shellJournal) write(op journalOp) {
 	switch {
 	case op.delete:
 		delete(j.events, op.id)
@@ -210,7 +269,6 @@ func (j *shellJournal) commit(op journalOp, failed error) error {
 			j.wakes[op.id] = op.wake
 		}
 	}
-	return nil
 }
 
 // crash is the node's death: a seed-chosen prefix of the waiting writes

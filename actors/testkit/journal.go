@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/orderengine/orderengine/actors"
 )
 
 // Limits of the Badger journal's default options (persistence), which this
@@ -63,7 +65,18 @@ type journalOp struct {
 	wake     int64
 	snapshot bool
 	delete   bool
-	done     func(error)
+	// born are the first appends of new identities written with this one
+	// (AppendWith): committed or failed with it.
+	born []journalOp
+	done func(error)
+}
+
+// all is the op followed by the appends it brings to life.
+func (op journalOp) all() []journalOp {
+	if len(op.born) == 0 {
+		return []journalOp{op}
+	}
+	return append([]journalOp{op}, op.born...)
 }
 
 // ErrClosed is returned for writes submitted after Close.
@@ -109,6 +122,47 @@ func (j *Journal) Append(id string, first uint64, events [][]byte, wake int64, d
 	}
 	j.last[id] += uint64(len(events))
 	j.queue = append(j.queue, journalOp{id: id, first: first, events: slices.Clone(events), wake: wake, done: done})
+	j.cond.Broadcast()
+}
+
+// AppendWith implements actors.Journal. Unlike the Badger journal, which
+// trusts the caller that a new identity has nothing stored (it does not
+// read storage to check), this one knows and refuses any that has events,
+// stored or pending: a test that reuses an identity learns it here.
+func (j *Journal) AppendWith(id string, first uint64, events [][]byte, wake int64, born []actors.NewIdentity, done func(error)) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	err := j.checkAppend(id, first, events)
+	total := len(events)
+	for i, b := range born {
+		if err != nil {
+			break
+		}
+		total += len(b.Events)
+		switch {
+		case len(b.Events) == 0:
+			err = fmt.Errorf("%w: new identity %q with no events", ErrInvalidRequest, b.ID)
+		case b.ID == id || slices.ContainsFunc(born[:i], func(o actors.NewIdentity) bool { return o.ID == b.ID }):
+			err = fmt.Errorf("%w: identity %q written twice in one append", ErrInvalidRequest, b.ID)
+		case j.last[b.ID] != 0 || len(j.events[b.ID]) != 0:
+			err = fmt.Errorf("%w: new identity %q has events already (last %d)", ErrInvalidRequest, b.ID, j.last[b.ID])
+		case total > j.appendMax:
+			err = fmt.Errorf("%w: %d events in one append with its new identities, want at most %d", ErrInvalidRequest, total, j.appendMax)
+		default:
+			err = j.checkAppend(b.ID, 1, b.Events)
+		}
+	}
+	if err != nil {
+		go done(err)
+		return
+	}
+	op := journalOp{id: id, first: first, events: slices.Clone(events), wake: wake, done: done}
+	j.last[id] += uint64(len(events))
+	for _, b := range born {
+		j.last[b.ID] = uint64(len(b.Events))
+		op.born = append(op.born, journalOp{id: b.ID, first: 1, events: slices.Clone(b.Events), wake: b.Wake})
+	}
+	j.queue = append(j.queue, op)
 	j.cond.Broadcast()
 }
 
@@ -361,6 +415,11 @@ func (j *Journal) commit(batch []journalOp) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.flushes++
+	var flat []journalOp
+	for _, op := range batch {
+		flat = append(flat, op.all()...)
+	}
+	batch = flat
 	next := map[string]uint64{} // the sequence each identity continues at, as the batch goes
 	for _, op := range batch {
 		switch {

@@ -179,6 +179,14 @@ func (e *engine) PlaceOrder(ctx context.Context, req gateway.PlaceOrderRequest) 
 	// Without a key a refusal leaves nothing behind: the order forgets
 	// itself once it is rejected, and the 409 names no order.
 	cmd.ForgetRejection = true
+	if len(items) == 1 && n.routed == nil {
+		// One line: the SKU's actor decides and journals the whole
+		// checkout (actors.Checkout).
+		res, err := n.skus.Checkout(ctx, cmd)
+		if !errors.Is(err, actors.ErrCheckoutDeclined) {
+			return e.orderResult("", placed(res), err)
+		}
+	}
 	res, err := n.askOrder(ctx, id, cmd, true) // a fresh ID: no journal to read
 	return e.orderResult("", placed(res), err)
 }
