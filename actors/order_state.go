@@ -98,6 +98,12 @@ func (s *OrderState) apply(seq uint64, ev *pb.OrderEvent) {
 	switch b := ev.Body.(type) {
 	case *pb.OrderEvent_Placed:
 		s.applyPlaced(b.Placed)
+	case *pb.OrderEvent_CheckedOut:
+		s.applyPlaced(b.CheckedOut.GetPlaced())
+		for i := range s.Lines {
+			s.Lines[i].Reserve, s.Lines[i].Hold = pb.LineReserve_LINE_RESERVE_HELD, pb.LineHold_LINE_HOLD_RESERVED
+		}
+		s.Status = pb.OrderStatus_ORDER_STATUS_RESERVED
 	case *pb.OrderEvent_LineReserved:
 		l := s.mustLine(b.LineReserved.Sku)
 		if l.Reserve == pb.LineReserve_LINE_RESERVE_PENDING {

@@ -47,8 +47,8 @@ var ErrCheckoutDeclined = errors.New("checkout declined by the sku actor")
 type checkoutDeclined struct{ reason string }
 
 // checkoutOrderEvents is how many events a one-line order that ends
-// reserved has: OrderPlaced, LineReserved and OrderReserved.
-const checkoutOrderEvents = 3
+// reserved is brought to life with: one OrderCheckedOut.
+const checkoutOrderEvents = 1
 
 // Checkout asks the SKU actor of the order's only line to take a one-line
 // checkout (see Checkout) and returns the order's result. It is sent once
@@ -103,7 +103,7 @@ func (a *skuActor) checkout(ctx actor.Context, c *Checkout, sender *actor.PID) {
 	} else {
 		answered := order.Step(&pb.StockAnswered{Sku: a.sku, Step: pb.SKUStep_SKU_STEP_RESERVE, Outcome: res.Outcome,
 			Available: res.View.GetAvailable(), Limit: res.View.GetPerCustomerLimit(), Detail: res.Detail, Hold: res.Hold}, now)
-		reply = a.checkoutOutcome(order, res, len(events), placed.Events, answered.Events)
+		reply = a.checkoutOutcome(order, res, len(events), append(placed.Events, answered.Events...))
 	}
 	a.log.reply(ctx, sender, reply)
 	a.log.setWake(a.state.WakeAt(a.cfg.Rules))
@@ -118,19 +118,14 @@ func (a *skuActor) checkout(ctx actor.Context, c *Checkout, sender *actor.PID) {
 // answer (its volume full, say) is unavailable, and any hold it got
 // meanwhile is released by the SKU's safety expiry, as for an order lost
 // before its first write.
-func (a *skuActor) checkoutOutcome(order *OrderState, res *pb.StockResult, skuEvents int, evs ...[]*pb.OrderEvent) *pb.OrderResult {
+func (a *skuActor) checkoutOutcome(order *OrderState, res *pb.StockResult, skuEvents int, events []*pb.OrderEvent) *pb.OrderResult {
 	switch order.Status {
 	case pb.OrderStatus_ORDER_STATUS_RESERVED:
-		if skuEvents == 0 {
-			break // never: a hold made now is an event
+		checkedOut := orderCheckedOut(events)
+		if skuEvents == 0 || checkedOut == nil {
+			break // never: a hold made now is an event, and the saga took its one path
 		}
-		var enc [][]byte
-		for _, list := range evs {
-			for _, ev := range list {
-				enc = append(enc, encodeOrderEvent(ev))
-			}
-		}
-		a.log.bringToLife(orderJournalID(order.ID), enc, OrderWakeAt(order, 0))
+		a.log.bringToLife(orderJournalID(order.ID), [][]byte{encodeOrderEvent(checkedOut)}, OrderWakeAt(order, 0))
 		return OrderPlaceOutcome(order, false)
 	case pb.OrderStatus_ORDER_STATUS_REJECTED:
 		return OrderPlaceOutcome(order, false)
@@ -140,4 +135,20 @@ func (a *skuActor) checkoutOutcome(order *OrderState, res *pb.StockResult, skuEv
 		detail = "sku answered " + res.Outcome.String()
 	}
 	return &pb.OrderResult{Code: pb.OrderCode_ORDER_CODE_UNAVAILABLE, Detail: detail}
+}
+
+// orderCheckedOut folds the events of a one-line order that was placed and
+// reserved in one turn (OrderPlaced, LineReserved, OrderReserved) into the
+// one OrderCheckedOut that leaves the same state, or returns nil for any
+// other list.
+func orderCheckedOut(events []*pb.OrderEvent) *pb.OrderEvent {
+	if len(events) != 3 {
+		return nil
+	}
+	placed, line, reserved := events[0].GetPlaced(), events[1].GetLineReserved(), events[2].GetReserved()
+	if placed == nil || line == nil || reserved == nil || len(placed.Items) != 1 || placed.Items[0].Sku != line.Sku {
+		return nil
+	}
+	return &pb.OrderEvent{SchemaVersion: events[2].SchemaVersion, AtUnixNano: events[2].AtUnixNano,
+		Body: &pb.OrderEvent_CheckedOut{CheckedOut: &pb.OrderCheckedOut{Placed: placed}}}
 }

@@ -1110,6 +1110,7 @@ type OrderEvent struct {
 	//	*OrderEvent_Expired
 	//	*OrderEvent_Shipped
 	//	*OrderEvent_Completed
+	//	*OrderEvent_CheckedOut
 	Body          isOrderEvent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1292,6 +1293,15 @@ func (x *OrderEvent) GetCompleted() *OrderCompleted {
 	return nil
 }
 
+func (x *OrderEvent) GetCheckedOut() *OrderCheckedOut {
+	if x != nil {
+		if x, ok := x.Body.(*OrderEvent_CheckedOut); ok {
+			return x.CheckedOut
+		}
+	}
+	return nil
+}
+
 type isOrderEvent_Body interface {
 	isOrderEvent_Body()
 }
@@ -1352,6 +1362,10 @@ type OrderEvent_Completed struct {
 	Completed *OrderCompleted `protobuf:"bytes,23,opt,name=completed,proto3,oneof"`
 }
 
+type OrderEvent_CheckedOut struct {
+	CheckedOut *OrderCheckedOut `protobuf:"bytes,24,opt,name=checked_out,json=checkedOut,proto3,oneof"`
+}
+
 func (*OrderEvent_Placed) isOrderEvent_Body() {}
 
 func (*OrderEvent_LineReserved) isOrderEvent_Body() {}
@@ -1379,6 +1393,8 @@ func (*OrderEvent_Expired) isOrderEvent_Body() {}
 func (*OrderEvent_Shipped) isOrderEvent_Body() {}
 
 func (*OrderEvent_Completed) isOrderEvent_Body() {}
+
+func (*OrderEvent_CheckedOut) isOrderEvent_Body() {}
 
 // OrderPlaced: the order exists and its saga reserves every line. The
 // first event of every order.
@@ -1639,6 +1655,54 @@ func (*OrderReserved) Descriptor() ([]byte, []int) {
 	return file_order_proto_rawDescGZIP(), []int{16}
 }
 
+// OrderCheckedOut: the order was placed and every line reserved in one
+// decision, by the actor of its only SKU (a one-line checkout): the same
+// state as OrderPlaced, LineReserved for each line and OrderReserved, in
+// one record. It is an order's first event.
+type OrderCheckedOut struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Placed        *OrderPlaced           `protobuf:"bytes,1,opt,name=placed,proto3" json:"placed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderCheckedOut) Reset() {
+	*x = OrderCheckedOut{}
+	mi := &file_order_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderCheckedOut) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderCheckedOut) ProtoMessage() {}
+
+func (x *OrderCheckedOut) ProtoReflect() protoreflect.Message {
+	mi := &file_order_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderCheckedOut.ProtoReflect.Descriptor instead.
+func (*OrderCheckedOut) Descriptor() ([]byte, []int) {
+	return file_order_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *OrderCheckedOut) GetPlaced() *OrderPlaced {
+	if x != nil {
+		return x.Placed
+	}
+	return nil
+}
+
 // OrderRejected: some line was refused; sku and available name the first
 // refused line in request order. Reserved lines are released next.
 type OrderRejected struct {
@@ -1653,7 +1717,7 @@ type OrderRejected struct {
 
 func (x *OrderRejected) Reset() {
 	*x = OrderRejected{}
-	mi := &file_order_proto_msgTypes[17]
+	mi := &file_order_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +1729,7 @@ func (x *OrderRejected) String() string {
 func (*OrderRejected) ProtoMessage() {}
 
 func (x *OrderRejected) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[17]
+	mi := &file_order_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1742,7 @@ func (x *OrderRejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderRejected.ProtoReflect.Descriptor instead.
 func (*OrderRejected) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{17}
+	return file_order_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *OrderRejected) GetSku() string {
@@ -1713,7 +1777,7 @@ type LineReleased struct {
 
 func (x *LineReleased) Reset() {
 	*x = LineReleased{}
-	mi := &file_order_proto_msgTypes[18]
+	mi := &file_order_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1725,7 +1789,7 @@ func (x *LineReleased) String() string {
 func (*LineReleased) ProtoMessage() {}
 
 func (x *LineReleased) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[18]
+	mi := &file_order_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1738,7 +1802,7 @@ func (x *LineReleased) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineReleased.ProtoReflect.Descriptor instead.
 func (*LineReleased) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{18}
+	return file_order_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LineReleased) GetSku() string {
@@ -1758,7 +1822,7 @@ type OrderPaid struct {
 
 func (x *OrderPaid) Reset() {
 	*x = OrderPaid{}
-	mi := &file_order_proto_msgTypes[19]
+	mi := &file_order_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1834,7 @@ func (x *OrderPaid) String() string {
 func (*OrderPaid) ProtoMessage() {}
 
 func (x *OrderPaid) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[19]
+	mi := &file_order_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1847,7 @@ func (x *OrderPaid) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderPaid.ProtoReflect.Descriptor instead.
 func (*OrderPaid) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{19}
+	return file_order_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OrderPaid) GetPaymentRef() string {
@@ -1803,7 +1867,7 @@ type LineCommitted struct {
 
 func (x *LineCommitted) Reset() {
 	*x = LineCommitted{}
-	mi := &file_order_proto_msgTypes[20]
+	mi := &file_order_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1879,7 @@ func (x *LineCommitted) String() string {
 func (*LineCommitted) ProtoMessage() {}
 
 func (x *LineCommitted) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[20]
+	mi := &file_order_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1892,7 @@ func (x *LineCommitted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineCommitted.ProtoReflect.Descriptor instead.
 func (*LineCommitted) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{20}
+	return file_order_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LineCommitted) GetSku() string {
@@ -1855,7 +1919,7 @@ type LineFailed struct {
 
 func (x *LineFailed) Reset() {
 	*x = LineFailed{}
-	mi := &file_order_proto_msgTypes[21]
+	mi := &file_order_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +1931,7 @@ func (x *LineFailed) String() string {
 func (*LineFailed) ProtoMessage() {}
 
 func (x *LineFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[21]
+	mi := &file_order_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +1944,7 @@ func (x *LineFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineFailed.ProtoReflect.Descriptor instead.
 func (*LineFailed) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{21}
+	return file_order_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LineFailed) GetSku() string {
@@ -1922,7 +1986,7 @@ type OrderCancelled struct {
 
 func (x *OrderCancelled) Reset() {
 	*x = OrderCancelled{}
-	mi := &file_order_proto_msgTypes[22]
+	mi := &file_order_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1934,7 +1998,7 @@ func (x *OrderCancelled) String() string {
 func (*OrderCancelled) ProtoMessage() {}
 
 func (x *OrderCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[22]
+	mi := &file_order_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1947,7 +2011,7 @@ func (x *OrderCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderCancelled.ProtoReflect.Descriptor instead.
 func (*OrderCancelled) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{22}
+	return file_order_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OrderCancelled) GetFromStatus() OrderStatus {
@@ -1967,7 +2031,7 @@ type LineReturned struct {
 
 func (x *LineReturned) Reset() {
 	*x = LineReturned{}
-	mi := &file_order_proto_msgTypes[23]
+	mi := &file_order_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +2043,7 @@ func (x *LineReturned) String() string {
 func (*LineReturned) ProtoMessage() {}
 
 func (x *LineReturned) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[23]
+	mi := &file_order_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +2056,7 @@ func (x *LineReturned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineReturned.ProtoReflect.Descriptor instead.
 func (*LineReturned) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{23}
+	return file_order_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LineReturned) GetSku() string {
@@ -2012,7 +2076,7 @@ type OrderExpired struct {
 
 func (x *OrderExpired) Reset() {
 	*x = OrderExpired{}
-	mi := &file_order_proto_msgTypes[24]
+	mi := &file_order_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2088,7 @@ func (x *OrderExpired) String() string {
 func (*OrderExpired) ProtoMessage() {}
 
 func (x *OrderExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[24]
+	mi := &file_order_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2101,7 @@ func (x *OrderExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderExpired.ProtoReflect.Descriptor instead.
 func (*OrderExpired) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{24}
+	return file_order_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *OrderExpired) GetFromStatus() OrderStatus {
@@ -2056,7 +2120,7 @@ type OrderShipped struct {
 
 func (x *OrderShipped) Reset() {
 	*x = OrderShipped{}
-	mi := &file_order_proto_msgTypes[25]
+	mi := &file_order_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2132,7 @@ func (x *OrderShipped) String() string {
 func (*OrderShipped) ProtoMessage() {}
 
 func (x *OrderShipped) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[25]
+	mi := &file_order_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2145,7 @@ func (x *OrderShipped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderShipped.ProtoReflect.Descriptor instead.
 func (*OrderShipped) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{25}
+	return file_order_proto_rawDescGZIP(), []int{26}
 }
 
 // OrderCompleted: a shipped order was completed.
@@ -2093,7 +2157,7 @@ type OrderCompleted struct {
 
 func (x *OrderCompleted) Reset() {
 	*x = OrderCompleted{}
-	mi := &file_order_proto_msgTypes[26]
+	mi := &file_order_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2169,7 @@ func (x *OrderCompleted) String() string {
 func (*OrderCompleted) ProtoMessage() {}
 
 func (x *OrderCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[26]
+	mi := &file_order_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2182,7 @@ func (x *OrderCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderCompleted.ProtoReflect.Descriptor instead.
 func (*OrderCompleted) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{26}
+	return file_order_proto_rawDescGZIP(), []int{27}
 }
 
 // OrderLineState is one line and what the saga knows about it.
@@ -2138,7 +2202,7 @@ type OrderLineState struct {
 
 func (x *OrderLineState) Reset() {
 	*x = OrderLineState{}
-	mi := &file_order_proto_msgTypes[27]
+	mi := &file_order_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2214,7 @@ func (x *OrderLineState) String() string {
 func (*OrderLineState) ProtoMessage() {}
 
 func (x *OrderLineState) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[27]
+	mi := &file_order_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2227,7 @@ func (x *OrderLineState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderLineState.ProtoReflect.Descriptor instead.
 func (*OrderLineState) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{27}
+	return file_order_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *OrderLineState) GetSku() string {
@@ -2242,7 +2306,7 @@ type OrderSnapshot struct {
 
 func (x *OrderSnapshot) Reset() {
 	*x = OrderSnapshot{}
-	mi := &file_order_proto_msgTypes[28]
+	mi := &file_order_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2318,7 @@ func (x *OrderSnapshot) String() string {
 func (*OrderSnapshot) ProtoMessage() {}
 
 func (x *OrderSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[28]
+	mi := &file_order_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2331,7 @@ func (x *OrderSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderSnapshot.ProtoReflect.Descriptor instead.
 func (*OrderSnapshot) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{28}
+	return file_order_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *OrderSnapshot) GetSchemaVersion() uint32 {
@@ -2443,7 +2507,7 @@ const file_order_proto_rawDesc = "" +
 	"\tavailable\x18\x04 \x01(\x03R\tavailable\x12\x14\n" +
 	"\x05limit\x18\a \x01(\x03R\x05limit\x12>\n" +
 	"\forder_status\x18\x05 \x01(\x0e2\x1b.orderengine.v1.OrderStatusR\vorderStatus\x12\x16\n" +
-	"\x06detail\x18\x06 \x01(\tR\x06detail\"\xcb\a\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\"\x8f\b\n" +
 	"\n" +
 	"OrderEvent\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12 \n" +
@@ -2464,7 +2528,9 @@ const file_order_proto_rawDesc = "" +
 	"\rline_returned\x18\x14 \x01(\v2\x1c.orderengine.v1.LineReturnedH\x00R\flineReturned\x128\n" +
 	"\aexpired\x18\x15 \x01(\v2\x1c.orderengine.v1.OrderExpiredH\x00R\aexpired\x128\n" +
 	"\ashipped\x18\x16 \x01(\v2\x1c.orderengine.v1.OrderShippedH\x00R\ashipped\x12>\n" +
-	"\tcompleted\x18\x17 \x01(\v2\x1e.orderengine.v1.OrderCompletedH\x00R\tcompletedB\x06\n" +
+	"\tcompleted\x18\x17 \x01(\v2\x1e.orderengine.v1.OrderCompletedH\x00R\tcompleted\x12B\n" +
+	"\vchecked_out\x18\x18 \x01(\v2\x1f.orderengine.v1.OrderCheckedOutH\x00R\n" +
+	"checkedOutB\x06\n" +
 	"\x04body\"\xc5\x02\n" +
 	"\vOrderPlaced\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
@@ -2483,7 +2549,9 @@ const file_order_proto_rawDesc = "" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\x03R\x05limit\"\x0f\n" +
-	"\rOrderReserved\"U\n" +
+	"\rOrderReserved\"F\n" +
+	"\x0fOrderCheckedOut\x123\n" +
+	"\x06placed\x18\x01 \x01(\v2\x1b.orderengine.v1.OrderPlacedR\x06placed\"U\n" +
 	"\rOrderRejected\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x14\n" +
@@ -2589,50 +2657,51 @@ func file_order_proto_rawDescGZIP() []byte {
 }
 
 var file_order_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_order_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_order_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_order_proto_goTypes = []any{
-	(OrderStatus)(0),       // 0: orderengine.v1.OrderStatus
-	(OrderCode)(0),         // 1: orderengine.v1.OrderCode
-	(LineReserve)(0),       // 2: orderengine.v1.LineReserve
-	(LineHold)(0),          // 3: orderengine.v1.LineHold
-	(*OrderLine)(nil),      // 4: orderengine.v1.OrderLine
-	(*PlaceOrder)(nil),     // 5: orderengine.v1.PlaceOrder
-	(*PayOrder)(nil),       // 6: orderengine.v1.PayOrder
-	(*CancelOrder)(nil),    // 7: orderengine.v1.CancelOrder
-	(*ShipOrder)(nil),      // 8: orderengine.v1.ShipOrder
-	(*CompleteOrder)(nil),  // 9: orderengine.v1.CompleteOrder
-	(*GetOrder)(nil),       // 10: orderengine.v1.GetOrder
-	(*ExpireOrder)(nil),    // 11: orderengine.v1.ExpireOrder
-	(*RetryOrderSaga)(nil), // 12: orderengine.v1.RetryOrderSaga
-	(*StockAnswered)(nil),  // 13: orderengine.v1.StockAnswered
-	(*OrderView)(nil),      // 14: orderengine.v1.OrderView
-	(*OrderResult)(nil),    // 15: orderengine.v1.OrderResult
-	(*OrderEvent)(nil),     // 16: orderengine.v1.OrderEvent
-	(*OrderPlaced)(nil),    // 17: orderengine.v1.OrderPlaced
-	(*LineReserved)(nil),   // 18: orderengine.v1.LineReserved
-	(*LineRefused)(nil),    // 19: orderengine.v1.LineRefused
-	(*OrderReserved)(nil),  // 20: orderengine.v1.OrderReserved
-	(*OrderRejected)(nil),  // 21: orderengine.v1.OrderRejected
-	(*LineReleased)(nil),   // 22: orderengine.v1.LineReleased
-	(*OrderPaid)(nil),      // 23: orderengine.v1.OrderPaid
-	(*LineCommitted)(nil),  // 24: orderengine.v1.LineCommitted
-	(*LineFailed)(nil),     // 25: orderengine.v1.LineFailed
-	(*OrderCancelled)(nil), // 26: orderengine.v1.OrderCancelled
-	(*LineReturned)(nil),   // 27: orderengine.v1.LineReturned
-	(*OrderExpired)(nil),   // 28: orderengine.v1.OrderExpired
-	(*OrderShipped)(nil),   // 29: orderengine.v1.OrderShipped
-	(*OrderCompleted)(nil), // 30: orderengine.v1.OrderCompleted
-	(*OrderLineState)(nil), // 31: orderengine.v1.OrderLineState
-	(*OrderSnapshot)(nil),  // 32: orderengine.v1.OrderSnapshot
-	(SKUStep)(0),           // 33: orderengine.v1.SKUStep
-	(Outcome)(0),           // 34: orderengine.v1.Outcome
-	(HoldState)(0),         // 35: orderengine.v1.HoldState
+	(OrderStatus)(0),        // 0: orderengine.v1.OrderStatus
+	(OrderCode)(0),          // 1: orderengine.v1.OrderCode
+	(LineReserve)(0),        // 2: orderengine.v1.LineReserve
+	(LineHold)(0),           // 3: orderengine.v1.LineHold
+	(*OrderLine)(nil),       // 4: orderengine.v1.OrderLine
+	(*PlaceOrder)(nil),      // 5: orderengine.v1.PlaceOrder
+	(*PayOrder)(nil),        // 6: orderengine.v1.PayOrder
+	(*CancelOrder)(nil),     // 7: orderengine.v1.CancelOrder
+	(*ShipOrder)(nil),       // 8: orderengine.v1.ShipOrder
+	(*CompleteOrder)(nil),   // 9: orderengine.v1.CompleteOrder
+	(*GetOrder)(nil),        // 10: orderengine.v1.GetOrder
+	(*ExpireOrder)(nil),     // 11: orderengine.v1.ExpireOrder
+	(*RetryOrderSaga)(nil),  // 12: orderengine.v1.RetryOrderSaga
+	(*StockAnswered)(nil),   // 13: orderengine.v1.StockAnswered
+	(*OrderView)(nil),       // 14: orderengine.v1.OrderView
+	(*OrderResult)(nil),     // 15: orderengine.v1.OrderResult
+	(*OrderEvent)(nil),      // 16: orderengine.v1.OrderEvent
+	(*OrderPlaced)(nil),     // 17: orderengine.v1.OrderPlaced
+	(*LineReserved)(nil),    // 18: orderengine.v1.LineReserved
+	(*LineRefused)(nil),     // 19: orderengine.v1.LineRefused
+	(*OrderReserved)(nil),   // 20: orderengine.v1.OrderReserved
+	(*OrderCheckedOut)(nil), // 21: orderengine.v1.OrderCheckedOut
+	(*OrderRejected)(nil),   // 22: orderengine.v1.OrderRejected
+	(*LineReleased)(nil),    // 23: orderengine.v1.LineReleased
+	(*OrderPaid)(nil),       // 24: orderengine.v1.OrderPaid
+	(*LineCommitted)(nil),   // 25: orderengine.v1.LineCommitted
+	(*LineFailed)(nil),      // 26: orderengine.v1.LineFailed
+	(*OrderCancelled)(nil),  // 27: orderengine.v1.OrderCancelled
+	(*LineReturned)(nil),    // 28: orderengine.v1.LineReturned
+	(*OrderExpired)(nil),    // 29: orderengine.v1.OrderExpired
+	(*OrderShipped)(nil),    // 30: orderengine.v1.OrderShipped
+	(*OrderCompleted)(nil),  // 31: orderengine.v1.OrderCompleted
+	(*OrderLineState)(nil),  // 32: orderengine.v1.OrderLineState
+	(*OrderSnapshot)(nil),   // 33: orderengine.v1.OrderSnapshot
+	(SKUStep)(0),            // 34: orderengine.v1.SKUStep
+	(Outcome)(0),            // 35: orderengine.v1.Outcome
+	(HoldState)(0),          // 36: orderengine.v1.HoldState
 }
 var file_order_proto_depIdxs = []int32{
 	4,  // 0: orderengine.v1.PlaceOrder.items:type_name -> orderengine.v1.OrderLine
-	33, // 1: orderengine.v1.StockAnswered.step:type_name -> orderengine.v1.SKUStep
-	34, // 2: orderengine.v1.StockAnswered.outcome:type_name -> orderengine.v1.Outcome
-	35, // 3: orderengine.v1.StockAnswered.hold:type_name -> orderengine.v1.HoldState
+	34, // 1: orderengine.v1.StockAnswered.step:type_name -> orderengine.v1.SKUStep
+	35, // 2: orderengine.v1.StockAnswered.outcome:type_name -> orderengine.v1.Outcome
+	36, // 3: orderengine.v1.StockAnswered.hold:type_name -> orderengine.v1.HoldState
 	0,  // 4: orderengine.v1.OrderView.status:type_name -> orderengine.v1.OrderStatus
 	4,  // 5: orderengine.v1.OrderView.items:type_name -> orderengine.v1.OrderLine
 	1,  // 6: orderengine.v1.OrderResult.code:type_name -> orderengine.v1.OrderCode
@@ -2642,31 +2711,33 @@ var file_order_proto_depIdxs = []int32{
 	18, // 10: orderengine.v1.OrderEvent.line_reserved:type_name -> orderengine.v1.LineReserved
 	19, // 11: orderengine.v1.OrderEvent.line_refused:type_name -> orderengine.v1.LineRefused
 	20, // 12: orderengine.v1.OrderEvent.reserved:type_name -> orderengine.v1.OrderReserved
-	21, // 13: orderengine.v1.OrderEvent.rejected:type_name -> orderengine.v1.OrderRejected
-	22, // 14: orderengine.v1.OrderEvent.line_released:type_name -> orderengine.v1.LineReleased
-	23, // 15: orderengine.v1.OrderEvent.paid:type_name -> orderengine.v1.OrderPaid
-	24, // 16: orderengine.v1.OrderEvent.line_committed:type_name -> orderengine.v1.LineCommitted
-	25, // 17: orderengine.v1.OrderEvent.line_failed:type_name -> orderengine.v1.LineFailed
-	26, // 18: orderengine.v1.OrderEvent.cancelled:type_name -> orderengine.v1.OrderCancelled
-	27, // 19: orderengine.v1.OrderEvent.line_returned:type_name -> orderengine.v1.LineReturned
-	28, // 20: orderengine.v1.OrderEvent.expired:type_name -> orderengine.v1.OrderExpired
-	29, // 21: orderengine.v1.OrderEvent.shipped:type_name -> orderengine.v1.OrderShipped
-	30, // 22: orderengine.v1.OrderEvent.completed:type_name -> orderengine.v1.OrderCompleted
-	4,  // 23: orderengine.v1.OrderPlaced.items:type_name -> orderengine.v1.OrderLine
-	33, // 24: orderengine.v1.LineFailed.step:type_name -> orderengine.v1.SKUStep
-	34, // 25: orderengine.v1.LineFailed.outcome:type_name -> orderengine.v1.Outcome
-	0,  // 26: orderengine.v1.OrderCancelled.from_status:type_name -> orderengine.v1.OrderStatus
-	0,  // 27: orderengine.v1.OrderExpired.from_status:type_name -> orderengine.v1.OrderStatus
-	2,  // 28: orderengine.v1.OrderLineState.reserve:type_name -> orderengine.v1.LineReserve
-	3,  // 29: orderengine.v1.OrderLineState.hold:type_name -> orderengine.v1.LineHold
-	0,  // 30: orderengine.v1.OrderSnapshot.status:type_name -> orderengine.v1.OrderStatus
-	31, // 31: orderengine.v1.OrderSnapshot.lines:type_name -> orderengine.v1.OrderLineState
-	0,  // 32: orderengine.v1.OrderSnapshot.ended_from:type_name -> orderengine.v1.OrderStatus
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	22, // 13: orderengine.v1.OrderEvent.rejected:type_name -> orderengine.v1.OrderRejected
+	23, // 14: orderengine.v1.OrderEvent.line_released:type_name -> orderengine.v1.LineReleased
+	24, // 15: orderengine.v1.OrderEvent.paid:type_name -> orderengine.v1.OrderPaid
+	25, // 16: orderengine.v1.OrderEvent.line_committed:type_name -> orderengine.v1.LineCommitted
+	26, // 17: orderengine.v1.OrderEvent.line_failed:type_name -> orderengine.v1.LineFailed
+	27, // 18: orderengine.v1.OrderEvent.cancelled:type_name -> orderengine.v1.OrderCancelled
+	28, // 19: orderengine.v1.OrderEvent.line_returned:type_name -> orderengine.v1.LineReturned
+	29, // 20: orderengine.v1.OrderEvent.expired:type_name -> orderengine.v1.OrderExpired
+	30, // 21: orderengine.v1.OrderEvent.shipped:type_name -> orderengine.v1.OrderShipped
+	31, // 22: orderengine.v1.OrderEvent.completed:type_name -> orderengine.v1.OrderCompleted
+	21, // 23: orderengine.v1.OrderEvent.checked_out:type_name -> orderengine.v1.OrderCheckedOut
+	4,  // 24: orderengine.v1.OrderPlaced.items:type_name -> orderengine.v1.OrderLine
+	17, // 25: orderengine.v1.OrderCheckedOut.placed:type_name -> orderengine.v1.OrderPlaced
+	34, // 26: orderengine.v1.LineFailed.step:type_name -> orderengine.v1.SKUStep
+	35, // 27: orderengine.v1.LineFailed.outcome:type_name -> orderengine.v1.Outcome
+	0,  // 28: orderengine.v1.OrderCancelled.from_status:type_name -> orderengine.v1.OrderStatus
+	0,  // 29: orderengine.v1.OrderExpired.from_status:type_name -> orderengine.v1.OrderStatus
+	2,  // 30: orderengine.v1.OrderLineState.reserve:type_name -> orderengine.v1.LineReserve
+	3,  // 31: orderengine.v1.OrderLineState.hold:type_name -> orderengine.v1.LineHold
+	0,  // 32: orderengine.v1.OrderSnapshot.status:type_name -> orderengine.v1.OrderStatus
+	32, // 33: orderengine.v1.OrderSnapshot.lines:type_name -> orderengine.v1.OrderLineState
+	0,  // 34: orderengine.v1.OrderSnapshot.ended_from:type_name -> orderengine.v1.OrderStatus
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_order_proto_init() }
@@ -2690,6 +2761,7 @@ func file_order_proto_init() {
 		(*OrderEvent_Expired)(nil),
 		(*OrderEvent_Shipped)(nil),
 		(*OrderEvent_Completed)(nil),
+		(*OrderEvent_CheckedOut)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2697,7 +2769,7 @@ func file_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_order_proto_rawDesc), len(file_order_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
