@@ -162,7 +162,8 @@ func (r *Registry) activate(name string, props func() *actor.Props) *actor.PID {
 		return ra.mailbox
 	}
 	pid, err := r.system.Root.SpawnNamed(props().Configure(
-		actor.WithReceiverMiddleware(r.untrackOnStop(sh, ra)), actor.WithMailbox(mailbox)), name)
+		actor.WithReceiverMiddleware(r.untrackOnStop(sh, ra)), actor.WithMailbox(mailbox),
+		actor.WithDispatcher(mailboxDispatcher)), name)
 	if err != nil && !errors.Is(err, actor.ErrNameExists) {
 		// SpawnNamed fails only on a taken name; anything else is a bug.
 		panic(fmt.Sprintf("activate %s: %v", name, err))
