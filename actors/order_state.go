@@ -46,8 +46,17 @@ type OrderState struct {
 	// without an idempotency key; see pb.PlaceOrder).
 	ForgetRejection bool
 
-	lineIndex map[string]int // SKU -> index in Lines; derived
+	// lineIndex maps SKU to index in Lines, derived, for orders of more
+	// than orderLinesScanMax lines; shorter ones are scanned.
+	lineIndex map[string]int
+	// lineDuplicate: a SKU appears on two lines (a corrupt state).
+	lineDuplicate bool
 }
+
+// orderLinesScanMax is the most lines an order finds by scanning rather
+// than through a map: most orders have one or two, and a map per order
+// costs allocations on every checkout.
+const orderLinesScanMax = 8
 
 // OrderLineState is one line and what the saga knows about its SKU.
 type OrderLineState struct {
@@ -66,6 +75,14 @@ func NewOrderState(id string) *OrderState {
 
 // line returns the line for sku, or nil.
 func (s *OrderState) line(sku string) *OrderLineState {
+	if s.lineIndex == nil {
+		for i := range s.Lines {
+			if s.Lines[i].SKU == sku {
+				return &s.Lines[i]
+			}
+		}
+		return nil
+	}
 	if i, ok := s.lineIndex[sku]; ok {
 		return &s.Lines[i]
 	}
@@ -80,10 +97,24 @@ func (s *OrderState) mustLine(sku string) *OrderLineState {
 	return l
 }
 
+// indexLines derives the line index and notes whether a SKU appears on
+// two lines.
 func (s *OrderState) indexLines() {
-	s.lineIndex = make(map[string]int, len(s.Lines))
-	for i, l := range s.Lines {
-		s.lineIndex[l.SKU] = i
+	s.lineIndex, s.lineDuplicate = nil, false
+	if len(s.Lines) > orderLinesScanMax {
+		s.lineIndex = make(map[string]int, len(s.Lines))
+		for i, l := range s.Lines {
+			s.lineIndex[l.SKU] = i
+		}
+		s.lineDuplicate = len(s.lineIndex) != len(s.Lines)
+		return
+	}
+	for i := range s.Lines {
+		for j := range i {
+			if s.Lines[i].SKU == s.Lines[j].SKU {
+				s.lineDuplicate = true
+			}
+		}
 	}
 }
 
@@ -100,10 +131,7 @@ func (s *OrderState) apply(seq uint64, ev *pb.OrderEvent) {
 		s.applyPlaced(b.Placed)
 	case *pb.OrderEvent_CheckedOut:
 		s.applyPlaced(b.CheckedOut.GetPlaced())
-		for i := range s.Lines {
-			s.Lines[i].Reserve, s.Lines[i].Hold = pb.LineReserve_LINE_RESERVE_HELD, pb.LineHold_LINE_HOLD_RESERVED
-		}
-		s.Status = pb.OrderStatus_ORDER_STATUS_RESERVED
+		s.reserveAll()
 	case *pb.OrderEvent_LineReserved:
 		l := s.mustLine(b.LineReserved.Sku)
 		if l.Reserve == pb.LineReserve_LINE_RESERVE_PENDING {
@@ -170,12 +198,22 @@ func (s *OrderState) applyPlaced(p *pb.OrderPlaced) {
 		s.Lines[i] = OrderLineState{SKU: it.Sku, Quantity: it.Quantity, Reserve: pb.LineReserve_LINE_RESERVE_PENDING}
 	}
 	s.indexLines()
-	s.must(len(s.lineIndex) == len(s.Lines), "a SKU appears on two lines")
+	s.must(!s.lineDuplicate, "a SKU appears on two lines")
 	// A placement read back from a damaged journal must not start an
 	// order that fails its own checks (no lines, a line without units).
 	if err := s.Check(); err != nil {
 		panic(err.Error())
 	}
+}
+
+// reserveAll moves a placed order to reserved with every line held, as
+// OrderCheckedOut does after its OrderPlaced.
+func (s *OrderState) reserveAll() {
+	s.must(s.Status == pb.OrderStatus_ORDER_STATUS_RESERVING, "checked out when not reserving")
+	for i := range s.Lines {
+		s.Lines[i].Reserve, s.Lines[i].Hold = pb.LineReserve_LINE_RESERVE_HELD, pb.LineHold_LINE_HOLD_RESERVED
+	}
+	s.Status = pb.OrderStatus_ORDER_STATUS_RESERVED
 }
 
 func (s *OrderState) must(ok bool, what string) {
@@ -263,7 +301,7 @@ func (s *OrderState) Check() error {
 	if len(s.Lines) == 0 || len(s.Lines) > orderLinesMax {
 		return bad(fmt.Sprintf("%d lines", len(s.Lines)))
 	}
-	if len(s.lineIndex) != len(s.Lines) {
+	if s.lineDuplicate {
 		return bad("a SKU appears on two lines")
 	}
 	allHeld := !slices.ContainsFunc(s.Lines, func(l OrderLineState) bool { return l.Reserve != pb.LineReserve_LINE_RESERVE_HELD })

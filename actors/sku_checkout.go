@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -97,13 +98,24 @@ func (a *skuActor) checkout(ctx actor.Context, c *Checkout, sender *actor.PID) {
 		a.log.record(encodeSKUEvent(ev))
 	}
 	var reply *pb.OrderResult
-	if res.Outcome == pb.Outcome_OUTCOME_ALREADY_DONE {
+	switch {
+	case res.Outcome == pb.Outcome_OUTCOME_APPLIED && len(events) > 0:
+		// Reserved: what the saga's LineReserved and OrderReserved would
+		// make of it, in one record (see checkedOut).
+		// order holds OrderPlaced as event 1; OrderCheckedOut in its
+		// place leaves the state reserveAll makes of it.
+		ev := checkedOut(placed.Events[0], now)
+		order.reserveAll()
+		order.StatusAt = ev.AtUnixNano
+		a.log.bringToLife(orderJournalID(order.ID), [][]byte{encodeOrderEvent(ev)}, OrderWakeAt(order, 0))
+		reply = OrderPlaceOutcome(order, false)
+	case res.Outcome == pb.Outcome_OUTCOME_ALREADY_DONE:
 		// The SKU holds units for this ID already: it is not new.
 		reply = &pb.OrderResult{Code: pb.OrderCode_ORDER_CODE_UNAVAILABLE, Detail: "the new order's id is in use"}
-	} else {
-		answered := order.Step(&pb.StockAnswered{Sku: a.sku, Step: pb.SKUStep_SKU_STEP_RESERVE, Outcome: res.Outcome,
+	default:
+		order.Step(&pb.StockAnswered{Sku: a.sku, Step: pb.SKUStep_SKU_STEP_RESERVE, Outcome: res.Outcome,
 			Available: res.View.GetAvailable(), Limit: res.View.GetPerCustomerLimit(), Detail: res.Detail, Hold: res.Hold}, now)
-		reply = a.checkoutOutcome(order, res, len(events), append(placed.Events, answered.Events...))
+		reply = checkoutRefusal(order, res)
 	}
 	a.log.reply(ctx, sender, reply)
 	a.log.setWake(a.state.WakeAt(a.cfg.Rules))
@@ -112,22 +124,11 @@ func (a *skuActor) checkout(ctx actor.Context, c *Checkout, sender *actor.PID) {
 	a.passivateSoonIfUnknown(ctx)
 }
 
-// checkoutOutcome is a checkout's answer once the SKU has decided. An
-// order that ended reserved is brought to life with the hold's event; a
-// refused one leaves nothing (nobody learns its ID); one the SKU could not
-// answer (its volume full, say) is unavailable, and any hold it got
-// meanwhile is released by the SKU's safety expiry, as for an order lost
-// before its first write.
-func (a *skuActor) checkoutOutcome(order *OrderState, res *pb.StockResult, skuEvents int, events []*pb.OrderEvent) *pb.OrderResult {
-	switch order.Status {
-	case pb.OrderStatus_ORDER_STATUS_RESERVED:
-		checkedOut := orderCheckedOut(events)
-		if skuEvents == 0 || checkedOut == nil {
-			break // never: a hold made now is an event, and the saga took its one path
-		}
-		a.log.bringToLife(orderJournalID(order.ID), [][]byte{encodeOrderEvent(checkedOut)}, OrderWakeAt(order, 0))
-		return OrderPlaceOutcome(order, false)
-	case pb.OrderStatus_ORDER_STATUS_REJECTED:
+// checkoutRefusal is the answer to a checkout the SKU did not reserve. A
+// refused order leaves nothing (nobody learns its ID); one the SKU could
+// not answer (its volume full, say) is unavailable.
+func checkoutRefusal(order *OrderState, res *pb.StockResult) *pb.OrderResult {
+	if order.Status == pb.OrderStatus_ORDER_STATUS_REJECTED {
 		return OrderPlaceOutcome(order, false)
 	}
 	detail := res.Detail
@@ -137,18 +138,9 @@ func (a *skuActor) checkoutOutcome(order *OrderState, res *pb.StockResult, skuEv
 	return &pb.OrderResult{Code: pb.OrderCode_ORDER_CODE_UNAVAILABLE, Detail: detail}
 }
 
-// orderCheckedOut folds the events of a one-line order that was placed and
-// reserved in one turn (OrderPlaced, LineReserved, OrderReserved) into the
-// one OrderCheckedOut that leaves the same state, or returns nil for any
-// other list.
-func orderCheckedOut(events []*pb.OrderEvent) *pb.OrderEvent {
-	if len(events) != 3 {
-		return nil
-	}
-	placed, line, reserved := events[0].GetPlaced(), events[1].GetLineReserved(), events[2].GetReserved()
-	if placed == nil || line == nil || reserved == nil || len(placed.Items) != 1 || placed.Items[0].Sku != line.Sku {
-		return nil
-	}
-	return &pb.OrderEvent{SchemaVersion: events[2].SchemaVersion, AtUnixNano: events[2].AtUnixNano,
-		Body: &pb.OrderEvent_CheckedOut{CheckedOut: &pb.OrderCheckedOut{Placed: placed}}}
+// checkedOut is the one record of an order placed by placed (its
+// OrderPlaced event) whose only line its SKU reserved at now: the state
+// the saga reaches with LineReserved and OrderReserved decided at now.
+func checkedOut(placed *pb.OrderEvent, now time.Time) *pb.OrderEvent {
+	return orderEvent(now, &pb.OrderEvent{Body: &pb.OrderEvent_CheckedOut{CheckedOut: &pb.OrderCheckedOut{Placed: placed.GetPlaced()}}})
 }
