@@ -43,7 +43,14 @@ type Registry struct {
 	// refused is the PID that stands for the ones it refuses.
 	gate    func(name string) bool
 	refused *actor.PID
+	// boxes are registered reply boxes of asks that got every answer
+	// they could get, for the next askOnce (see replyBoxFor).
+	boxes chan *replyBox
 }
+
+// replyBoxesKept bounds the idle reply boxes a registry keeps: about the
+// asks a node has in flight at once.
+const replyBoxesKept = 4096
 
 // activationShards spreads activation locks so unrelated names rarely wait
 // for each other.
@@ -111,7 +118,8 @@ func (*wakeUp) NotInfluenceReceiveTimeout() {}
 // NewRegistry returns a registry that activates SKU actors with cfg and
 // keeps at most DefaultResidentMax actors resident (SetResidentMax).
 func NewRegistry(system *actor.ActorSystem, sku SKUConfig) *Registry {
-	return &Registry{system: system, sku: sku.withDefaults(), residentMax: DefaultResidentMax}
+	return &Registry{system: system, sku: sku.withDefaults(), residentMax: DefaultResidentMax,
+		boxes: make(chan *replyBox, replyBoxesKept)}
 }
 
 // SetResidentMax changes the bound on resident actors; 0 or less removes
@@ -319,25 +327,29 @@ func (r *Registry) AskSKU(ctx context.Context, sku string, cmd any) (*pb.StockRe
 // still counts; with a future per copy it would go to one already given
 // up, and the caller would wait for a later copy's answer.
 func (r *Registry) ask(ctx context.Context, pid func() *actor.PID, cmd any) (any, error) {
-	return r.askResending(ctx, pid, cmd, true)
+	return r.askResending(ctx, pid, cmd, true, nil)
 }
 
 // askOnce is ask for a command that must not run twice: it is sent again
 // only after a dead letter (the copy never reached the actor), never
-// because its answer is slow.
-func (r *Registry) askOnce(ctx context.Context, pid func() *actor.PID, cmd any) (any, error) {
-	return r.askResending(ctx, pid, cmd, false)
+// because its answer is slow. Its reply box may have served an earlier
+// askOnce; ours tells this ask's answers from anything else, which is
+// dropped (it would be a bug: a box is reused only once every copy sent
+// to it was answered).
+func (r *Registry) askOnce(ctx context.Context, pid func() *actor.PID, cmd any, ours func(any) bool) (any, error) {
+	return r.askResending(ctx, pid, cmd, false, ours)
 }
 
-func (r *Registry) askResending(ctx context.Context, pid func() *actor.PID, cmd any, resend bool) (any, error) {
+func (r *Registry) askResending(ctx context.Context, pid func() *actor.PID, cmd any, resend bool, ours func(any) bool) (any, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, askTimeoutMax)
 		defer cancel()
 	}
-	box := &replyBox{ch: make(chan any, replyBoxSlots)}
-	reply := r.register(box)
-	defer r.system.ProcessRegistry.Remove(reply)
+	box := r.replyBoxFor(resend)
+	reply, sent := box.pid, 0
+	clean := false // every copy sent was answered: the box may serve another ask
+	defer func() { r.doneWith(box, clean) }()
 	var resendC <-chan time.Time // nil: never
 	timer := (*time.Timer)(nil)
 	if resend {
@@ -347,9 +359,15 @@ func (r *Registry) askResending(ctx context.Context, pid func() *actor.PID, cmd 
 	}
 	wait, deadLetters := askResendFirst, 0
 	r.system.Root.RequestWithCustomSender(pid(), cmd, reply)
-	for {
+	sent++
+	for received := 0; ; {
 		select {
 		case m := <-box.ch:
+			if ours != nil && !ours(m) {
+				continue
+			}
+			received++
+			clean = !resend && received == sent
 			if _, refused := m.(*notServed); refused {
 				return nil, ErrNotServed
 			}
@@ -368,7 +386,39 @@ func (r *Registry) askResending(ctx context.Context, pid func() *actor.PID, cmd 
 			return nil, ErrTimeout
 		}
 		r.system.Root.RequestWithCustomSender(pid(), cmd, reply)
+		sent++
 	}
+}
+
+// replyBoxFor returns the reply box of one ask: a kept one for an ask
+// that sends each copy only after the previous one was answered (askOnce:
+// once it has every answer, nothing more can arrive for it), a new one
+// otherwise.
+func (r *Registry) replyBoxFor(resend bool) *replyBox {
+	if !resend {
+		select {
+		case b := <-r.boxes:
+			return b
+		default:
+		}
+	}
+	b := &replyBox{ch: make(chan any, replyBoxSlots)}
+	b.pid = r.register(b)
+	return b
+}
+
+// doneWith keeps a box that got every answer it was sent for, or removes
+// it: an answer may still come to one given up, and must reach no other
+// ask.
+func (r *Registry) doneWith(b *replyBox, clean bool) {
+	if clean && len(b.ch) == 0 {
+		select {
+		case r.boxes <- b:
+			return
+		default:
+		}
+	}
+	r.system.ProcessRegistry.Remove(b.pid)
 }
 
 // askTimeoutMax bounds an ask whose context has no deadline.
@@ -381,7 +431,10 @@ const replyBoxSlots = 4
 // replyBox is the reply address of one ask: a process whose messages go
 // to a channel; once it is full, later ones are dropped. Each ask has its
 // own, never reused: an answer may still arrive after the ask returned.
-type replyBox struct{ ch chan any }
+type replyBox struct {
+	ch  chan any
+	pid *actor.PID
+}
 
 func (b *replyBox) SendUserMessage(_ *actor.PID, m any) {
 	select {

@@ -120,8 +120,8 @@ func newSKUActor(sku string, cfg SKUConfig, carry *restartCarry) *skuActor {
 // failedStockResult is what a caller gets when its command's events were
 // not made durable.
 func failedStockResult(reply any, detail string) any {
-	if _, checkout := reply.(*pb.OrderResult); checkout {
-		return failedOrderResult(reply, detail)
+	if c, checkout := reply.(*checkoutReply); checkout {
+		return c.failed(detail)
 	}
 	r := proto.Clone(reply.(*pb.StockResult)).(*pb.StockResult)
 	r.Outcome, r.Detail = pb.Outcome_OUTCOME_UNAVAILABLE, detail
@@ -234,8 +234,9 @@ func (a *skuActor) unavailable(ctx actor.Context, cmd any, sender *actor.PID, de
 	if _, tick := cmd.(*pb.SweepReservations); tick || sender == nil {
 		return
 	}
-	if _, checkout := cmd.(*Checkout); checkout {
-		ctx.Send(sender, &pb.OrderResult{Code: pb.OrderCode_ORDER_CODE_UNAVAILABLE, Detail: detail})
+	if c, checkout := cmd.(*Checkout); checkout {
+		ctx.Send(sender, &checkoutReply{orderID: c.Order.GetOrderId(),
+			result: &pb.OrderResult{Code: pb.OrderCode_ORDER_CODE_UNAVAILABLE, Detail: detail}})
 		return
 	}
 	ctx.Send(sender, &pb.StockResult{Outcome: pb.Outcome_OUTCOME_UNAVAILABLE, View: &pb.SKUView{Sku: a.sku}, Detail: detail,

@@ -34,7 +34,8 @@ import (
 // the order's actor and its saga. A SKU actor that cannot take the
 // checkout whole (the journal's append limit is too small for the order's
 // events, or the line is not its SKU) answers checkoutDeclined, and the
-// caller (Registry.Checkout) returns ErrCheckoutDeclined.
+// caller (Registry.Checkout) returns ErrCheckoutDeclined. Every answer is
+// a *checkoutReply.
 type Checkout struct {
 	Order *pb.PlaceOrder
 }
@@ -44,8 +45,22 @@ type Checkout struct {
 // own actor instead (Orders.AskNew).
 var ErrCheckoutDeclined = errors.New("checkout declined by the sku actor")
 
-// checkoutDeclined is the SKU actor's reply to a Checkout it does not take.
-type checkoutDeclined struct{ reason string }
+// checkoutReply is the SKU actor's answer to a Checkout. It names the
+// order, so that an answer is never taken for another checkout's (the
+// reply boxes of checkouts are reused, see Registry.replyBoxFor).
+type checkoutReply struct {
+	orderID string
+	result  *pb.OrderResult
+	// declined says why the actor did not take the checkout; result is
+	// then nil.
+	declined string
+}
+
+// failedCheckout is the answer to a checkout whose events were not made
+// durable.
+func (c *checkoutReply) failed(detail string) *checkoutReply {
+	return &checkoutReply{orderID: c.orderID, result: failedOrderResult(c.result, detail).(*pb.OrderResult)}
+}
 
 // checkoutOrderEvents is how many events a one-line order that ends
 // reserved is brought to life with: one OrderCheckedOut.
@@ -61,17 +76,22 @@ func (r *Registry) Checkout(ctx context.Context, place *pb.PlaceOrder) (*pb.Orde
 		return nil, fmt.Errorf("%w: %d lines", ErrCheckoutDeclined, len(place.GetItems()))
 	}
 	sku := place.Items[0].Sku
-	reply, err := r.askOnce(ctx, func() *actor.PID { return r.SKUPID(sku) }, &Checkout{Order: place})
+	ours := func(m any) bool {
+		c, ok := m.(*checkoutReply)
+		return !ok || c.orderID == place.OrderId
+	}
+	reply, err := r.askOnce(ctx, func() *actor.PID { return r.SKUPID(sku) }, &Checkout{Order: place}, ours)
 	if err != nil {
 		return nil, err
 	}
-	switch res := reply.(type) {
-	case *pb.OrderResult:
-		return res, nil
-	case *checkoutDeclined:
-		return nil, fmt.Errorf("%w: %s", ErrCheckoutDeclined, res.reason)
+	res, ok := reply.(*checkoutReply)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: %T from sku %s", ErrUnexpectedReply, reply, sku)
+	case res.result == nil:
+		return nil, fmt.Errorf("%w: %s", ErrCheckoutDeclined, res.declined)
 	}
-	return nil, fmt.Errorf("%w: %T from sku %s", ErrUnexpectedReply, reply, sku)
+	return res.result, nil
 }
 
 // checkout runs a Checkout in the SKU actor's turn; the caller has checked
@@ -81,16 +101,17 @@ func (a *skuActor) checkout(ctx actor.Context, c *Checkout, sender *actor.PID) {
 	order := NewOrderState(c.Order.GetOrderId())
 	placed := order.Step(c.Order, now)
 	if placed.Reply != nil {
-		ctx.Send(sender, placed.Reply) // refused before anything was decided
+		// Refused before anything was decided.
+		ctx.Send(sender, &checkoutReply{orderID: order.ID, result: placed.Reply})
 		return
 	}
 	owed := OrderOwed(order)
 	switch {
 	case len(owed) != 1 || owed[0].SKU != a.sku:
-		ctx.Send(sender, &checkoutDeclined{reason: fmt.Sprintf("the order's line is not sku %s", a.sku)})
+		ctx.Send(sender, &checkoutReply{orderID: order.ID, declined: "the order's line is not sku " + a.sku})
 		return
 	case a.cfg.Journal.AppendEventsMax() < 1+checkoutOrderEvents:
-		ctx.Send(sender, &checkoutDeclined{reason: "the journal's append limit is below one checkout's events"})
+		ctx.Send(sender, &checkoutReply{orderID: order.ID, declined: "the journal's append limit is below one checkout's events"})
 		return
 	}
 	events, res := a.state.Step(owed[0].Msg, now, a.cfg.Rules)
@@ -117,7 +138,7 @@ func (a *skuActor) checkout(ctx actor.Context, c *Checkout, sender *actor.PID) {
 			Available: res.View.GetAvailable(), Limit: res.View.GetPerCustomerLimit(), Detail: res.Detail, Hold: res.Hold}, now)
 		reply = checkoutRefusal(order, res)
 	}
-	a.log.reply(ctx, sender, reply)
+	a.log.reply(ctx, sender, &checkoutReply{orderID: order.ID, result: reply})
 	a.log.setWake(a.state.WakeAt(a.cfg.Rules))
 	a.log.flush()
 	a.scheduleSweep(ctx)
