@@ -230,7 +230,7 @@ func (o Options) badgerOptions(dir string) badger.Options {
 		WithLogger(badgerLogger{o.Logger}).
 		WithMemTableSize(o.MemTableBytes).
 		WithNumMemtables(badgerMemtables).
-		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(8).
 		WithBlockCacheSize(o.BlockCacheBytes).
 		WithIndexCacheSize(o.IndexCacheBytes).

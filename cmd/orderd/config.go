@@ -40,6 +40,7 @@ type config struct {
 	maxConns       int
 	memoryLimit    byteSize
 	storageReserve byteSize
+	memtable       byteSize
 	debugAddr      string
 	version        bool
 
@@ -68,6 +69,17 @@ type config struct {
 // live before a collection, which for a node keeping a few hundred MiB of
 // actors and Badger buffers doubles its resident memory.
 const defaultMemoryLimit = byteSize(0)
+
+// defaultMemtable is the journal's memtable size unless -journal-memtable
+// says otherwise. Measured side by side under wrk on 2 cores, 32 MiB took
+// about 10% more checkouts per second than the library's 8 MiB, with a
+// lower p99 (fewer memtable flushes and L0 compactions), for about 50 MiB
+// more memory.
+const (
+	defaultMemtable = byteSize(32 << 20)
+	memtableMin     = byteSize(8 << 20)
+	memtableMax     = byteSize(1 << 30)
+)
 
 // defaultMaxConns caps open client connections: far above what a load
 // balancer or a few hundred clients keep open, far below what exhausts the
@@ -123,6 +135,10 @@ Flags:
 	c.storageReserve = byteSize(persistence.DefaultOptions().StorageReserveBytes)
 	fs.Var(&c.storageReserve, "storage-reserve",
 		"fixed part of the free space kept on the data volume; below the whole reserve (this, plus what grows with the store) writes answer 503")
+	c.memtable = defaultMemtable
+	fs.Var(&c.memtable, "journal-memtable",
+		"size of each of the journal's in-memory tables (8MiB..1GiB); larger ones take fewer flushes and compactions under load, "+
+			"and cost memory and free space (the storage reserve keeps about 7 of them free)")
 	fs.IntVar(&c.residentMax, "max-resident", actors.DefaultResidentMax,
 		"actors kept in memory before the least recently used are asked to passivate (0: no bound)")
 	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns,
@@ -210,6 +226,8 @@ func (c config) validate() error {
 		return errors.New("-max-rate-limit-entries must be positive")
 	case c.storageReserve <= 0:
 		return errors.New("-storage-reserve must be positive")
+	case c.memtable < memtableMin || c.memtable > memtableMax:
+		return fmt.Errorf("-journal-memtable %v: want %v..%v", c.memtable, memtableMin, memtableMax)
 	case c.partitions < 1 || c.partitions > cluster.PartitionsMax:
 		return fmt.Errorf("-partitions %d: want 1..%d", c.partitions, cluster.PartitionsMax)
 	case !c.clustered() && (c.nodeName != "" || c.gossipKeyFile != "" || c.clusterLabel != ""):

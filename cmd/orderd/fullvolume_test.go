@@ -72,7 +72,7 @@ func (r reply) storageFull() bool {
 // SKUs that the checkouts buy.
 func startFullNode(t *testing.T, dir, addr string) *node {
 	t.Helper()
-	n := startNode(t, dir, addr, "-storage-reserve", fullReserveFlag)
+	n := startNode(t, dir, addr, "-storage-reserve", fullReserveFlag, "-journal-memtable", "8MiB")
 	for i := range fullSKUs {
 		if code, body := n.call("POST", fmt.Sprintf("/v1/skus/FULL-%d/restock", i), map[string]any{"quantity": 1_000_000_000}, true); code != 200 {
 			t.Fatalf("restock: %d %v", code, body)
@@ -228,7 +228,7 @@ func TestFullVolumeRefusesWritesAndResumes(t *testing.T) {
 	}
 
 	n.kill()
-	n = startNode(t, dir, addr, "-storage-reserve", fullReserveFlag) // stocked already
+	n = startNode(t, dir, addr, "-storage-reserve", fullReserveFlag, "-journal-memtable", "8MiB") // stocked already
 	checkAcked(t, n, acked)
 }
 
@@ -277,7 +277,7 @@ func TestVolumeFilledFromOutsideLosesNothingAcknowledged(t *testing.T) {
 	})
 	if n.dead() {
 		t.Logf("orderd died (as Badger may on a volume full to the last byte); restarting it")
-		n = startNode(t, dir, addr, "-storage-reserve", fullReserveFlag) // stocked already
+		n = startNode(t, dir, addr, "-storage-reserve", fullReserveFlag, "-journal-memtable", "8MiB") // stocked already
 	}
 	checkAcked(t, n, acked)
 	if r := n.try("POST", "/v1/orders", fullCheckout(0), false); r.code != 201 {

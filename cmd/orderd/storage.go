@@ -27,6 +27,7 @@ func journalOptions(cfg config, log *slog.Logger, jm *journalMetrics, fatal chan
 	o := persistence.DefaultOptions()
 	o.Logger, o.OnFlush = log.With("component", "journal"), jm.observe
 	o.StorageReserveBytes = int64(cfg.storageReserve)
+	o.MemTableBytes = int64(cfg.memtable)
 	o.Partitions = cfg.partitions
 	// A cluster member writes only the partitions it serves.
 	o.Fenced = cfg.clustered()
