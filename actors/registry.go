@@ -46,6 +46,8 @@ type Registry struct {
 	// boxes are registered reply boxes of asks that got every answer
 	// they could get, for the next askOnce (see replyBoxFor).
 	boxes chan *replyBox
+	// dispatcher runs the actors' mailboxes.
+	dispatcher *workerDispatcher
 }
 
 // replyBoxesKept bounds the idle reply boxes a registry keeps: about the
@@ -119,7 +121,7 @@ func (*wakeUp) NotInfluenceReceiveTimeout() {}
 // keeps at most DefaultResidentMax actors resident (SetResidentMax).
 func NewRegistry(system *actor.ActorSystem, sku SKUConfig) *Registry {
 	return &Registry{system: system, sku: sku.withDefaults(), residentMax: DefaultResidentMax,
-		boxes: make(chan *replyBox, replyBoxesKept)}
+		boxes: make(chan *replyBox, replyBoxesKept), dispatcher: newWorkerDispatcher(mailboxWorkersMax, mailboxThroughput)}
 }
 
 // SetResidentMax changes the bound on resident actors; 0 or less removes
@@ -171,7 +173,7 @@ func (r *Registry) activate(name string, props func() *actor.Props) *actor.PID {
 	}
 	pid, err := r.system.Root.SpawnNamed(props().Configure(
 		actor.WithReceiverMiddleware(r.untrackOnStop(sh, ra)), actor.WithMailbox(mailbox),
-		actor.WithDispatcher(mailboxDispatcher)), name)
+		actor.WithDispatcher(r.dispatcher)), name)
 	if err != nil && !errors.Is(err, actor.ErrNameExists) {
 		// SpawnNamed fails only on a taken name; anything else is a bug.
 		panic(fmt.Sprintf("activate %s: %v", name, err))
@@ -474,6 +476,7 @@ func (r *Registry) Count() (skus, orders int) {
 // reads short tails. Orders stop first, so SKU answers to their last
 // commands can still arrive.
 func (r *Registry) StopAll(ctx context.Context) error {
+	defer r.dispatcher.stop() // the mailboxes' kept goroutines go too
 	for _, prefix := range []string{"order/", "sku/"} {
 		var futures []*actor.Future
 		for _, name := range r.localNames() {
