@@ -103,6 +103,7 @@ type skuActor struct {
 	loadErr     error
 	loadTried   time.Time
 	sweep       Timer
+	sweepAt     time.Time // when the armed sweep timer fires, on Clock
 	passivating bool
 	carry       *restartCarry
 	// snapshotHolds is the number of holds in the latest snapshot (or the
@@ -287,18 +288,56 @@ func (a *skuActor) retryLoad(ctx actor.Context) bool {
 
 // scheduleSweep arms a timer that sends SweepReservations while the SKU
 // keeps any hold: it releases reservations past deadline plus grace and
-// forgets settled records whose time has come. The timer only wakes the
-// actor; what is due is decided on the injected clock. A SKU that
-// passivates needs no timer: the node's waker activates it when its first
-// reservation falls due (WakeAt), and loading forgets what expired.
+// forgets settled records whose time has come. It fires when the earliest
+// reservation falls due (WakeAt), but no sooner than SweepInterval and no
+// later than sweepWaitMax from now, and is armed again earlier when a
+// command makes an earlier reservation. A sweep every SweepInterval
+// whatever was due cost a node with many SKUs holding reservations (every
+// SKU of a sale) a timer, a message and a turn per SKU per interval,
+// about as many as its checkouts; forgetting settled records needs no
+// hurry, since every command forgets some on its way. The timer only
+// wakes the actor; what is due is decided on the injected clock. A SKU
+// that passivates needs no timer: the node's waker activates it when its
+// first reservation falls due, and loading forgets what expired.
 func (a *skuActor) scheduleSweep(ctx actor.Context) {
-	if a.sweep != nil || a.state == nil || a.state.HoldCount() == 0 {
+	if a.state == nil || a.state.HoldCount() == 0 {
 		return
 	}
+	now := a.cfg.Clock.Now()
+	at := now.Add(sweepWaitMax)
+	if due := a.state.WakeAt(a.cfg.Rules); due > 0 {
+		at = minTime(at, maxTime(time.Unix(0, due), now.Add(a.cfg.SweepInterval)))
+	}
+	if a.sweep != nil {
+		if !at.Before(a.sweepAt) {
+			return
+		}
+		a.sweep.Stop()
+	}
 	root, self := ctx.ActorSystem().Root, ctx.Self()
-	a.sweep = afterFunc(a.cfg.Timers, a.cfg.SweepInterval, func() {
+	a.sweepAt = at
+	a.sweep = afterFunc(a.cfg.Timers, at.Sub(now), func() {
 		root.Send(self, &sweepTick{})
 	})
+}
+
+// sweepWaitMax bounds the wait for a sweep of a SKU whose reservations
+// fall due later (or that holds only settled records): a bound on how
+// long a jump of the clock, or a settled record, waits for one.
+const sweepWaitMax = 30 * time.Second
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Crash makes an actor panic, as a bug would: its supervisor restarts it and
