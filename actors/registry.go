@@ -353,7 +353,7 @@ func (r *Registry) askResending(ctx context.Context, pid func() *actor.PID, cmd 
 	clean := false // every copy sent was answered: the box may serve another ask
 	defer func() { r.doneWith(box, clean) }()
 	var resendC <-chan time.Time // nil: never
-	timer := (*time.Timer)(nil)
+	var timer *time.Timer
 	if resend {
 		timer = time.NewTimer(askResendFirst)
 		defer timer.Stop()

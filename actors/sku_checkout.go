@@ -33,7 +33,7 @@ import (
 // replays must find their order, and orders of several lines go through
 // the order's actor and its saga. A SKU actor that cannot take the
 // checkout whole (the journal's append limit is too small for the order's
-// events, or the line is not its SKU) answers checkoutDeclined, and the
+// events, or the line is not its SKU) declines it, and the
 // caller (Registry.Checkout) returns ErrCheckoutDeclined. Every answer is
 // a *checkoutReply.
 type Checkout struct {
