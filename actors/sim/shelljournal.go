@@ -30,7 +30,13 @@ type shellJournal struct {
 	snaps  map[string]journalSnap
 	wakes  map[string]int64  // durable wake times
 	last   map[string]uint64 // last durable-or-pending sequence
-	queue  []journalOp
+	// gen is each identity's generation, as the real journal keeps it:
+	// the first failed write of a generation forgets what is pending and
+	// starts the next one, and the writes still queued from the one
+	// before fail unwritten, without forgetting what the next
+	// generation has pending since.
+	gen   map[string]uint64
+	queue []journalOp
 	// flushing: a group commit is scheduled.
 	flushing bool
 	// deleted counts the deletions of each identity, for the checks: a
@@ -55,6 +61,7 @@ type journalOp struct {
 	wake     int64
 	snapshot bool
 	delete   bool
+	gen      uint64 // the identity's generation when submitted
 	// born are the first appends of new identities written with this
 	// one (AppendWith): committed, failed or lost with it.
 	born []journalOp
@@ -71,7 +78,7 @@ var errJournalIO = errors.New("simulated journal write failure")
 
 func newShellJournal(h *host) *shellJournal {
 	return &shellJournal{h: h, events: map[string][][]byte{}, snaps: map[string]journalSnap{},
-		wakes: map[string]int64{}, last: map[string]uint64{}, deleted: map[string]int{}}
+		wakes: map[string]int64{}, last: map[string]uint64{}, gen: map[string]uint64{}, deleted: map[string]int{}}
 }
 
 const (
@@ -125,7 +132,7 @@ func (j *shellJournal) Append(id string, first uint64, events [][]byte, wake int
 // append queues an append that passed its checks.
 func (j *shellJournal) append(id string, first uint64, events [][]byte, wake int64, born []journalOp, done func(error)) {
 	j.last[id] += uint64(len(events))
-	j.enqueue(journalOp{id: id, first: first, events: cloneEvents(events), wake: wake, born: born, done: done})
+	j.enqueue(journalOp{id: id, first: first, events: cloneEvents(events), wake: wake, born: born, done: done, gen: j.gen[id]})
 }
 
 // AppendWith implements actors.Journal. A new identity that has events,
@@ -154,7 +161,7 @@ func (j *shellJournal) AppendWith(id string, first uint64, events [][]byte, wake
 	var ops []journalOp
 	for _, b := range born {
 		j.last[b.ID] = uint64(len(b.Events))
-		ops = append(ops, journalOp{id: b.ID, first: 1, events: cloneEvents(b.Events), wake: b.Wake})
+		ops = append(ops, journalOp{id: b.ID, first: 1, events: cloneEvents(b.Events), wake: b.Wake, gen: j.gen[b.ID]})
 	}
 	j.append(id, first, events, wake, ops, done)
 }
@@ -178,7 +185,7 @@ func (j *shellJournal) SaveSnapshot(id string, seq uint64, state []byte, done fu
 // Delete implements actors.Journal.
 func (j *shellJournal) Delete(id string, done func(error)) {
 	j.last[id] = 0
-	j.enqueue(journalOp{id: id, delete: true, done: done})
+	j.enqueue(journalOp{id: id, delete: true, done: done, gen: j.gen[id]})
 }
 
 func (j *shellJournal) breach(err error) {
@@ -229,15 +236,20 @@ func (j *shellJournal) flush() {
 func (j *shellJournal) commit(op journalOp, failed error) error {
 	all := append([]journalOp{op}, op.born...)
 	for _, o := range all {
-		if !o.snapshot && !o.delete && o.first != uint64(len(j.events[o.id]))+1 {
-			// Submitted after an earlier append of the identity failed.
+		switch {
+		case o.snapshot:
+		case o.gen != j.gen[o.id]:
+			// Submitted before an earlier write of the identity failed.
+			failed = fmt.Errorf("append %s at %d: an earlier write of it failed", o.id, o.first)
+		case !o.delete && o.first != uint64(len(j.events[o.id]))+1:
 			failed = fmt.Errorf("append %s at %d: earlier events were lost: sequence conflict", o.id, o.first)
 		}
 	}
 	if failed != nil {
 		for _, o := range all {
-			if !o.snapshot {
+			if !o.snapshot && o.gen == j.gen[o.id] {
 				j.last[o.id] = uint64(len(j.events[o.id]))
+				j.gen[o.id]++
 			}
 		}
 		return failed
