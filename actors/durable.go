@@ -36,6 +36,13 @@ type durableLog struct {
 	durable   uint64   // last sequence the journal confirmed
 	buffer    [][]byte // encoded events after submitted
 	held      []heldReply
+	// offTurn counts the held replies handed to the appends in flight:
+	// each append's completion sends the replies that wait only for it
+	// straight from the journal's callback, a mailbox hop sooner than the
+	// actor's turn would (see flush). Until those appends are answered, a
+	// reply that is due at once is held too, so that replies still leave
+	// in order.
+	offTurn int
 	// inflight counts the appends of the current flush still unanswered:
 	// a buffer longer than the journal's AppendEventsMax goes out as
 	// several appends, answered in order.
@@ -100,6 +107,13 @@ type appendDone struct {
 	last        uint64
 	wake        int64
 	err         error
+	// replies counts the held replies that left with the append (see
+	// offTurn). The completion sends them itself only when the append
+	// succeeded; when it failed they come back here as unanswered, and
+	// the actor fails them in its turn, once it has dropped the state
+	// that was not written, so that a caller's retry never meets it.
+	replies    int
+	unanswered []heldReply
 }
 
 // snapshotDone is the journal's answer to one snapshot write.
@@ -126,7 +140,7 @@ func (l *durableLog) start(ctx actor.Context, seq, snap uint64, wake int64, rewr
 	l.incarnation = incarnations.Add(1)
 	l.root, l.self = ctx.ActorSystem().Root, ctx.Self()
 	l.applied, l.submitted, l.durable, l.snapshotted = seq, seq, seq, snap
-	l.buffer, l.held, l.snapshotting, l.inflight = nil, nil, false, 0
+	l.buffer, l.held, l.snapshotting, l.inflight, l.offTurn = nil, nil, false, 0, 0
 	l.marks, l.born = l.marks[:0], nil
 	l.wake, l.durableWake = wake, wake
 	// An identity with no events recovered has no wake time stored that
@@ -188,7 +202,7 @@ func (l *durableLog) replyAt(ctx actor.Context, to *actor.PID, msg any, need uin
 	if to == nil || msg == nil {
 		return
 	}
-	if need <= l.durable && len(l.held) == 0 {
+	if need <= l.durable && len(l.held) == 0 && l.offTurn == 0 {
 		ctx.Send(to, msg)
 		return
 	}
@@ -209,8 +223,28 @@ func (l *durableLog) flush() {
 	submit := func(first uint64, events [][]byte, wake int64, born []NewIdentity) {
 		last := first + uint64(len(events)) - 1
 		l.inflight++
+		// The held replies that wait for nothing after this append leave
+		// from its completion, in order, before the actor hears of it.
+		k := 0
+		for k < len(l.held) && l.held[k].need <= last {
+			k++
+		}
+		var replies []heldReply
+		if k > 0 {
+			replies = l.held[:k:k]
+			l.held = l.held[k:]
+			l.offTurn += k
+		}
 		done := func(err error) {
-			root.Send(self, &appendDone{incarnation: inc, last: last, wake: wake, err: err})
+			m := &appendDone{incarnation: inc, last: last, wake: wake, err: err, replies: len(replies)}
+			if err != nil {
+				m.unanswered = replies
+			} else {
+				for _, h := range replies {
+					root.Send(h.to, h.reply)
+				}
+			}
+			root.Send(self, m)
 		}
 		if len(born) > 0 {
 			l.journal.AppendWith(l.id, first, events, wake, born, done)
@@ -289,6 +323,7 @@ func (l *durableLog) appended(ctx actor.Context, m *appendDone) bool {
 		return true
 	}
 	l.inflight--
+	l.offTurn -= m.replies
 	l.refused = storageFull(m.err)
 	if m.err != nil {
 		l.failAll(ctx, journalFailureDetail(m.err))
@@ -494,6 +529,9 @@ type shell interface {
 // was this activation's own and succeeded, so the shell goes on with what
 // follows a durable write.
 func appendAnswered(ctx actor.Context, s shell, c *restartCarry, l *durableLog, m *appendDone) bool {
+	for _, h := range m.unanswered { // of this activation or an earlier one
+		ctx.Send(h.to, l.failed(h.reply, journalFailureDetail(m.err)))
+	}
 	if held, done, consumed := c.opened(m); consumed {
 		if done {
 			s.load(ctx, true)

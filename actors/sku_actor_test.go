@@ -240,9 +240,10 @@ func waitFor(t *testing.T, cond func() bool) {
 	t.Fatal("condition not met within 5s")
 }
 
-// A crash while a write is in flight: the waiting caller is told
-// UNAVAILABLE (the outcome is unknown to it), the write may still land, and
-// a retry with the same order ID finds out without applying twice.
+// A crash while a write is in flight: the reply waiting for that write
+// left with it, so the caller gets the write's outcome once it lands, not
+// the crash; a retry with the same order ID finds it without applying
+// twice.
 func TestCrashWithWriteInFlight(t *testing.T) {
 	k := testkit.New(t)
 	k.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 10})
@@ -257,10 +258,10 @@ func TestCrashWithWriteInFlight(t *testing.T) {
 	}()
 	waitFor(t, func() bool { return k.Journal.Pending() > 0 })
 	k.CrashSKU("A")
-	if r := <-got; r.Outcome != pb.Outcome_OUTCOME_UNAVAILABLE {
-		t.Fatalf("caller waiting through a crash got %v", r)
-	}
 	k.Journal.Resume() // the write that was in flight lands now
+	if r := <-got; r.GetOutcome() != pb.Outcome_OUTCOME_APPLIED || r.View.Reserved != 2 {
+		t.Fatalf("caller waiting through a crash got %v, want its reservation", r)
+	}
 	waitFor(t, func() bool { return k.Journal.Pending() == 0 })
 	r := k.AskSKU("A", &pb.ReserveStock{OrderId: "o2", Quantity: 2, DeadlineUnixNano: deadline(k)})
 	if r.Outcome != pb.Outcome_OUTCOME_ALREADY_DONE || r.View.Reserved != 2 || r.View.Available != 8 {
