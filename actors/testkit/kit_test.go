@@ -1,6 +1,7 @@
 package testkit_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -111,7 +112,18 @@ func TestTimeoutSaysTheActorCrashed(t *testing.T) {
 		k := testkit.New(t)
 		k.AskSKU("A", &pb.Restock{OpId: "r1", Quantity: 5})
 		k.Journal.Pause()
-		inFlight := k.AskSKUAsync("A", &pb.Restock{OpId: "r2", Quantity: 5})
+		// The caller of the write in flight waits longer than the kit's
+		// timeout, so that it is still there when the write lands.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		inFlight := make(chan *pb.StockResult, 1)
+		go func() {
+			r, err := k.Registry.AskSKU(ctx, "A", &pb.Restock{OpId: "r2", Quantity: 5})
+			if err != nil {
+				t.Errorf("caller of the crashed instance: %v", err)
+			}
+			inFlight <- r
+		}()
 		k.Eventually("the restock waits for the journal", func() bool { return k.Journal.Pending() == 1 })
 		k.CrashSKU("A")
 		_, err := k.TryAskSKU("A", &pb.GetStock{})
@@ -121,7 +133,7 @@ func TestTimeoutSaysTheActorCrashed(t *testing.T) {
 			}
 		}
 		k.Journal.Resume()
-		if r := inFlight.Wait(); r.Outcome != pb.Outcome_OUTCOME_APPLIED {
+		if r := <-inFlight; r.GetOutcome() != pb.Outcome_OUTCOME_APPLIED {
 			t.Errorf("caller of the crashed instance got %v, want APPLIED (its restock was made durable)", r.Outcome)
 		}
 		if v := k.AskSKU("A", &pb.GetStock{}).View; v.Available != 10 {
