@@ -79,7 +79,9 @@ bench-http:
 # measured by orderbench (Go) and by wrk (C, bench/wrk/checkout.lua; uniform
 # and hot) in the same rounds; rewrites docs/benchmarks.md and docs/bench/*.png
 # (DURATION=10s ROUNDS=3; installs redis-server, postgresql and wrk with
-# apt-get when missing; GENERATORS=orderbench leaves wrk out).
+# apt-get when missing; GENERATORS=orderbench leaves wrk out). Then p99 at half
+# each server's maximum rate in an open loop, uniform and hot (HALF_RATE=0
+# leaves it out; OPEN_CONCURRENCY=512 requests in flight at most).
 bench-compare:
 	./scripts/bench-compare.sh
 

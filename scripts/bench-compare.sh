@@ -6,12 +6,17 @@
 # Two load generators measure each server, each against a fresh one: orderbench
 # (Go, every workload) and wrk (C, uniform and hot, bench/wrk/checkout.lua),
 # because on a small machine the Go client's CPU compresses every ratio.
+# Then each server, afresh, gets half the highest rate it answered (wrk's
+# figure when wrk ran) in an open loop (orderbench -rate, uniform and hot), for
+# its latency with headroom and free of coordinated omission (HALF_RATE=0 leaves
+# this out).
 # Writes docs/benchmarks.md and docs/bench/*.png (see bench/ and
 # bench/orderbench). Needs redis-server, postgresql and wrk; installs them with
 # apt-get when missing and run as root.
 #
 #   DURATION=10s ROUNDS=3 scripts/bench-compare.sh
 #   GENERATORS=orderbench scripts/bench-compare.sh # without wrk
+#   HALF_RATE=0 scripts/bench-compare.sh           # without the open-loop runs
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -24,6 +29,8 @@ SERVERS=${SERVERS:-ceiling orderd redis-everysec redis-always postgres}
 GENERATORS=${GENERATORS:-orderbench wrk}
 WRK_THREADS=${WRK_THREADS:-1}   # wrk -t: one thread leaves the other core to the server
 WRK_STATUSES=${WRK_STATUSES:-1} # 0: wrk's 2xx/non-2xx split instead of counts per status, less wrk CPU
+HALF_RATE=${HALF_RATE:-1}                 # 0: no open-loop runs at half the maximum rate
+OPEN_CONCURRENCY=${OPEN_CONCURRENCY:-512} # open loop: requests in flight at most
 FLASH_STOCK=${FLASH_STOCK:-1000}
 FLASH_DURATION=${FLASH_DURATION:-3s}
 OUT_MD=${OUT_MD:-docs/benchmarks.md}
@@ -36,7 +43,7 @@ done
 source "$(dirname "${BASH_SOURCE[0]}")/../bench/lib.sh"
 bench_init
 RESULTS="$BENCH_TMP/results"
-mkdir -p "$RESULTS/main" "$RESULTS/flash"
+mkdir -p "$RESULTS/main" "$RESULTS/flash" "$RESULTS/open"
 CMDS="$BENCH_TMP/commands.md"
 
 FAILURES=0
@@ -119,6 +126,31 @@ fresh() {
 	bench_stop_all
 }
 
+# max_rps LABEL WORKLOAD prints the highest req/s of LABEL's closed-loop rounds
+# on WORKLOAD: wrk's when wrk measured it, else orderbench's; nothing when
+# neither did.
+max_rps() {
+	local label=$1 wl=$2 files
+	files=("$RESULTS/main/r"*"-$label-$wl-wrk.json")
+	[[ -f ${files[0]} ]] || files=("$RESULTS/main/r"*"-$label-$wl.json")
+	[[ -f ${files[0]} ]] || return 0
+	grep -h -m1 '"rps":' "${files[@]}" | tr -d ' ,' | cut -d: -f2 | sort -g | tail -1
+}
+
+# measure_open LABEL WORKLOAD RATE: one orderbench run in an open loop at RATE
+# requests/s; latency runs from each request's scheduled time.
+measure_open() {
+	local label=$1 wl=$2 rate=$3 verify=true out
+	[[ $label == ceiling ]] && verify=false
+	out="$RESULTS/open/r1-$label-$wl-open.json"
+	local cmd=("$BIN/orderbench" -url "$SERVER_URL" -token "$BENCH_TOKEN" -label "$label" -round 1
+		-workload "$wl" -skus "$SKUS" -duration "$DURATION" -warmup "$WARMUP" -rate "$rate"
+		-concurrency "$OPEN_CONCURRENCY" -seed 1 -verify="$verify" -format json)
+	echo "    orderbench ${cmd[*]:1}" >>"$CMDS"
+	record "$out" "$label $wl (open loop)" "${cmd[@]}"
+	show "$out"
+}
+
 # flash ROUND LABEL: a sell-out of FLASH_STOCK units on one SKU; only the stock check matters.
 flash() {
 	local round=$1 label=$2 out="$RESULTS/flash/r$1-$2.json"
@@ -132,7 +164,7 @@ flash() {
 {
 	echo "## Commands"
 	echo
-	echo "    $(for v in DURATION WARMUP ROUNDS CONCURRENCY SKUS WRK_THREADS WRK_STATUSES; do printf '%s=%s ' "$v" "${!v}"; done)WORKLOADS='$WORKLOADS' SERVERS='$SERVERS' GENERATORS='$GENERATORS' scripts/bench-compare.sh"
+	echo "    $(for v in DURATION WARMUP ROUNDS CONCURRENCY SKUS WRK_THREADS WRK_STATUSES HALF_RATE OPEN_CONCURRENCY; do printf '%s=%s ' "$v" "${!v}"; done)WORKLOADS='$WORKLOADS' SERVERS='$SERVERS' GENERATORS='$GENERATORS' scripts/bench-compare.sh"
 	echo
 	echo "Each round starts every server afresh for each workload and load generator (new data directory,"
 	echo "free port on 127.0.0.1) and runs (round 1 shown; ports change every run):"
@@ -161,20 +193,48 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	done
 done
 
-{
-	echo
-	if [[ " $GENERATORS " == *" wrk "* ]]; then
+if [[ " $GENERATORS " == *" wrk "* ]]; then
+	{
+		echo
 		echo "\`orderbench wrk\` restocks, runs \`wrk -t THREADS -c CONCURRENCY -d WARMUP --timeout 5s --latency -s bench/wrk/checkout.lua URL -- PREFIX SKUS SEED 64\`,"
 		echo "then the same for DURATION (the measured run), and reads every SKU back (\`-statuses=false\` puts"
 		echo "CHECKOUT_STATUSES=0 in wrk's environment: the script then counts only wrk's 2xx/non-2xx split)."
+	} >>"$CMDS"
+fi
+
+# The open loop at half the maximum rate: uniform and hot, the workloads both
+# load generators run, each server afresh.
+open_args=()
+if [[ $HALF_RATE != 0 ]]; then
+	echo "open loop at half the maximum rate: ${servers[*]}"
+	{
 		echo
-	fi
-	echo "Then: \`orderbench report -in RESULTS -flash RESULTS/flash -out $OUT_MD -plots $PLOTS -meta META\`."
+		echo "Then, each server afresh, an open loop at half the highest req/s of its closed-loop rounds"
+		echo "(wrk's when wrk ran, else orderbench's):"
+		echo
+	} >>"$CMDS"
+	for label in "${servers[@]}"; do
+		for wl in $WORKLOADS; do
+			[[ $wl == uniform || $wl == hot ]] || continue
+			half=$(awk -v r="$(max_rps "$label" "$wl")" 'BEGIN { printf "%d", r / 2 }')
+			if ((half < 1)); then
+				echo "  $label $wl: no closed-loop result to halve; open loop skipped" >&2
+				continue
+			fi
+			fresh "$label" "$wl (open loop)" measure_open "$label" "$wl" "$half"
+		done
+	done
+	open_args=(-open "$RESULTS/open")
+fi
+
+{
+	echo
+	echo "Then: \`orderbench report -in RESULTS -flash RESULTS/flash${open_args[*]:+ -open RESULTS/open} -out $OUT_MD -plots $PLOTS -meta META\`."
 	echo
 	bench_machine
 } >>"$CMDS"
 mkdir -p "$(dirname "$OUT_MD")" "$PLOTS"
-"$BIN/orderbench" report -in "$RESULTS/main" -flash "$RESULTS/flash" -out "$OUT_MD" -plots "$PLOTS" -meta "$CMDS"
+"$BIN/orderbench" report -in "$RESULTS/main" -flash "$RESULTS/flash" -out "$OUT_MD" -plots "$PLOTS" -meta "$CMDS" "${open_args[@]}"
 if [[ -n "${KEEP_RESULTS:-}" ]]; then
 	mkdir -p "$KEEP_RESULTS" && cp -r "$RESULTS/." "$KEEP_RESULTS/"
 fi

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/orderengine/orderengine/bench/refapi"
 	"github.com/valyala/fasthttp"
@@ -76,6 +77,35 @@ func TestCeilingClosedAndOpenLoop(t *testing.T) {
 	// timing. Against the ceiling every one is sent and answered.
 	if r.Mode != "open" || r.Requests != 200 || r.Errors != 0 {
 		t.Errorf("open loop: %d requests, %d errors, status %v", r.Requests, r.Errors, r.Status)
+	}
+	if r.AchievedRPS <= 0 || r.AchievedRPS > r.RPS {
+		t.Errorf("open loop: achieved %.0f req/s, want above 0 and at most the %.0f answered per window second", r.AchievedRPS, r.RPS)
+	}
+}
+
+// A server that needs 2 ms per answer, on one connection, can answer at most
+// 500/s: offered 1000/s, it leaves a queue behind the window. Every request is
+// still answered, so rps is the offered rate; the achieved rate and the latency
+// from the schedule show the server fell behind.
+func TestOpenLoopChargesTheQueue(t *testing.T) {
+	url := serve(t, func(ctx *fasthttp.RequestCtx) {
+		time.Sleep(2 * time.Millisecond)
+		refapi.Ceiling(ctx)
+	})
+	r, err := bench(t, "-url", url, "-workload", "uniform", "-skus", "10", "-duration", "300ms", "-warmup", "0s",
+		"-rate", "1000", "-concurrency", "1", "-verify=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 300 || r.RPS != 1000 {
+		t.Errorf("%d requests at %.0f req/s, want 300 at 1000", r.Requests, r.RPS)
+	}
+	// 300 answers take at least 0.6 s; the last one was scheduled at 0.3 s.
+	if r.AchievedRPS > 500 {
+		t.Errorf("achieved %.0f req/s from a server that answers 500/s at most", r.AchievedRPS)
+	}
+	if r.Latency.Max < 290_000 {
+		t.Errorf("max latency %s: the queue behind the schedule was not charged", fmtUS(r.Latency.Max))
 	}
 }
 

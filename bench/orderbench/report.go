@@ -30,6 +30,7 @@ type reportConfig struct {
 	Reference       string // the design to beat, for the ×reference ratios
 	Meta            string // markdown appended verbatim (machine, commands)
 	Flash           string // directory of sell-out runs (optional)
+	Open            string // directory of open-loop runs at half the maximum rate (optional)
 }
 
 func runReport(args []string, stdout, stderr io.Writer) error {
@@ -43,6 +44,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.Ceiling, "ceiling", "ceiling", "label of the ceiling server")
 	fs.StringVar(&c.Reference, "reference", "redis-always", "label of the design to beat, for the ×reference ratios")
 	fs.StringVar(&c.Flash, "flash", "", "directory of sell-out (flash sale) results for the stock check table")
+	fs.StringVar(&c.Open, "open", "", "directory of open-loop results at half the maximum rate, for the latency table")
 	fs.StringVar(&c.Meta, "meta", "", "markdown file appended to the report (machine, commands)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -66,6 +68,12 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "report: no flash sale results: %v\n", err)
 		}
 	}
+	var open []Result
+	if c.Open != "" {
+		if open, err = readResults(c.Open); err != nil {
+			fmt.Fprintf(stderr, "report: no open-loop results: %v\n", err)
+		}
+	}
 	// Each load generator is summarized on its own: ratios only compare
 	// servers measured by the same one. The plots are orderbench's.
 	var byGo, byWrk []Result
@@ -85,7 +93,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("report: %w", err)
 	}
 	var buf bytes.Buffer
-	writeMarkdown(&buf, c, ss, ws, results, flash, plotRel, meta)
+	writeMarkdown(&buf, c, ss, ws, results, flash, open, plotRel, meta)
 	for _, w := range workloads(ss) {
 		if err := plotWorkload(c.Plots, w, ss); err != nil {
 			return fmt.Errorf("report: %w", err)
@@ -180,7 +188,7 @@ func fmtRatio(r float64) string {
 	return fmt.Sprintf("%.2f", r)
 }
 
-func writeMarkdown(w io.Writer, c reportConfig, ss, ws []summary, results, flash []Result, plotRel string, meta []byte) {
+func writeMarkdown(w io.Writer, c reportConfig, ss, ws []summary, results, flash, open []Result, plotRel string, meta []byte) {
 	rounds := 0
 	for _, r := range results {
 		rounds = max(rounds, r.Round)
@@ -231,6 +239,7 @@ func writeMarkdown(w io.Writer, c reportConfig, ss, ws []summary, results, flash
 				wl, plotRel, wl, wl, plotRel, wl)
 		}
 	}
+	writeOpenLoop(w, c, open)
 	writeFlash(w, flash)
 	fmt.Fprintf(w, "\n## Every measurement\n\n| round | workload | server | load generator | req/s | checkouts/s | p50 | p99 | by status |\n|--:|---|---|---|--:|--:|--:|--:|---|\n")
 	for _, r := range results {

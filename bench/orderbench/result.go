@@ -29,8 +29,9 @@ type Result struct {
 	Requests    uint64             `json:"requests"`
 	OK          uint64             `json:"ok"` // 2xx
 	Errors      uint64             `json:"errors"`
-	RPS         float64            `json:"rps"`          // all answered requests per second
-	CheckoutRPS float64            `json:"checkout_rps"` // 201 checkouts per second
+	RPS         float64            `json:"rps"`                    // all answered requests per second
+	CheckoutRPS float64            `json:"checkout_rps"`           // 201 checkouts per second
+	AchievedRPS float64            `json:"achieved_rps,omitempty"` // open loop: answered per second until the last answer
 	Latency     Latency            `json:"latency_us"`
 	OpLatency   map[string]Latency `json:"op_latency_us,omitempty"` // per request kind (mixed)
 	Status      map[string]uint64  `json:"status"`
@@ -88,6 +89,13 @@ func newResult(t *tally, measured time.Duration) Result {
 	answered := r.Requests - r.Status[statusName(statusOverflow)]
 	r.RPS = float64(answered) / measured.Seconds()
 	r.CheckoutRPS = float64(r.Status["201"]) / measured.Seconds()
+	// In the open loop RPS is the offered rate whenever nothing is dropped,
+	// however late the answers came; AchievedRPS counts the time the server
+	// (or the client) took to answer the window's requests, so it falls below
+	// the rate when either fell behind the schedule.
+	if t.answeredIn > 0 {
+		r.AchievedRPS = float64(answered) / t.answeredIn.Seconds()
+	}
 	r.Latency = latencyOf(t.hist)
 	if len(t.opHist) > 1 {
 		r.OpLatency = map[string]Latency{}
@@ -124,6 +132,9 @@ func writeTable(w io.Writer, r Result) error {
 	fmt.Fprintf(tw, "load generator\t%s\n", generatorOf(r))
 	fmt.Fprintf(tw, "workload\t%s (%d SKUs), %s, %.1fs measured\n", r.Workload, r.SKUs, mode, r.DurationS)
 	fmt.Fprintf(tw, "throughput\t%.0f req/s, %.0f checkouts/s (201)\n", r.RPS, r.CheckoutRPS)
+	if r.AchievedRPS > 0 {
+		fmt.Fprintf(tw, "achieved\t%.0f req/s, until the last answer (offered %d)\n", r.AchievedRPS, r.Rate)
+	}
 	l := r.Latency
 	fmt.Fprintf(tw, "latency\tp50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
 		fmtUS(l.P50), fmtUS(l.P90), fmtUS(l.P99), fmtUS(l.P999), fmtUS(l.Max))
