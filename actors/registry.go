@@ -94,6 +94,10 @@ type residentActor struct {
 	// mailbox is the activation's mailbox, set while it is spawned (under
 	// the shard's lock), for MailboxDepths.
 	mailbox actor.Mailbox
+	// pid is the activation's PID. A send through it reaches the
+	// process it caches without looking the name up again; once the
+	// process is dead, protoactor looks the name up as for any PID.
+	pid *actor.PID
 }
 
 // evictable reports whether ra may be asked to passivate at now.
@@ -160,7 +164,11 @@ func (r *Registry) activate(name string, props func() *actor.Props) *actor.PID {
 	if _, ok := r.system.ProcessRegistry.GetLocal(name); ok {
 		if e := sh.byName[name]; e != nil {
 			sh.lru.MoveToFront(e)
-			e.Value.(*residentActor).used = now
+			ra := e.Value.(*residentActor)
+			ra.used = now
+			if ra.pid != nil {
+				return ra.pid
+			}
 		}
 		return actor.NewPID(r.system.Address(), name)
 	}
@@ -177,6 +185,9 @@ func (r *Registry) activate(name string, props func() *actor.Props) *actor.PID {
 	if err != nil && !errors.Is(err, actor.ErrNameExists) {
 		// SpawnNamed fails only on a taken name; anything else is a bug.
 		panic(fmt.Sprintf("activate %s: %v", name, err))
+	}
+	if err == nil {
+		ra.pid = pid
 	}
 	if sh.byName == nil {
 		sh.byName = make(map[string]*list.Element)
