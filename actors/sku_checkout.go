@@ -56,6 +56,19 @@ type checkoutReply struct {
 	declined string
 }
 
+// CheckoutAnswer reads a SKU actor's answer to a Checkout, for a host that
+// delivers it itself instead of through Registry.Checkout (the
+// deterministic simulation): the order's result, or why the actor
+// declined the checkout (result nil). ok is false when msg is no answer
+// to a Checkout.
+func CheckoutAnswer(msg any) (result *pb.OrderResult, declined string, ok bool) {
+	c, ok := msg.(*checkoutReply)
+	if !ok {
+		return nil, "", false
+	}
+	return c.result, c.declined, true
+}
+
 // failedCheckout is the answer to a checkout whose events were not made
 // durable.
 func (c *checkoutReply) failed(detail string) *checkoutReply {

@@ -44,6 +44,10 @@ type client struct {
 	// that times out or is answered UNAVAILABLE gives up (gaveUp), as a
 	// client of the HTTP API would, which has no ID to repeat it with.
 	unkeyed, gaveUp bool
+	// inTurn: an unkeyed one-line checkout sent to its SKU's actor,
+	// which decides it in one turn (actors.Checkout), as the node's
+	// gateway sends those; the others go to the order's actor.
+	inTurn bool
 }
 
 func (w *world) newClient(i int) {
@@ -66,6 +70,10 @@ func (w *world) newClient(i int) {
 	c := &client{w: w, id: place.OrderId, place: place, busy: true, unkeyed: !keyed && w.shells != nil}
 	if c.unkeyed {
 		place.ForgetRejection = true // as the gateway asks of an unkeyed checkout
+		c.inTurn = n == 1 && w.rng.IntN(2) == 0
+		if c.inTurn {
+			w.report.InTurn++
+		}
 	}
 	if w.shells != nil {
 		w.orderIDs = append(w.orderIDs, c.id)
@@ -81,9 +89,12 @@ func (c *client) request(cmd proto.Message) {
 	req := c.req
 	c.cmd = cmd
 	once := c.unkeyed && cmd == proto.Message(c.place)
-	if w.shells != nil {
+	switch {
+	case once && c.inTurn:
+		w.shells.checkout(c.place, func(res *pb.OrderResult) { c.answered(req, cmd, res) })
+	case w.shells != nil:
 		w.shells.ask(c.id, cmd, once, func(res *pb.OrderResult) { c.answered(req, cmd, res) })
-	} else {
+	default:
 		o := w.orderNode(c.id)
 		w.after(clientHop, func() {
 			o.handle(cmd, func(res *pb.OrderResult) {

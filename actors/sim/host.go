@@ -127,8 +127,30 @@ type cellProcess struct {
 
 func (p *cellProcess) SendUserMessage(_ *actor.PID, m any) {
 	_, msg, sender := actor.UnwrapEnvelope(m)
+	if _, answer := msg.(*pb.StockResult); answer && strings.HasPrefix(p.name, "order/") {
+		// A SKU's answer that left from its journal's completion: it
+		// crosses the network like one sent in the SKU's turn.
+		p.h.network(p.name, msg, sender)
+		return
+	}
 	p.h.mail(p.name, msg, sender, false)
 }
+
+// clientProcess is how root.Send reaches a client: an answer that left
+// from a journal's completion goes back over the client's link.
+type clientProcess struct {
+	h    *host
+	name string
+}
+
+func (p *clientProcess) SendUserMessage(_ *actor.PID, m any) {
+	_, msg, _ := actor.UnwrapEnvelope(m)
+	p.h.answer(p.name, msg)
+}
+func (p *clientProcess) SendSystemMessage(*actor.PID, any) {
+	panic("the shells send clients no system messages")
+}
+func (p *clientProcess) Stop(*actor.PID)                 { panic("the shells stop no client") }
 func (p *cellProcess) SendSystemMessage(*actor.PID, any) { panic("the shells send no system messages") }
 func (p *cellProcess) Stop(*actor.PID)                   { panic("the shells stop themselves through their context") }
 
@@ -158,7 +180,7 @@ func activates(msg any) bool {
 	switch msg.(type) {
 	case *pb.StockResult, actors.Crash:
 		return false
-	case proto.Message:
+	case proto.Message, *actors.Checkout:
 		return true
 	}
 	return reflect.TypeOf(msg) == wakeUpType
@@ -249,13 +271,7 @@ func (h *host) turn(c *cell, msg any, sender *actor.PID) (crashed bool) {
 // send carries a message an actor sent through its context: to a client
 // over the client's link, to another actor over the network.
 func (h *host) send(from *cell, to *actor.PID, msg any, sender *actor.PID) {
-	if reply, ok := h.replies[to.Id]; ok {
-		res := msg.(*pb.OrderResult)
-		h.inflight++
-		h.w.after(clientHop, func() {
-			h.inflight--
-			reply(res)
-		})
+	if h.answer(to.Id, msg) {
 		return
 	}
 	if to.Id == from.name {
@@ -300,15 +316,59 @@ func (h *host) RequestSKU(ctx actor.Context, sku string, msg proto.Message) {
 	h.network("sku/"+sku, msg, ctx.Self())
 }
 
-// ask sends a client's command to an order actor; reply gets the answer.
-// fresh activates the order without reading its journal (Orders.AskNew).
-func (h *host) ask(orderID string, cmd proto.Message, fresh bool, reply func(*pb.OrderResult)) {
+// answer carries an actor's answer to the client it is addressed to, over
+// the client's link, and reports whether to names a client.
+func (h *host) answer(to string, msg any) bool {
+	reply, ok := h.replies[to]
+	if !ok {
+		return false
+	}
+	res, ok := msg.(*pb.OrderResult)
+	if !ok {
+		var declined string
+		if res, declined, ok = actors.CheckoutAnswer(msg); !ok {
+			panic(fmt.Sprintf("%s answered with a %T", to, msg))
+		}
+		if res == nil {
+			// The journal's append limit fits one checkout's events.
+			panic(fmt.Sprintf("a sku declined the checkout of %s: %s", to, declined))
+		}
+	}
+	h.inflight++
+	h.w.after(clientHop, func() {
+		h.inflight--
+		reply(res)
+	})
+	return true
+}
+
+// client registers a new address for a client's request; reply gets the
+// answers sent to it.
+func (h *host) client(orderID string, reply func(*pb.OrderResult)) *actor.PID {
 	h.asks++
 	to := fmt.Sprintf("client/%s/%d", orderID, h.asks)
 	h.replies[to] = reply
-	pid := actor.NewPID(h.system.Address(), to)
+	if _, ok := h.system.ProcessRegistry.Add(&clientProcess{h: h, name: to}, to); !ok {
+		panic("name registered twice: " + to)
+	}
+	return actor.NewPID(h.system.Address(), to)
+}
+
+// ask sends a client's command to an order actor; reply gets the answer.
+// fresh activates the order without reading its journal (Orders.AskNew).
+func (h *host) ask(orderID string, cmd proto.Message, fresh bool, reply func(*pb.OrderResult)) {
+	pid := h.client(orderID, reply)
 	h.inflight++
 	h.nodeAfterCounted(clientHop, func() { h.mail("order/"+orderID, cmd, pid, fresh) })
+}
+
+// checkout sends a client's one-line checkout to its SKU's actor, which
+// decides it in one turn (actors.Checkout, as Registry.Checkout sends it);
+// reply gets the order's result.
+func (h *host) checkout(place *pb.PlaceOrder, reply func(*pb.OrderResult)) {
+	pid := h.client(place.OrderId, reply)
+	h.inflight++
+	h.nodeAfterCounted(clientHop, func() { h.mail("sku/"+place.Items[0].Sku, &actors.Checkout{Order: place}, pid, false) })
 }
 
 // tell sends msg to the named actor from outside (an admin, the waker).

@@ -127,8 +127,10 @@ func (w *world) orderLostMemory(id string) {
 type worldStates struct {
 	skus   map[string]*actors.SKUState
 	orders map[string]*actors.OrderState
-	// forgotten: the order's journal was deleted (a rejection that left
-	// nothing behind) and nothing was written under its ID since.
+	// forgotten: nothing is stored under the order's ID, as a refusal
+	// promises: its journal was deleted (a rejection of the order's
+	// actor that forgot itself) and nothing was written since, or it was
+	// never written (a checkout its SKU's actor refused in its turn).
 	forgotten map[string]bool
 }
 
@@ -141,6 +143,10 @@ func (w *world) states() worldStates {
 			s.skus[id] = w.skus[id].state
 		}
 	}
+	inTurn := map[string]bool{}
+	for _, c := range w.clients {
+		inTurn[c.id] = c.inTurn
+	}
 	for _, id := range w.orderIDs {
 		if w.shells == nil {
 			s.orders[id] = w.orders[id].state
@@ -148,7 +154,7 @@ func (w *world) states() worldStates {
 		}
 		s.orders[id] = w.durableOrder(id)
 		j := w.shells.journal
-		s.forgotten[id] = j.deleted["order/"+id] > 0 && len(j.events["order/"+id]) == 0
+		s.forgotten[id] = (j.deleted["order/"+id] > 0 || inTurn[id]) && len(j.events["order/"+id]) == 0
 	}
 	return s
 }

@@ -98,7 +98,10 @@ type Report struct {
 	StaleHolds int
 	// GaveUp counts unkeyed checkouts whose customer never learnt the
 	// outcome (real shells only).
-	GaveUp  int
+	GaveUp int
+	// InTurn counts the one-line checkouts sent to their SKU's actor
+	// (actors.Checkout) rather than to the order's (real shells only).
+	InTurn  int
 	SimTime time.Duration
 }
 
@@ -122,16 +125,17 @@ func (r *Report) add(r2 Report) {
 	r.Activations += r2.Activations
 	r.StaleHolds += r2.StaleHolds
 	r.GaveUp += r2.GaveUp
+	r.InTurn += r2.InTurn
 	r.SimTime += r2.SimTime
 }
 
 func (r Report) String() string {
 	return fmt.Sprintf("orders %d (reserved %d, rejected %d, paid %d, cancelled %d, expired %d (%d while reserving), completed %d); "+
 		"messages %d, dropped %d, duplicated %d, crashes %d, stalls %d, node crashes %d, journal failures %d, activations %d, "+
-		"stale holds %d, gave up %d; simulated %v",
+		"stale holds %d, gave up %d, checkouts in the sku's turn %d; simulated %v",
 		r.Orders, r.Reserved, r.Rejected, r.Paid, r.Cancelled, r.Expired, r.ExpiredReserving, r.Completed,
 		r.Messages, r.Dropped, r.Duplicated, r.Crashes, r.Stalls, r.NodeCrashes, r.JournalFailures, r.Activations,
-		r.StaleHolds, r.GaveUp, r.SimTime.Round(time.Second))
+		r.StaleHolds, r.GaveUp, r.InTurn, r.SimTime.Round(time.Second))
 }
 
 // Limits of a run.
