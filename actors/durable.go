@@ -41,8 +41,9 @@ type durableLog struct {
 	// straight from the journal's callback, a mailbox hop sooner than the
 	// actor's turn would (see flush). Until those appends are answered, a
 	// reply that is due at once is held too, so that replies still leave
-	// in order.
+	// in order. sent are those appends' replies, in submission order.
 	offTurn int
+	sent    []*sentOff
 	// inflight counts the appends of the current flush still unanswered:
 	// a buffer longer than the journal's AppendEventsMax goes out as
 	// several appends, answered in order.
@@ -95,6 +96,20 @@ type bornIdentity struct {
 	id  NewIdentity
 }
 
+// sentOff is the held replies that left with one append. Whoever claims
+// them answers them, once: the append's completion when it succeeded;
+// the actor's turn when it failed, after the actor has dropped the state
+// that was not written, so that a caller's retry never meets it; or the
+// actor stopping with the append in flight (failSentOff), whose turn
+// will never come.
+type sentOff struct {
+	replies []heldReply
+	claimed atomic.Bool
+}
+
+// claim reports whether the caller may answer the replies.
+func (s *sentOff) claim() bool { return s != nil && s.claimed.CompareAndSwap(false, true) }
+
 type heldReply struct {
 	to    *actor.PID
 	reply any
@@ -107,13 +122,9 @@ type appendDone struct {
 	last        uint64
 	wake        int64
 	err         error
-	// replies counts the held replies that left with the append (see
-	// offTurn). The completion sends them itself only when the append
-	// succeeded; when it failed they come back here as unanswered, and
-	// the actor fails them in its turn, once it has dropped the state
-	// that was not written, so that a caller's retry never meets it.
-	replies    int
-	unanswered []heldReply
+	// sent is the held replies that left with the append (see sentOff),
+	// nil for none.
+	sent *sentOff
 }
 
 // snapshotDone is the journal's answer to one snapshot write.
@@ -140,7 +151,7 @@ func (l *durableLog) start(ctx actor.Context, seq, snap uint64, wake int64, rewr
 	l.incarnation = incarnations.Add(1)
 	l.root, l.self = ctx.ActorSystem().Root, ctx.Self()
 	l.applied, l.submitted, l.durable, l.snapshotted = seq, seq, seq, snap
-	l.buffer, l.held, l.snapshotting, l.inflight, l.offTurn = nil, nil, false, 0, 0
+	l.buffer, l.held, l.snapshotting, l.inflight, l.offTurn, l.sent = nil, nil, false, 0, 0, nil
 	l.marks, l.born = l.marks[:0], nil
 	l.wake, l.durableWake = wake, wake
 	// An identity with no events recovered has no wake time stored that
@@ -229,22 +240,20 @@ func (l *durableLog) flush() {
 		for k < len(l.held) && l.held[k].need <= last {
 			k++
 		}
-		var replies []heldReply
+		var sent *sentOff
 		if k > 0 {
-			replies = l.held[:k:k]
+			sent = &sentOff{replies: l.held[:k:k]}
 			l.held = l.held[k:]
 			l.offTurn += k
+			l.sent = append(l.sent, sent)
 		}
 		done := func(err error) {
-			m := &appendDone{incarnation: inc, last: last, wake: wake, err: err, replies: len(replies)}
-			if err != nil {
-				m.unanswered = replies
-			} else {
-				for _, h := range replies {
+			if err == nil && sent.claim() {
+				for _, h := range sent.replies {
 					root.Send(h.to, h.reply)
 				}
 			}
-			root.Send(self, m)
+			root.Send(self, &appendDone{incarnation: inc, last: last, wake: wake, err: err, sent: sent})
 		}
 		if len(born) > 0 {
 			l.journal.AppendWith(l.id, first, events, wake, born, done)
@@ -323,7 +332,11 @@ func (l *durableLog) appended(ctx actor.Context, m *appendDone) bool {
 		return true
 	}
 	l.inflight--
-	l.offTurn -= m.replies
+	if m.sent != nil && len(l.sent) > 0 && l.sent[0] == m.sent {
+		l.offTurn -= len(m.sent.replies)
+		l.sent[0] = nil
+		l.sent = l.sent[1:]
+	}
 	l.refused = storageFull(m.err)
 	if m.err != nil {
 		l.failAll(ctx, journalFailureDetail(m.err))
@@ -388,6 +401,21 @@ func journalFailureLevel(err error) slog.Level {
 // once space is freed.
 func IsStorageFull(detail string) bool {
 	return strings.HasPrefix(detail, storageFullPrefix)
+}
+
+// failSentOff answers the replies that left with the appends in flight
+// with their failure form, unless their completion got to them first: the
+// actor is stopping, and a failed append's notice would find no turn to
+// answer them in.
+func (l *durableLog) failSentOff(ctx actor.Context, detail string) {
+	for _, s := range l.sent {
+		if s.claim() {
+			for _, h := range s.replies {
+				ctx.Send(h.to, l.failed(h.reply, detail))
+			}
+		}
+	}
+	l.sent = nil
 }
 
 // failAll answers every held reply with its failure form.
@@ -529,8 +557,10 @@ type shell interface {
 // was this activation's own and succeeded, so the shell goes on with what
 // follows a durable write.
 func appendAnswered(ctx actor.Context, s shell, c *restartCarry, l *durableLog, m *appendDone) bool {
-	for _, h := range m.unanswered { // of this activation or an earlier one
-		ctx.Send(h.to, l.failed(h.reply, journalFailureDetail(m.err)))
+	if m.err != nil && m.sent.claim() { // of this activation or an earlier one
+		for _, h := range m.sent.replies {
+			ctx.Send(h.to, l.failed(h.reply, journalFailureDetail(m.err)))
+		}
 	}
 	if held, done, consumed := c.opened(m); consumed {
 		if done {

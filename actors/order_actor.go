@@ -201,6 +201,7 @@ func (a *orderActor) Receive(ctx actor.Context) {
 		a.stopTimers()
 		a.idle.stop()
 	case *actor.Stopping:
+		a.log.failSentOff(ctx, "order actor stopped")
 		a.failAll(ctx, "order actor stopped")
 		a.stopTimers()
 		a.idle.stop()

@@ -146,6 +146,7 @@ func (a *skuActor) Receive(ctx actor.Context) {
 		a.stopSweep()
 		a.idle.stop()
 	case *actor.Stopping:
+		a.log.failSentOff(ctx, "sku actor stopped")
 		a.log.failAll(ctx, "sku actor stopped")
 		a.stopSweep()
 		a.idle.stop()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -269,6 +270,42 @@ func TestCrashWithWriteInFlight(t *testing.T) {
 	}
 	if s := k.SKUState("A"); s.Reserved != 2 || s.Sequence != 2 {
 		t.Fatalf("journal: reserved %d at %d", s.Reserved, s.Sequence)
+	}
+}
+
+// An actor stopped while its write is in flight answers the reply that
+// left with the write at once, UNAVAILABLE, as it answers every reply it
+// still holds: if the write then fails, its notice finds no turn to answer
+// it in, and the caller must not wait out its timeout.
+func TestStopWithWriteInFlight(t *testing.T) {
+	k := testkit.New(t)
+	k.AskSKU("A", &pb.Restock{OpId: "r1", Quantity: 10})
+	k.Journal.Pause()
+	got := make(chan *pb.StockResult, 1)
+	go func() {
+		res, err := k.TryAskSKU("A", &pb.Restock{OpId: "r2", Quantity: 5})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- res
+	}()
+	waitFor(t, func() bool { return k.Journal.Pending() > 0 })
+	if err := k.System.Root.StopFuture(k.Registry.SKUPID("A")).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-got:
+		if r.GetOutcome() != pb.Outcome_OUTCOME_UNAVAILABLE || !strings.Contains(r.GetDetail(), "stopped") {
+			t.Fatalf("caller of the stopped actor got %v, want UNAVAILABLE naming the stop", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the caller of a stopped actor got no answer while its write was in flight")
+	}
+	k.Journal.FailNext(errors.New("disk gone"))
+	k.Journal.Resume()
+	waitFor(t, func() bool { return k.Journal.Pending() == 0 })
+	if v := k.AskSKU("A", &pb.GetStock{}).View; v.Available != 10 {
+		t.Fatalf("after the failed write: %d available, want 10", v.Available)
 	}
 }
 
