@@ -127,9 +127,19 @@ func TestOrderdWaitsForSpaceToOpen(t *testing.T) {
 	p := startInProcess(t, func(o *persistence.Options) {
 		o.FreeSpace = func(string) (uint64, error) { return free.Load(), nil }
 	})
-	body := p.waitFor("/readyz", http.StatusServiceUnavailable)
-	if detail, _ := body["detail"].(string); !strings.Contains(detail, "storage full") {
-		t.Fatalf("readyz on a too-full volume: %v, want the reason", body)
+	// The node says it is starting until its first attempt to open the
+	// journal has failed; from then on it says why.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body := p.waitFor("/readyz", http.StatusServiceUnavailable)
+		detail, _ := body["detail"].(string)
+		if strings.Contains(detail, "storage full") {
+			break
+		}
+		if !strings.Contains(detail, "starting") || time.Now().After(deadline) {
+			t.Fatalf("readyz on a too-full volume: %v, want the reason", body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if code, body := p.call("POST", "/v1/skus/S-1/restock", map[string]any{"quantity": 5}, true); code != 503 {
 		t.Fatalf("restock before the journal opens: %d %v, want 503", code, body)
