@@ -36,14 +36,13 @@ type durableLog struct {
 	durable   uint64   // last sequence the journal confirmed
 	buffer    [][]byte // encoded events after submitted
 	held      []heldReply
-	// offTurn counts the held replies handed to the appends in flight:
-	// each append's completion sends the replies that wait only for it
-	// straight from the journal's callback, a mailbox hop sooner than the
-	// actor's turn would (see flush). Until those appends are answered, a
-	// reply that is due at once is held too, so that replies still leave
-	// in order. sent are those appends' replies, in submission order.
-	offTurn int
-	sent    []*sentOff
+	// sent are the held replies handed to the appends in flight, in
+	// submission order: each append's completion sends the replies that
+	// wait only for it straight from the journal's callback, a mailbox
+	// hop sooner than the actor's turn would (see flush). Until those
+	// appends are answered, a reply that is due at once is held too, so
+	// that replies still leave in order.
+	sent []*sentOff
 	// inflight counts the appends of the current flush still unanswered:
 	// a buffer longer than the journal's AppendEventsMax goes out as
 	// several appends, answered in order.
@@ -96,7 +95,7 @@ type bornIdentity struct {
 	id  NewIdentity
 }
 
-// sentOff is the held replies that left with one append. Whoever claims
+// sentOff is the held replies that left with one append (see durableLog.sent). Whoever claims
 // them answers them, once: the append's completion when it succeeded;
 // the actor's turn when it failed, after the actor has dropped the state
 // that was not written, so that a caller's retry never meets it; or the
@@ -151,7 +150,7 @@ func (l *durableLog) start(ctx actor.Context, seq, snap uint64, wake int64, rewr
 	l.incarnation = incarnations.Add(1)
 	l.root, l.self = ctx.ActorSystem().Root, ctx.Self()
 	l.applied, l.submitted, l.durable, l.snapshotted = seq, seq, seq, snap
-	l.buffer, l.held, l.snapshotting, l.inflight, l.offTurn, l.sent = nil, nil, false, 0, 0, nil
+	l.buffer, l.held, l.snapshotting, l.inflight, l.sent = nil, nil, false, 0, nil
 	l.marks, l.born = l.marks[:0], nil
 	l.wake, l.durableWake = wake, wake
 	// An identity with no events recovered has no wake time stored that
@@ -213,7 +212,7 @@ func (l *durableLog) replyAt(ctx actor.Context, to *actor.PID, msg any, need uin
 	if to == nil || msg == nil {
 		return
 	}
-	if need <= l.durable && len(l.held) == 0 && l.offTurn == 0 {
+	if need <= l.durable && len(l.held) == 0 && len(l.sent) == 0 {
 		ctx.Send(to, msg)
 		return
 	}
@@ -244,7 +243,6 @@ func (l *durableLog) flush() {
 		if k > 0 {
 			sent = &sentOff{replies: l.held[:k:k]}
 			l.held = l.held[k:]
-			l.offTurn += k
 			l.sent = append(l.sent, sent)
 		}
 		done := func(err error) {
@@ -333,7 +331,6 @@ func (l *durableLog) appended(ctx actor.Context, m *appendDone) bool {
 	}
 	l.inflight--
 	if m.sent != nil && len(l.sent) > 0 && l.sent[0] == m.sent {
-		l.offTurn -= len(m.sent.replies)
 		l.sent[0] = nil
 		l.sent = l.sent[1:]
 	}

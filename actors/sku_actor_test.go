@@ -249,18 +249,11 @@ func TestCrashWithWriteInFlight(t *testing.T) {
 	k := testkit.New(t)
 	k.AskSKU("A", &pb.Restock{OpId: "r", Quantity: 10})
 	k.Journal.Pause()
-	got := make(chan *pb.StockResult, 1)
-	go func() {
-		res, err := k.TryAskSKU("A", &pb.ReserveStock{OrderId: "o2", Quantity: 2, DeadlineUnixNano: deadline(k)})
-		if err != nil {
-			t.Error(err)
-		}
-		got <- res
-	}()
+	inFlight := k.AskSKUAsync("A", &pb.ReserveStock{OrderId: "o2", Quantity: 2, DeadlineUnixNano: deadline(k)})
 	waitFor(t, func() bool { return k.Journal.Pending() > 0 })
 	k.CrashSKU("A")
 	k.Journal.Resume() // the write that was in flight lands now
-	if r := <-got; r.GetOutcome() != pb.Outcome_OUTCOME_APPLIED || r.View.Reserved != 2 {
+	if r := inFlight.Wait(); r.GetOutcome() != pb.Outcome_OUTCOME_APPLIED || r.View.Reserved != 2 {
 		t.Fatalf("caller waiting through a crash got %v, want its reservation", r)
 	}
 	waitFor(t, func() bool { return k.Journal.Pending() == 0 })
@@ -281,21 +274,14 @@ func TestStopWithWriteInFlight(t *testing.T) {
 	k := testkit.New(t)
 	k.AskSKU("A", &pb.Restock{OpId: "r1", Quantity: 10})
 	k.Journal.Pause()
-	got := make(chan *pb.StockResult, 1)
-	go func() {
-		res, err := k.TryAskSKU("A", &pb.Restock{OpId: "r2", Quantity: 5})
-		if err != nil {
-			t.Error(err)
-		}
-		got <- res
-	}()
+	inFlight := k.AskSKUAsync("A", &pb.Restock{OpId: "r2", Quantity: 5})
 	waitFor(t, func() bool { return k.Journal.Pending() > 0 })
 	if err := k.System.Root.StopFuture(k.Registry.SKUPID("A")).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case r := <-got:
-		if r.GetOutcome() != pb.Outcome_OUTCOME_UNAVAILABLE || !strings.Contains(r.GetDetail(), "stopped") {
+	case <-inFlight.Done():
+		if r := inFlight.Wait(); r.GetOutcome() != pb.Outcome_OUTCOME_UNAVAILABLE || !strings.Contains(r.GetDetail(), "stopped") {
 			t.Fatalf("caller of the stopped actor got %v, want UNAVAILABLE naming the stop", r)
 		}
 	case <-time.After(5 * time.Second):
